@@ -1,0 +1,46 @@
+"""Evaluation protocols: correlation with MOS/DMOS, BAPPS 2AFC and BAPPS JND mAP.
+
+Every protocol takes plain arrays of metric values and human labels and states the metric's direction
+explicitly (``higher_is_better_*`` or ``lower_is_better``).
+"""
+
+from __future__ import annotations
+
+from benchmarks.protocols.correlation import (
+    BootstrapCI,
+    CorrelationResult,
+    LogisticFit,
+    LogisticFitWarning,
+    bootstrap_srocc_ci,
+    evaluate_scores,
+    fit_logistic,
+    krcc,
+    logistic_4param,
+    logistic_5param,
+    plcc,
+    rmse,
+    srocc,
+)
+from benchmarks.protocols.jnd import jnd_map, jnd_precision_recall, voc_ap
+from benchmarks.protocols.two_afc import two_afc_score, two_afc_scores
+
+__all__ = [
+    "BootstrapCI",
+    "CorrelationResult",
+    "LogisticFit",
+    "LogisticFitWarning",
+    "bootstrap_srocc_ci",
+    "evaluate_scores",
+    "fit_logistic",
+    "jnd_map",
+    "jnd_precision_recall",
+    "krcc",
+    "logistic_4param",
+    "logistic_5param",
+    "plcc",
+    "rmse",
+    "srocc",
+    "two_afc_score",
+    "two_afc_scores",
+    "voc_ap",
+]
