@@ -1,0 +1,144 @@
+"""Efficacy scores: how human-like each channel's tuning is (scores stage of the PE analysis).
+
+Every score maps a layer's :class:`~pe_iqa.tuning.TuningCurves` to one number per channel, higher = more
+human-like. Scores are registered by name in :data:`EFFICACY_SCORES`, so a ranking can be asked for by
+score name and cached like PE (only the tuning curves are expensive; scores are recomputed on load).
+
+Perceptual Efficacy (the paper's Eq. 4–6)::
+
+    μ1_m = Σ_f CSF(f) · |∂a_m/∂f|           (frequency sensitivity where humans are sensitive)
+    μ2_m = Σ_θ (a_m(θ) − max_θ a_m(θ))²      (orientation selectivity at the CSF peak frequency)
+    PE_m = μ1_m · μ2_m / (Σ_m μ1_m · Σ_m μ2_m)
+
+``∂a/∂f`` uses second-order central finite differences on the (non-uniform, log-spaced) frequency grid,
+one-sided at the ends. Degenerate channels (dead ReLU, constant response) get 0, never NaN.
+
+The controls ``mu1``, ``mu2`` (each factor alone) and ``magnitude`` (mean absolute grating response) are
+registered here too: PE has to beat them to mean more than "this channel responds strongly".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .csf import get_csf
+from .tuning import AnalysisConfig, TuningCurves
+
+__all__ = [
+    "EFFICACY_SCORES",
+    "frequency_sensitivity",
+    "orientation_selectivity",
+    "perceptual_efficacy",
+    "register_score",
+]
+
+ScoreFn = Callable[[TuningCurves, AnalysisConfig], torch.Tensor]
+
+
+def frequency_sensitivity(tuning: TuningCurves, csf: str = "mannos_sakrison") -> torch.Tensor:
+    """``μ1_m = Σ_f CSF(f) · |∂a_m/∂f|`` for every channel.
+
+    Args:
+        tuning: tuning curves of one layer, ``response_f`` of shape ``(M, F)``.
+        csf: CSF model name.
+
+    Returns:
+        ``(M,)`` non-negative float64.
+    """
+    freqs = tuning.frequencies.to(torch.float64)
+    response = tuning.response_f.to(torch.float64)
+    (slope,) = torch.gradient(response, spacing=(freqs,), dim=1)
+    weights = get_csf(csf)(freqs)
+    return _finite((weights[None, :] * slope.abs()).sum(dim=1))
+
+
+def orientation_selectivity(tuning: TuningCurves) -> torch.Tensor:
+    """``μ2_m = Σ_θ (a_m(θ) − max_θ a_m(θ))²`` for every channel.
+
+    Args:
+        tuning: tuning curves of one layer, ``response_theta`` of shape ``(M, T)``.
+
+    Returns:
+        ``(M,)`` non-negative float64 (0 for an orientation-blind channel).
+    """
+    response = tuning.response_theta.to(torch.float64)
+    return _finite(((response - response.max(dim=1, keepdim=True).values) ** 2).sum(dim=1))
+
+
+def perceptual_efficacy(tuning: TuningCurves, csf: str = "mannos_sakrison") -> torch.Tensor:
+    """Perceptual Efficacy ``PE_m = μ1_m μ2_m / (Σμ1 · Σμ2)`` of every channel of a layer.
+
+    Args:
+        tuning: tuning curves of one layer.
+        csf: CSF model name.
+
+    Returns:
+        ``(M,)`` float64 in ``[0, 1]``; all zeros if every channel is degenerate.
+
+    References:
+        Perceptual Efficacy channel selection for deep-feature distances (the paper this package implements),
+        Eq. 4–6; the CSF from J. L. Mannos and D. J. Sakrison, IEEE Trans. IT 20(4), 1974.
+    """
+    return _normalised_product(frequency_sensitivity(tuning, csf), orientation_selectivity(tuning))
+
+
+def tie_break_score(tuning: TuningCurves, csf: str = "mannos_sakrison") -> torch.Tensor:
+    """Secondary key that orders channels PE cannot tell apart: ``μ1/Σμ1 + μ2/Σμ2``.
+
+    Channels with PE = 0 (often silent for every oriented grating in deep layers) still differ in how much
+    of the layer's frequency sensitivity they carry; this sum ranks them by it, then by μ2.
+    """
+    mu1, mu2 = frequency_sensitivity(tuning, csf), orientation_selectivity(tuning)
+    return _safe_share(mu1) + _safe_share(mu2)
+
+
+def _safe_share(values: torch.Tensor) -> torch.Tensor:
+    total = values.sum()
+    return values / total if float(total) > 0 else torch.zeros_like(values)
+
+
+def _normalised_product(mu1: torch.Tensor, mu2: torch.Tensor) -> torch.Tensor:
+    return _finite(_safe_share(mu1) * _safe_share(mu2))
+
+
+def _finite(values: torch.Tensor) -> torch.Tensor:
+    return torch.where(torch.isfinite(values), values, torch.zeros_like(values))
+
+
+EFFICACY_SCORES: dict[str, ScoreFn] = {
+    "pe": lambda tuning, config: perceptual_efficacy(tuning, config.csf),
+    "mu1": lambda tuning, config: frequency_sensitivity(tuning, config.csf),
+    "mu2": lambda tuning, config: orientation_selectivity(tuning),
+    "magnitude": lambda tuning, config: tuning.magnitude(),
+}
+
+
+def register_score(name: str, fn: ScoreFn, override: bool = False) -> None:
+    """Register an efficacy score under ``name`` so rankings can be requested by it.
+
+    Args:
+        name: the score's name (e.g. ``"pe_selectivity"``).
+        fn: ``fn(tuning, config) -> (M,)`` tensor, higher = more human-like.
+        override: replace an existing score of that name.
+
+    Raises:
+        ValueError: if ``name`` is taken and ``override`` is false.
+    """
+    if name in EFFICACY_SCORES and not override:
+        raise ValueError(f"efficacy score {name!r} is already registered")
+    EFFICACY_SCORES[name] = fn
+
+
+def compute_score(name: str, tuning: TuningCurves, config: AnalysisConfig) -> torch.Tensor:
+    """Evaluate the registered score ``name`` on ``tuning``.
+
+    Raises:
+        ValueError: if the score is unknown.
+    """
+    try:
+        fn = EFFICACY_SCORES[name]
+    except KeyError:
+        raise ValueError(f"score must be one of {sorted(EFFICACY_SCORES)}, got {name!r}") from None
+    return _finite(fn(tuning, config).to(torch.float64))

@@ -1,0 +1,184 @@
+"""Tuning curves: each channel's spatially averaged response to radial and oriented gratings.
+
+This is the measurement stage of the PE analysis (stimuli → activations). :class:`AnalysisConfig` fixes the
+viewing condition and the stimulus set; :func:`measure_tuning` runs a :class:`~pe_iqa.backbones.Backbone`
+over the gratings in batches (no autograd) and returns one :class:`TuningCurves` per layer:
+
+* ``a(f)`` — response to concentric-ring gratings of frequency ``f`` (cycles/degree), averaged over space
+  and over ``n_phases`` phases, for ``n_frequencies`` log-spaced frequencies in ``[f_min, f_max]``;
+* ``a(θ)`` — response to straight gratings at the CSF peak frequency and ``n_orientations`` orientations
+  evenly spaced in ``[0, π)``, averaged the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from .backbones import Backbone
+from .csf import csf_peak_frequency, get_csf
+from .stimuli import ViewingCondition, oriented_gratings, radial_gratings
+
+__all__ = ["AnalysisConfig", "TuningCurves", "measure_tuning"]
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Everything that defines a PE analysis besides the network.
+
+    Attributes:
+        pixels_per_degree: viewing condition (see :mod:`pe_iqa.stimuli` for why 64 is the default).
+        size: stimulus side in pixels.
+        f_min: lowest radial frequency, cycles/degree.
+        f_max: highest radial frequency, cycles/degree (must stay below Nyquist, ``pixels_per_degree/2``).
+        n_frequencies: number of log-spaced radial frequencies.
+        n_orientations: number of orientations in ``[0, π)``.
+        n_phases: phases averaged per frequency/orientation.
+        contrast: Michelson contrast of every grating.
+        csf: CSF model name (see :data:`pe_iqa.csf.CSF_MODELS`).
+        orientation_freq: frequency of the oriented gratings in cpd; ``None`` = the CSF's peak (Mannos–Sakrison's
+            peak for the ``flat`` CSF, which has none).
+    """
+
+    pixels_per_degree: float = 64.0
+    size: int = 224
+    f_min: float = 0.5
+    f_max: float = 16.0
+    n_frequencies: int = 48
+    n_orientations: int = 36
+    n_phases: int = 4
+    contrast: float = 0.5
+    csf: str = "mannos_sakrison"
+    orientation_freq: float | None = None
+
+    def __post_init__(self) -> None:
+        viewing = self.viewing  # validates pixels_per_degree and size
+        if not 0 < self.f_min < self.f_max:
+            raise ValueError(f"need 0 < f_min < f_max, got f_min={self.f_min}, f_max={self.f_max}")
+        if self.f_max >= viewing.nyquist_cpd:
+            raise ValueError(f"f_max={self.f_max} cpd must be below Nyquist ({viewing.nyquist_cpd} cpd)")
+        if self.n_frequencies < 3:
+            raise ValueError(f"n_frequencies must be >= 3 for finite differences, got {self.n_frequencies}")
+        if self.n_orientations < 2:
+            raise ValueError(f"n_orientations must be >= 2, got {self.n_orientations}")
+        get_csf(self.csf)  # validates the name
+
+    @property
+    def viewing(self) -> ViewingCondition:
+        """The :class:`~pe_iqa.stimuli.ViewingCondition` of the stimuli."""
+        return ViewingCondition(self.pixels_per_degree, self.size)
+
+    def frequencies(self) -> torch.Tensor:
+        """Radial frequencies (cpd), shape ``(F,)``, float64, log-spaced."""
+        return torch.logspace(
+            torch.log10(torch.tensor(self.f_min, dtype=torch.float64)),
+            torch.log10(torch.tensor(self.f_max, dtype=torch.float64)),
+            self.n_frequencies,
+            dtype=torch.float64,
+        )
+
+    def orientations(self) -> torch.Tensor:
+        """Orientations (radians), shape ``(T,)``, float64, evenly spaced in ``[0, π)``."""
+        return torch.arange(self.n_orientations, dtype=torch.float64) * (torch.pi / self.n_orientations)
+
+    def peak_frequency(self) -> float:
+        """Frequency (cpd) of the oriented gratings."""
+        if self.orientation_freq is not None:
+            return float(self.orientation_freq)
+        model = "mannos_sakrison" if self.csf == "flat" else self.csf
+        return csf_peak_frequency(get_csf(model))
+
+    def key(self) -> str:
+        """A 12-hex-digit identity of the configuration (part of every ranking's cache key)."""
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+@dataclass
+class TuningCurves:
+    """Measured responses of the channels of one layer.
+
+    Attributes:
+        frequencies: radial frequencies in cpd, ``(F,)``.
+        response_f: ``a_m(f)``, ``(M, F)``.
+        orientations: orientations in radians, ``(T,)``.
+        response_theta: ``a_m(θ)`` at the CSF peak frequency, ``(M, T)``.
+    """
+
+    frequencies: torch.Tensor
+    response_f: torch.Tensor
+    orientations: torch.Tensor
+    response_theta: torch.Tensor
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.response_f.shape[0])
+
+    def magnitude(self) -> torch.Tensor:
+        """Mean absolute response of each channel over all stimuli, ``(M,)``."""
+        return torch.cat([self.response_f, self.response_theta], dim=1).abs().mean(dim=1)
+
+
+def _mean_responses(
+    backbone: Backbone, images: torch.Tensor, n_phases: int, batch_size: int, device: torch.device
+) -> dict[str, torch.Tensor]:
+    chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in backbone.layers}
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start:start + batch_size].to(device)
+        for layer, act in backbone(batch).items():
+            chunks[layer].append(act.float().mean(dim=(2, 3)).double().cpu())
+    result = {}
+    for layer, parts in chunks.items():
+        acts = torch.cat(parts)  # (S·P, M)
+        result[layer] = acts.view(-1, n_phases, acts.shape[1]).mean(dim=1).T.contiguous()  # (M, S)
+    return result
+
+
+def measure_tuning(
+    backbone: Backbone,
+    config: AnalysisConfig | None = None,
+    device: torch.device | str | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> dict[str, TuningCurves]:
+    """Measure ``a(f)`` and ``a(θ)`` for every channel of every tapped layer of ``backbone``.
+
+    Args:
+        backbone: a :class:`~pe_iqa.backbones.Backbone` (its taps are the layers analysed).
+        config: the stimulus set (default :class:`AnalysisConfig`).
+        device: where to run (default: the backbone's device).
+        batch_size: stimuli per forward pass, ``>= 1``.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        ``{layer: TuningCurves}`` with float64 CPU tensors.
+    """
+    config = config or AnalysisConfig()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    run_device = torch.device(device) if device is not None else backbone.mean.device
+    backbone = backbone.to(run_device)
+    freqs = config.frequencies()
+    thetas = config.orientations()
+    groups = [("radial", freqs), ("oriented", thetas)]
+    outputs: dict[str, dict[str, torch.Tensor]] = {}
+    with torch.inference_mode():
+        bar = tqdm(groups, desc=f"PE stimuli {backbone.spec.name}", disable=not progress, leave=False)
+        for kind, values in bar:
+            if kind == "radial":
+                images = radial_gratings(freqs, config.viewing, config.n_phases, config.contrast)
+            else:
+                images = oriented_gratings(
+                    config.peak_frequency(), thetas, config.viewing, config.n_phases, config.contrast
+                )
+            outputs[kind] = _mean_responses(backbone, images, config.n_phases, batch_size, run_device)
+            del images, values
+    return {
+        layer: TuningCurves(freqs, outputs["radial"][layer], thetas, outputs["oriented"][layer])
+        for layer in backbone.layers
+    }
