@@ -9,6 +9,7 @@ from .backbones import BACKBONES, Backbone, BackboneSpec, WeightsNotFoundError, 
 from .csf import CSF_MODELS, get_csf
 from .distance import DEFAULTS, PEDistance, PELoss, pe_distance
 from .efficacy import EFFICACY_SCORES, perceptual_efficacy, register_score
+from .presets import METRIC_PRESETS, create_preset
 from .ranking import ChannelRanking
 from .registry import get_ranking, get_rankings
 from .stimuli import ViewingCondition, oriented_gratings, radial_gratings
@@ -21,6 +22,7 @@ __all__ = [
     "CSF_MODELS",
     "DEFAULTS",
     "EFFICACY_SCORES",
+    "METRIC_PRESETS",
     "AnalysisConfig",
     "Backbone",
     "BackboneSpec",
@@ -31,6 +33,7 @@ __all__ = [
     "ViewingCondition",
     "WeightsNotFoundError",
     "__version__",
+    "create_preset",
     "get_csf",
     "get_ranking",
     "get_rankings",

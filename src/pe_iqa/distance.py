@@ -24,7 +24,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .backbones import Backbone, load_backbone
+from .backbones import Backbone, load_backbone, prune_deepest_tap
 from .input_checks import check_image_pair
 from .ranking import SUBSETS
 from .registry import get_rankings
@@ -35,9 +35,9 @@ __all__ = ["DEFAULTS", "PEDistance", "PELoss", "pe_distance"]
 #: Package defaults, chosen on the shared LIVE data (see README "Choosing the defaults").
 DEFAULTS: dict = {
     "backbone": "alexnet",
-    "layers": ("relu1", "relu2"),
+    "layers": ("relu3",),
     "subset": "high",
-    "top_percent": 50.0,
+    "top_percent": 10.0,
     "channel_norm": True,
     "weighting": "uniform",
     "score": "pe",
@@ -64,6 +64,8 @@ class PEDistance(nn.Module):
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
         data_range: maximum of the input range (``1.0`` for ``[0, 1]``).
         check_range: validate the value range (one host sync per call).
+        prune: compute only the selected channels of the deepest layer (same result, less work; see
+            :func:`~pe_iqa.backbones.prune_deepest_tap`). The given backbone is never modified.
         device: where to place the module.
 
     Example:
@@ -90,6 +92,7 @@ class PEDistance(nn.Module):
         reduction: str = "mean",
         data_range: float = 1.0,
         check_range: bool = True,
+        prune: bool = True,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
@@ -113,7 +116,6 @@ class PEDistance(nn.Module):
                 layers = DEFAULTS["layers"]
             net = load_backbone(backbone, layers, weights=weights, device=device)
             layers = net.layers
-        self.backbone = net
         self.layers = tuple(layers)
         self.subset, self.top_percent, self.score = subset, float(top_percent), score
         self.channel_norm, self.weighting, self.reduction = bool(channel_norm), weighting, reduction
@@ -126,6 +128,10 @@ class PEDistance(nn.Module):
             self.register_buffer(f"_channels_{index}", channels, persistent=False)
             self.register_buffer(f"_weights_{index}", self._channel_weights(ranking.score[channels]),
                                  persistent=False)
+        pruned = prune_deepest_tap(net, channels) if prune and subset != "all" else None
+        #: whether a layer's backbone output already holds only its selected channels (in selection order)
+        self._preselected = tuple(pruned is not None and i == len(self.layers) - 1 for i in range(len(self.layers)))
+        self.backbone = pruned if pruned is not None else net
         if device is not None:
             self.to(device)
 
@@ -161,7 +167,10 @@ class PEDistance(nn.Module):
         out = self.backbone(images)
         result = []
         for index, layer in enumerate(self.layers):
-            feats = out[layer].index_select(1, getattr(self, f"_channels_{index}")).float()
+            feats = out[layer]
+            if not self._preselected[index]:
+                feats = feats.index_select(1, getattr(self, f"_channels_{index}"))
+            feats = feats.float()
             if self.channel_norm:
                 norm = torch.sqrt(feats.pow(2).sum(dim=1, keepdim=True) + _NORM_EPS**2)
                 feats = feats / (norm + _NORM_EPS)
