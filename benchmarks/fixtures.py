@@ -290,9 +290,7 @@ def make_live_tree(
                 counters[dist_type] += 1
                 dist_rel = f"{dist_type}/img{counters[dist_type]}.bmp"
                 dmos = float(dmos_values[len(rows)])
-                rows.append(
-                    {"ref_name": ref_rel, "dist_name": dist_rel, "dist_type": dist_type, "dmos": dmos}
-                )
+                rows.append({"ref_name": ref_rel, "dist_name": dist_rel, "dist_type": dist_type, "dmos": dmos})
                 if not ref_written:
                     continue
                 write = candidate not in skip_dist

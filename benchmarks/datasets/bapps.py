@@ -147,8 +147,7 @@ class BappsIndex:
         missing = ", ".join(self.missing_subsets) or "none"
         n_req = len(self.records) + len(self.missing_subsets)
         return (
-            f"BAPPS {self.kind}/{self.split}: {len(self.records)}/{n_req} subsets found "
-            f"[{found}]; missing: {missing}"
+            f"BAPPS {self.kind}/{self.split}: {len(self.records)}/{n_req} subsets found [{found}]; missing: {missing}"
         )
 
 
@@ -236,8 +235,7 @@ def _load_index(
             )
     if not records:
         raise FileNotFoundError(
-            f"none of the BAPPS {kind}/{split} subsets {list(subsets)} was found under "
-            f"{data_root / kind / split}"
+            f"none of the BAPPS {kind}/{split} subsets {list(subsets)} was found under {data_root / kind / split}"
         )
     return BappsIndex(
         kind=kind,
@@ -414,9 +412,7 @@ def make_bapps_loader(
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
         raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory
-    )
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory)
 
 
 def _flat(values: object, n: int, name: str) -> np.ndarray:

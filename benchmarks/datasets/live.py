@@ -236,9 +236,7 @@ def load_live_index(
         try:
             value = float(row[label_column])
         except ValueError as exc:
-            raise ValueError(
-                f"{labels_path}:{line}: {label_column}={row[label_column]!r} is not a number"
-            ) from exc
+            raise ValueError(f"{labels_path}:{line}: {label_column}={row[label_column]!r} is not a number") from exc
         if not math.isfinite(value):
             raise ValueError(f"{labels_path}:{line}: {label_column} is not finite")
         dist_type = row.get("dist_type", "").strip() or dist_rel.split("/")[0]
@@ -288,9 +286,7 @@ class LiveDataset(Dataset):
         elif isinstance(index, Sequence) and all(isinstance(r, LiveRecord) for r in index):
             records = tuple(index)
         else:
-            raise TypeError(
-                f"index must be a LiveIndex or a sequence of LiveRecord, got {type(index).__name__}"
-            )
+            raise TypeError(f"index must be a LiveIndex or a sequence of LiveRecord, got {type(index).__name__}")
         self.records: tuple[LiveRecord, ...] = records
         self._sizes: list[tuple[int, int]] | None = None
 
@@ -346,9 +342,7 @@ class SizeGroupedBatchSampler(Sampler[list[int]]):
         ValueError: If ``batch_size`` is not a positive int.
     """
 
-    def __init__(
-        self, sizes: Sequence[object], batch_size: int, shuffle: bool = False, seed: int = 0
-    ) -> None:
+    def __init__(self, sizes: Sequence[object], batch_size: int, shuffle: bool = False, seed: int = 0) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         groups: dict[object, list[int]] = defaultdict(list)

@@ -107,6 +107,8 @@ def srocc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> f
         ValueError: If the inputs are not 1-D, differ in length, have fewer than 2 elements or are not finite.
     """
     xa, ya = _as_pair(x, y)
+    if np.ptp(xa) == 0 or np.ptp(ya) == 0:
+        return math.nan
     return float(stats.spearmanr(xa, ya)[0])
 
 
@@ -124,6 +126,8 @@ def krcc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> fl
         ValueError: If the inputs are not 1-D, differ in length, have fewer than 2 elements or are not finite.
     """
     xa, ya = _as_pair(x, y)
+    if np.ptp(xa) == 0 or np.ptp(ya) == 0:
+        return math.nan
     return float(stats.kendalltau(xa, ya)[0])
 
 
@@ -163,9 +167,7 @@ def rmse(prediction: Sequence[float] | np.ndarray, target: Sequence[float] | np.
     return float(np.sqrt(np.mean((pa - ta) ** 2)))
 
 
-def logistic_5param(
-    x: np.ndarray | float, b1: float, b2: float, b3: float, b4: float, b5: float
-) -> np.ndarray | float:
+def logistic_5param(x: np.ndarray | float, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray | float:
     """5-parameter logistic of Sheikh et al. (2006): ``b1*(0.5 - 1/(1+exp(b2*(x-b3)))) + b4*x + b5``.
 
     Args:
