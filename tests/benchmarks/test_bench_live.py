@@ -156,3 +156,15 @@ def test_bad_inputs(tmp_path: Path, live_tree: LiveFixture) -> None:
         make_live_loader(dataset, num_workers=-1)
     with pytest.raises(TypeError, match="index must be"):
         LiveDataset([1, 2])  # type: ignore[list-item]
+
+
+def test_pyiqa_reads_the_same_rows(tmp_path: Path) -> None:
+    pytest.importorskip("pyiqa")
+    from pyiqa.data.general_fr_dataset import GeneralFRDataset
+
+    fixture = make_live_tree(tmp_path / "LIVEIQA_release2", layout="pyiqa", seed=2)
+    opt = {"dataroot_target": str(fixture.root), "meta_info_file": str(fixture.labels_path), "phase": "test"}
+    theirs = [(Path(ref), Path(dist), float(mos)) for ref, dist, mos in GeneralFRDataset(opt).paths_mos]
+    index = load_live_index(fixture.root)
+    ours = [(r.ref_path, r.dist_path, r.dmos) for r in index.records + index.missing_records]
+    assert sorted(ours) == sorted(theirs)

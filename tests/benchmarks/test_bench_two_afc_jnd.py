@@ -103,3 +103,40 @@ def test_jnd_validation() -> None:
         jnd_map([1.0, 2.0], [1.0])
     with pytest.raises(TypeError, match="lower_is_better"):
         jnd_map([1.0], [1.0], lower_is_better=0)  # type: ignore[arg-type]
+
+
+class _FakeLoader:
+    """Stands in for LPIPS' CustomDatasetDataLoader: ``load_data()`` yields batches of dicts."""
+
+    def __init__(self, batches: list[dict[str, torch.Tensor]]) -> None:
+        self.batches = batches
+
+    def load_data(self) -> list[dict[str, torch.Tensor]]:
+        return self.batches
+
+
+def test_agrees_with_upstream_lpips_scoring() -> None:
+    lpips = pytest.importorskip("lpips")
+    rng = np.random.default_rng(11)
+    n = 120
+    d0 = rng.uniform(size=n)
+    d1 = np.where(rng.uniform(size=n) < 0.1, d0, rng.uniform(size=n))  # some ties
+    h = rng.integers(0, 6, size=n) / 5.0
+    batches = [
+        {"ref": torch.zeros(k.size), "p0": torch.as_tensor(a), "p1": torch.as_tensor(b), "judge": torch.as_tensor(k)}
+        for a, b, k in zip(np.split(d0, 4), np.split(d1, 4), np.split(h, 4), strict=True)
+    ]
+    upstream_2afc, _ = lpips.score_2afc_dataset(_FakeLoader(batches), lambda ref, p: p)
+    assert two_afc_score(d0, d1, h) == pytest.approx(upstream_2afc, abs=1e-12)
+
+    d = rng.permutation(n) / n + rng.uniform(0, 1e-3, n)  # distinct distances
+    same = rng.uniform(size=n)
+    batches = [
+        {"p0": torch.as_tensor(a), "p1": torch.zeros(a.size), "same": torch.as_tensor(s)}
+        for a, s in zip(np.split(d, 4), np.split(same, 4), strict=True)
+    ]
+    upstream_map, _ = lpips.score_jnd_dataset(_FakeLoader(batches), lambda p0, p1: p0)
+    assert jnd_map(d, same) == pytest.approx(upstream_map, abs=1e-12)
+    assert voc_ap([0.2, 0.5, 0.9], [0.9, 0.4, 0.6]) == pytest.approx(
+        lpips.voc_ap(np.array([0.2, 0.5, 0.9]), np.array([0.9, 0.4, 0.6]))
+    )
