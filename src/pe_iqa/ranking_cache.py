@@ -111,6 +111,7 @@ def write_entry(directory: Path, key: RankingKey, config: AnalysisConfig, tuning
     target = directory / key.filename()
     fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; cache and shipped files are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(document, handle, separators=(",", ":"))
             handle.flush()
