@@ -333,7 +333,8 @@ class Backbone(nn.Module):
         Returns:
             ``{layer: (N, C_layer, H_layer, W_layer)}`` for each layer in :attr:`layers`.
         """
-        x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+        images = images.to(self.mean.dtype)  # float64/half inputs with a float32 network (or the reverse)
+        x = (images - self.mean) / self.std
         out = self.extractor(x)
         if isinstance(out, dict):
             return {layer: out[layer] for layer in self.layers}
