@@ -128,7 +128,9 @@ class PEDistance(nn.Module):
             self.register_buffer(f"_channels_{index}", channels, persistent=False)
             self.register_buffer(f"_weights_{index}", self._channel_weights(ranking.score[channels]),
                                  persistent=False)
-        pruned = prune_deepest_tap(net, channels) if prune and subset != "all" else None
+        # prune only when the last compared layer is the backbone's deepest tap (a given Backbone may tap deeper)
+        can_prune = prune and subset != "all" and net.layers[-1] == self.layers[-1]
+        pruned = prune_deepest_tap(net, channels) if can_prune else None
         #: whether a layer's backbone output already holds only its selected channels (in selection order)
         self._preselected = tuple(pruned is not None and i == len(self.layers) - 1 for i in range(len(self.layers)))
         self.backbone = pruned if pruned is not None else net
