@@ -255,11 +255,25 @@ def _build_timm(model_name: str, weights: str) -> nn.Module:
         return timm.create_model(model_name, pretrained=True, **kwargs)
     except Exception as error:
         raise WeightsNotFoundError(
-            f"could not load pretrained timm weights for {model_name!r}: offline and not in the Hugging Face "
-            f"cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')}). Put the weights file somewhere local "
+            f"could not load pretrained timm weights for {model_name!r}: offline and not cached; expected "
+            f"{_timm_expected_weights(model_name)}. Put the weights file somewhere local "
             f"and pass weights='/path/to/file.pth' (loaded with pretrained_cfg_overlay=dict(file=...)), or "
             f"weights='random'. Cause: {type(error).__name__}: {error}"
         ) from error
+
+
+def _timm_expected_weights(model_name: str) -> str:
+    """Where timm looks for the pretrained weights of ``model_name`` (for error messages)."""
+    import timm
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    if cfg is not None and cfg.hf_hub_id:
+        filename = cfg.hf_hub_filename or "model.safetensors or pytorch_model.bin"
+        return f"{filename} of the Hugging Face repo {cfg.hf_hub_id} in the hub cache {HF_HUB_CACHE}"
+    if cfg is not None and cfg.url:
+        return f"the file {os.path.basename(cfg.url)} at {_hub_checkpoint_path(cfg.url)}"
+    return f"a pretrained config for {model_name!r} (timm has none)"
 
 
 def _timm_spec(name: str) -> BackboneSpec:
