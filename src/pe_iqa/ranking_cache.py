@@ -139,12 +139,11 @@ def read_entry(path: Path, key: RankingKey) -> TuningCurves:
         CacheEntryError: if the file is unreadable JSON, has another format version, another key, or a
             checksum that does not match its payload.
     """
-    text = Path(path).read_text(encoding="utf-8")
     try:
-        document = json.loads(text)
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
         payload = document["payload"]
         checksum = document["checksum"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
         raise CacheEntryError(f"{path}: not a pe-iqa cache entry ({error})") from error
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         version = payload.get("format_version") if isinstance(payload, dict) else None
