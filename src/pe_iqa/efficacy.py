@@ -13,6 +13,11 @@ Perceptual Efficacy (the paper's Eq. 4–6)::
 ``∂a/∂f`` uses second-order central finite differences on the (non-uniform, log-spaced) frequency grid,
 one-sided at the ends. Degenerate channels (dead ReLU, constant response) get 0, never NaN.
 
+Noise floor: activations are float32, so a channel whose response is constant across gratings still shows
+differences of ~1e-7 of its level, giving μ values ~1e-14 of the layer's largest. μ1 and μ2 values below
+``NOISE_FLOOR = 1e-9`` times the layer's maximum are set to exactly 0, so such channels tie (and are ordered
+by the documented secondary keys) instead of being ordered by rounding noise.
+
 The controls ``mu1``, ``mu2`` (each factor alone) and ``magnitude`` (mean absolute grating response) are
 registered here too: PE has to beat them to mean more than "this channel responds strongly".
 """
@@ -51,7 +56,7 @@ def frequency_sensitivity(tuning: TuningCurves, csf: str = "mannos_sakrison") ->
     response = tuning.response_f.to(torch.float64)
     (slope,) = torch.gradient(response, spacing=(freqs,), dim=1)
     weights = get_csf(csf)(freqs)
-    return _finite((weights[None, :] * slope.abs()).sum(dim=1))
+    return _floor_noise(_finite((weights[None, :] * slope.abs()).sum(dim=1)))
 
 
 def orientation_selectivity(tuning: TuningCurves) -> torch.Tensor:
@@ -64,7 +69,7 @@ def orientation_selectivity(tuning: TuningCurves) -> torch.Tensor:
         ``(M,)`` non-negative float64 (0 for an orientation-blind channel).
     """
     response = tuning.response_theta.to(torch.float64)
-    return _finite(((response - response.max(dim=1, keepdim=True).values) ** 2).sum(dim=1))
+    return _floor_noise(_finite(((response - response.max(dim=1, keepdim=True).values) ** 2).sum(dim=1)))
 
 
 def perceptual_efficacy(tuning: TuningCurves, csf: str = "mannos_sakrison") -> torch.Tensor:
@@ -101,6 +106,17 @@ def _safe_share(values: torch.Tensor) -> torch.Tensor:
 
 def _normalised_product(mu1: torch.Tensor, mu2: torch.Tensor) -> torch.Tensor:
     return _finite(_safe_share(mu1) * _safe_share(mu2))
+
+
+NOISE_FLOOR = 1e-9
+
+
+def _floor_noise(values: torch.Tensor) -> torch.Tensor:
+    """Zero the values below ``NOISE_FLOOR`` × the layer maximum (float32 rounding, not tuning)."""
+    if values.numel() == 0:
+        return values
+    threshold = NOISE_FLOOR * values.max()
+    return torch.where(values > threshold, values, torch.zeros_like(values))
 
 
 def _finite(values: torch.Tensor) -> torch.Tensor:
@@ -142,3 +158,4 @@ def compute_score(name: str, tuning: TuningCurves, config: AnalysisConfig) -> to
     except KeyError:
         raise ValueError(f"score must be one of {sorted(EFFICACY_SCORES)}, got {name!r}") from None
     return _finite(fn(tuning, config).to(torch.float64))
+
