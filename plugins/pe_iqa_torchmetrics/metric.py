@@ -1,0 +1,186 @@
+"""The PE feature distance as a TorchMetrics ``Metric`` (``torchmetrics.image.lpip`` counterpart)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics.metric import Metric
+from torchmetrics.utilities import dim_zero_cat
+from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
+
+from .distance_options import build_distance, split_distance_options
+
+__all__ = ["PEFeatureDistance"]
+
+_DISTANCE_PREFIX = "distance."
+
+
+class PEFeatureDistance(Metric):
+    """PE-selected deep-feature distance (lower = more similar), accumulated over batches.
+
+    Wraps a :class:`pe_iqa.distance.PEDistance` built by :func:`pe_iqa.presets.create_preset` (so scores equal
+    the core's). By default the metric keeps two scalar states, the sum of per-image scores and the image count,
+    so memory is constant and a DDP sync is two all-reduces; :meth:`compute` returns their ratio, the mean over
+    all images seen. With ``per_sample=True`` it keeps every per-image score (a ``"cat"`` state) and
+    :meth:`compute` returns the ``(N,)`` scores in update order (rank order under DDP).
+
+    The distance network is configuration, not state: it is frozen (``requires_grad=False``), moves with
+    ``.to(device)``, and is left out of :meth:`state_dict` (which holds only the metric states, and only after
+    ``persistent(True)``); :meth:`load_state_dict` never changes it. Note that TorchMetrics' own LPIPS metric does
+    save its network. As for every TorchMetrics metric, ``.half()``/``.float()``/``.double()`` are no-ops;
+    :meth:`set_dtype` casts the states and the network's floating-point tensors (channel indices stay integer).
+
+    As input to ``forward`` and ``update``:
+
+    - ``preds`` (:class:`~torch.Tensor`): distorted images ``(N, 3, H, W)`` or ``(N, 1, H, W)``, float in
+      ``[0, data_range]``
+    - ``target`` (:class:`~torch.Tensor`): reference images, same shape and device
+
+    As output of ``forward`` and ``compute``: a scalar mean distance, or ``(N,)`` scores with ``per_sample=True``.
+
+    Args:
+        metric: a preset of :data:`pe_iqa.presets.METRIC_PRESETS` (``"pe_alex"``, ``"pe_vgg"``, ``"pe_alex_f"``)
+            or ``None`` for :data:`pe_iqa.distance.DEFAULTS`.
+        per_sample: keep and return every per-image score instead of the running mean.
+        kwargs: :class:`~pe_iqa.distance.PEDistance` options replacing the preset's (``backbone`` — a name or a
+            loaded :class:`~pe_iqa.backbones.Backbone` to share —, ``layers``, ``weights``, ``subset``,
+            ``top_percent``, ``channel_norm``, ``weighting``, ``score``, ``config``, ``data_range``,
+            ``check_range``, ``prune``); all other keyword arguments go to :class:`~torchmetrics.Metric`
+            (``compute_on_cpu``, ``sync_on_compute``, ``dist_sync_on_step``, ``process_group`` …).
+
+    Raises:
+        TypeError: ``per_sample`` is not a bool, ``reduction``/``device`` is passed, or an option has the wrong
+            type.
+        ValueError: unknown preset or invalid distance option; unknown ``Metric`` keyword argument.
+
+    Example:
+        >>> import torch
+        >>> from pe_iqa_torchmetrics import PEFeatureDistance
+        >>> options = {"weights": "random", "layers": ["relu1"], "top_percent": 25}  # no weight files needed
+        >>> metric = PEFeatureDistance("pe_alex", **options)
+        >>> preds, target = torch.rand(4, 3, 64, 64), torch.rand(4, 3, 64, 64)
+        >>> metric.update(preds, target)
+        >>> metric.update(target, target)  # identical images score 0
+        >>> bool(metric.compute() > 0), int(metric.total)
+        (True, 8)
+        >>> per_image = PEFeatureDistance("pe_alex", per_sample=True, **options)
+        >>> per_image(target, target)
+        tensor([0., 0., 0., 0.])
+        >>> len(metric.state_dict())  # no network weights; the states are saved after metric.persistent(True)
+        0
+    """
+
+    is_differentiable: bool = True
+    higher_is_better: bool = False
+    full_state_update: bool = False
+    plot_lower_bound: float = 0.0
+
+    sum_scores: Tensor
+    total: Tensor
+    scores: list[Tensor]
+
+    def __init__(self, metric: str | None = "pe_alex", per_sample: bool = False, **kwargs) -> None:
+        distance_kwargs, metric_kwargs = split_distance_options(kwargs)
+        super().__init__(**metric_kwargs)
+        if not isinstance(per_sample, bool):
+            raise TypeError(f"per_sample must be a bool, got {type(per_sample).__name__}")
+        self.metric = metric
+        self.per_sample = per_sample
+        self.distance = build_distance(metric, distance_kwargs)
+        self.add_state("sum_scores", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
+        if per_sample:
+            self.add_state("scores", default=[], dist_reduce_fx="cat")
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        """Score a batch of (distorted, reference) pairs and add it to the states."""
+        scores = self.distance(preds, target).to(self.sum_scores.dtype)
+        self.sum_scores = self.sum_scores + scores.sum()
+        self.total = self.total + scores.numel()
+        if self.per_sample:
+            self.scores.append(scores)
+
+    def compute(self) -> Tensor:
+        """Mean distance over all images seen (``NaN`` before any update), or the ``(N,)`` per-image scores."""
+        if self.per_sample:
+            if isinstance(self.scores, list) and not self.scores:
+                return torch.zeros(0, dtype=self.sum_scores.dtype, device=self.sum_scores.device)
+            return dim_zero_cat(self.scores)
+        return self.sum_scores / self.total
+
+    def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: _AX_TYPE | None = None) -> _PLOT_OUT_TYPE:
+        """Plot one result or a sequence of results of ``forward``/``compute`` (default: :meth:`compute`).
+
+        Args:
+            val: a value returned by ``forward`` or ``compute``, or a list of them.
+            ax: a matplotlib axis to draw on.
+
+        Returns:
+            The figure and axis.
+
+        Raises:
+            ModuleNotFoundError: if matplotlib is not installed.
+
+        Example:
+            >>> import torch
+            >>> from pe_iqa_torchmetrics import PEFeatureDistance
+            >>> metric = PEFeatureDistance(weights="random", layers=["relu1"], top_percent=25)
+            >>> values = [metric(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)) for _ in range(3)]
+            >>> fig_, ax_ = metric.plot(values)
+        """
+        return self._plot(val, ax)
+
+    def set_dtype(self, dst_type: str | torch.dtype) -> PEFeatureDistance:
+        """Cast the metric states and the distance network's floating-point tensors to ``dst_type``.
+
+        Unlike ``Metric.set_dtype`` (which casts every tensor), integer tensors such as the selected channel
+        indices keep their dtype. Inputs are cast to the network's dtype; the distance head runs in float32.
+
+        Args:
+            dst_type: a floating-point ``torch.dtype`` or its name (``"float64"``, ``"torch.float64"``).
+
+        Raises:
+            TypeError, ValueError: ``dst_type`` is not a floating-point dtype.
+        """
+        dtype = getattr(torch, dst_type.removeprefix("torch."), None) if isinstance(dst_type, str) else dst_type
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"dst_type must be a torch.dtype or its name, got {dst_type!r}")
+        if not dtype.is_floating_point:
+            raise ValueError(f"dst_type must be a floating-point dtype, got {dtype}")
+
+        def cast_floating(tensor: Tensor) -> Tensor:
+            return tensor.to(dtype) if tensor.is_floating_point() else tensor
+
+        return self._apply(cast_floating)
+
+    def state_dict(self, destination: dict | None = None, prefix: str = "", keep_vars: bool = False) -> dict:
+        """The persistent metric states (see ``Metric.persistent``), without the distance network's weights."""
+        destination = super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        excluded = prefix + _DISTANCE_PREFIX
+        for key in [key for key in destination if key.startswith(excluded)]:
+            del destination[key]
+        metadata = getattr(destination, "_metadata", None)
+        if metadata is not None:
+            for key in [key for key in metadata if key == excluded[:-1] or key.startswith(excluded)]:
+                del metadata[key]
+        return destination
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict,
+        prefix: str,
+        local_metadata: dict,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # The network is configuration: feed its own tensors back so a state dict without them (as saved by
+        # state_dict above) loads strictly, and one with them (another checkpoint) cannot change the network.
+        for name, tensor in self.distance.state_dict(keep_vars=True).items():
+            state_dict[prefix + _DISTANCE_PREFIX + name] = tensor
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )

@@ -1,0 +1,1 @@
+"""Tests of the TorchMetrics and pyiqa adapter packages (``plugins/``)."""

@@ -1,0 +1,159 @@
+"""pyiqa adapter: registered presets score files and tensors exactly like the core, as metrics and as losses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("pyiqa")
+
+import pyiqa
+from PIL import Image
+from pyiqa.default_model_configs import DEFAULT_CONFIGS
+from pyiqa.utils.registry import ARCH_REGISTRY
+
+import pe_iqa_pyiqa
+from pe_iqa.presets import METRIC_PRESETS, create_preset
+from pe_iqa_pyiqa import PEDistanceArch, model_configs, register
+
+
+def _pairs(n: int, size: int = 64, sigma: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distorted, reference) 8-bit-exact images in [0, 1]: smooth references plus noise of std ``sigma``."""
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, size // 8, size // 8, generator=gen)
+    reference = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    distorted = (reference + sigma * torch.randn(n, 3, size, size, generator=gen)).clamp(0, 1)
+    return (distorted * 255).round() / 255, (reference * 255).round() / 255
+
+
+def _save_png(image: torch.Tensor, path) -> str:
+    array = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    Image.fromarray(np.ascontiguousarray(array)).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def images() -> tuple[torch.Tensor, torch.Tensor]:
+    return _pairs(2)
+
+
+def test_presets_are_listed_as_full_reference_metrics():
+    for name in METRIC_PRESETS:
+        assert name in pyiqa.list_models()
+        assert name in pyiqa.list_models(metric_mode="FR")
+        assert name not in pyiqa.list_models(metric_mode="NR")
+        config = DEFAULT_CONFIGS[name]
+        assert config["metric_mode"] == "FR" and config["lower_better"] is True
+        assert config["score_range"] == "0, 1"
+        assert config["metric_opts"] == {"type": "PEDistanceArch", "metric": name}
+
+
+@pytest.mark.parametrize("name", sorted(METRIC_PRESETS))
+def test_create_metric_on_files_and_tensors_equals_the_core(name, images, tmp_path):
+    distorted, reference = images
+    metric = pyiqa.create_metric(name, device="cpu")
+    assert isinstance(metric.net, PEDistanceArch)
+    assert metric.lower_better is True and metric.score_range == "0, 1" and metric.metric_mode == "FR"
+    with torch.no_grad():
+        expected = create_preset(name, reduction="none")(distorted, reference)
+
+    on_tensors = metric(distorted, reference)  # (distorted, reference), as every pyiqa FR metric
+    assert on_tensors.shape == (2,)
+    torch.testing.assert_close(on_tensors, expected, rtol=0, atol=1e-6)
+
+    for i in range(2):
+        dist_path = _save_png(distorted[i], tmp_path / f"dist{i}.png")
+        ref_path = _save_png(reference[i], tmp_path / f"ref{i}.png")
+        on_files = metric(dist_path, ref_path)
+        assert on_files.shape == (1,)
+        assert float(on_files) == pytest.approx(float(expected[i]), abs=1e-6)
+
+
+def test_scores_lie_in_the_stated_range():
+    metric = pyiqa.create_metric("pe_alex", device="cpu")
+    black, white = torch.zeros(1, 3, 64, 64), torch.ones(1, 3, 64, 64)
+    noise = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    low, high = (float(v) for v in metric.score_range.split(","))
+    for dist, ref in [(black, white), (white, black), (noise, black), (noise, torch.full_like(noise, 0.5))]:
+        score = float(metric(dist, ref))
+        assert low <= score <= high
+    assert float(metric(noise, noise)) == 0.0
+
+
+def test_as_loss_gives_gradients_to_the_input(images):
+    distorted, reference = images
+    loss_fn = pyiqa.create_metric("pe_alex", as_loss=True, device="cpu")
+    x = distorted.clone().requires_grad_(True)
+    loss = loss_fn(x, reference)
+    assert loss.ndim == 0  # mean over the batch (pyiqa's loss_reduction)
+    with torch.no_grad():
+        expected = create_preset("pe_alex")(distorted, reference)
+    assert float(loss.detach()) == pytest.approx(float(expected), abs=1e-6)
+    loss.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    overshoot = (x.detach() * 1.02).requires_grad_(True)  # generator outputs may leave [0, 1] in training
+    loss_fn(overshoot, reference).backward()
+    assert torch.isfinite(overshoot.grad).all()
+
+
+def test_create_metric_passes_options_to_the_preset(images):
+    distorted, reference = images
+    metric = pyiqa.create_metric("pe_alex", device="cpu", top_percent=20)
+    assert metric.net.distance.top_percent == 20
+    with torch.no_grad():
+        expected = create_preset("pe_alex", reduction="none", top_percent=20)(distorted, reference)
+    torch.testing.assert_close(metric(distorted, reference), expected, rtol=0, atol=1e-6)
+    with pytest.raises(TypeError, match="reduction"):
+        pyiqa.create_metric("pe_alex", device="cpu", reduction="sum")
+
+
+def test_register_is_idempotent():
+    before = dict(DEFAULT_CONFIGS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        register()
+        register()
+    assert list(DEFAULT_CONFIGS) == list(before)  # nothing added twice, order kept
+    for name, config in model_configs().items():
+        assert DEFAULT_CONFIGS[name] == config
+    assert ARCH_REGISTRY.get("PEDistanceArch") is PEDistanceArch
+
+
+def test_register_keeps_a_metric_pyiqa_defines_itself(monkeypatch):
+    foreign = {"metric_opts": {"type": "SomeoneElsesArch"}, "metric_mode": "FR"}
+    monkeypatch.setitem(DEFAULT_CONFIGS, "pe_alex", foreign)
+    with pytest.warns(RuntimeWarning, match="pe_alex"):
+        pe_iqa_pyiqa.register()
+    assert DEFAULT_CONFIGS["pe_alex"] is foreign
+
+
+def test_fresh_process_core_import_and_entry_point():
+    """``import pe_iqa`` loads no adapter; the pyiqa.archs entry point registers, but only on an arch lookup."""
+    script = textwrap.dedent("""
+        import sys
+        import pe_iqa
+        assert "pyiqa" not in sys.modules and "torchmetrics" not in sys.modules, "core imported an adapter"
+        import pyiqa
+        from pyiqa.default_model_configs import DEFAULT_CONFIGS
+        from pyiqa.utils.registry import ARCH_REGISTRY
+        assert "pe_alex" not in DEFAULT_CONFIGS
+        try:
+            pyiqa.create_metric("pe_alex", device="cpu")
+        except AssertionError:
+            pass  # pyiqa checks its configs before any arch lookup could fire the entry point
+        else:
+            raise SystemExit("create_metric accepted pe_alex before registration")
+        assert "PEDistanceArch" in ARCH_REGISTRY  # first lookup of an unknown arch loads the entry points
+        assert "pe_iqa_pyiqa" in sys.modules and "pe_alex" in DEFAULT_CONFIGS
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")
