@@ -159,3 +159,8 @@ def compute_score(name: str, tuning: TuningCurves, config: AnalysisConfig) -> to
         raise ValueError(f"score must be one of {sorted(EFFICACY_SCORES)}, got {name!r}") from None
     return _finite(fn(tuning, config).to(torch.float64))
 
+
+# More scores (pe_selectivity, pe_rank, csf_match, osi, csf_response) register themselves on import. Imported
+# last, after every name above exists, so the circular import (efficacy_variants imports this module) is safe
+# whichever of the two modules is imported first.
+from . import efficacy_variants as _efficacy_variants  # noqa: E402, F401
