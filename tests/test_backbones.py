@@ -1,0 +1,283 @@
+"""Backbones: named taps and channel counts, truncated forward, weights fingerprint, offline errors, pruning."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from pe_iqa.backbones import (
+    BACKBONES,
+    Backbone,
+    WeightsNotFoundError,
+    get_spec,
+    load_backbone,
+    prune_deepest_tap,
+    resolve_backbone_name,
+)
+
+# Channels of every tap, from the architectures (torchvision model definitions / the original papers).
+TORCHVISION_CHANNELS: dict[str, dict[str, int]] = {
+    "alexnet": {"relu1": 64, "relu2": 192, "relu3": 384, "relu4": 256, "relu5": 256},
+    "vgg16": {"relu1_1": 64, "relu1_2": 64, "relu2_1": 128, "relu2_2": 128, "relu3_1": 256, "relu3_2": 256,
+              "relu3_3": 256, "relu4_1": 512, "relu4_2": 512, "relu4_3": 512, "relu5_1": 512, "relu5_2": 512,
+              "relu5_3": 512},
+    "squeezenet1_1": {"relu1": 64, "fire2": 128, "fire3": 128, "fire4": 256, "fire5": 256, "fire6": 384,
+                      "fire7": 384, "fire8": 512, "fire9": 512},
+    "shufflenet_v2_x1_0": {"conv1": 24, "stage2": 116, "stage3": 232, "stage4": 464, "conv5": 1024},
+    "googlenet": {"conv1": 64, "conv2": 64, "conv3": 192, "inception3a": 256, "inception3b": 480,
+                  "inception4a": 512, "inception4b": 512, "inception4c": 512, "inception4d": 528,
+                  "inception4e": 832, "inception5a": 832, "inception5b": 1024},
+    "resnet18": {"stem": 64, "layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512},
+    "resnet50": {"stem": 64, "layer1": 256, "layer2": 512, "layer3": 1024, "layer4": 2048},
+}
+DEFAULT_LAYERS = {
+    "alexnet": ("relu1", "relu2", "relu3", "relu4", "relu5"),
+    "vgg16": ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"),  # LPIPS's taps
+}
+TIMM_CHANNELS: dict[str, dict[str, int]] = {
+    "timm:resnet18": {"act1": 64, "layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512},
+    "timm:vgg16.tv_in1k": {"features_3": 64, "features_8": 128, "features_15": 256, "features_22": 512,
+                           "features_29": 512},
+}
+
+
+def _n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture(scope="module")
+def alexnet_random() -> Backbone:
+    """AlexNet with random weights (seed 0), all five taps; shared by tests that do not modify it."""
+    return load_backbone("alexnet", weights="random")
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_CHANNELS))
+def test_torchvision_backbone_random_weights_taps_and_channels(name: str) -> None:
+    expected = TORCHVISION_CHANNELS[name]
+    spec = get_spec(name)
+    assert list(spec.taps) == list(expected)  # documented names, ordered shallow to deep
+    assert set(spec.default_layers) <= set(spec.taps)
+    if name in DEFAULT_LAYERS:
+        assert spec.default_layers == DEFAULT_LAYERS[name]
+    backbone = load_backbone(name, list(expected), weights="random")
+    assert backbone.layers == tuple(expected)
+    with torch.inference_mode():
+        out = backbone(torch.rand(2, 3, 64, 64))
+    assert list(out) == list(expected)
+    for layer, channels in expected.items():
+        assert out[layer].shape[:2] == (2, channels), layer
+        assert bool(torch.isfinite(out[layer]).all())
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_CHANNELS))
+def test_timm_backbone_random_weights(name: str) -> None:
+    expected = TIMM_CHANNELS[name]
+    spec = get_spec(name)
+    assert spec.source == "timm"
+    assert set(expected) <= set(spec.taps)
+    backbone = load_backbone(name, list(expected), weights="random")
+    with torch.inference_mode():
+        out = backbone(torch.rand(1, 3, 64, 64))
+    assert list(out) == list(expected)
+    assert {layer: t.shape[1] for layer, t in out.items()} == expected
+
+
+def test_forward_stops_at_deepest_tap_torchvision() -> None:
+    shallow = load_backbone("alexnet", ["relu2"], weights="random")
+    deep = load_backbone("alexnet", ["relu5"], weights="random")
+    names = {name for name, _ in shallow.extractor.named_modules()}
+    assert "features.3" in names  # conv2
+    assert not {"features.6", "features.8", "features.10"} & names  # conv3..conv5 never built
+    assert not any(name.startswith(("classifier", "avgpool")) for name in names)
+    assert _n_params(shallow) < _n_params(deep)
+    conv1_2 = 3 * 64 * 11 * 11 + 64 + 64 * 192 * 5 * 5 + 192
+    assert _n_params(shallow) == conv1_2
+
+
+def test_forward_stops_at_deepest_tap_timm() -> None:
+    backbone = load_backbone("timm:resnet18", ["layer1"], weights="random")
+    names = {name for name, _ in backbone.extractor.named_modules()}
+    assert "layer1" in names
+    assert not {"layer2", "layer3", "layer4"} & names
+    with torch.inference_mode():
+        out = backbone(torch.rand(1, 3, 64, 64))
+    assert list(out) == ["layer1"] and out["layer1"].shape[1] == 64
+
+
+def test_layers_are_ordered_and_deduplicated() -> None:
+    backbone = load_backbone("alexnet", ["relu3", "relu1", "relu3"], weights="random")
+    assert backbone.layers == ("relu1", "relu3")
+    assert load_backbone("alexnet", "relu2", weights="random").layers == ("relu2",)
+
+
+def test_weights_id_independent_of_taps_and_seed_dependent(alexnet_random: Backbone) -> None:
+    random_id = alexnet_random.weights_id  # all five taps
+    assert load_backbone("alexnet", ["relu1"], weights="random").weights_id == random_id
+    assert load_backbone("alexnet", ["relu2", "relu3"], weights="random").weights_id == random_id
+    assert len(random_id) == 16 and int(random_id, 16) >= 0
+    assert load_backbone("alexnet", ["relu1"], weights="random:0").weights_id == random_id  # random = seed 0
+    other_seed = load_backbone("alexnet", ["relu1"], weights="random:1").weights_id
+    assert other_seed != random_id
+    timm_ids = {load_backbone("timm:resnet18", ["layer1"], weights=w).weights_id for w in ("random", "random:1")}
+    assert len(timm_ids) == 2
+
+
+def test_weights_id_pretrained_differs_from_random(alexnet_weights_available: bool, alexnet_random: Backbone) -> None:
+    if not alexnet_weights_available:
+        pytest.skip("ImageNet AlexNet weights not in TORCH_HOME")
+    pretrained = load_backbone("alexnet", ["relu1"], weights="DEFAULT")
+    assert pretrained.weights_id != alexnet_random.weights_id
+    assert pretrained.weights_id == load_backbone("alexnet", ["relu5"], weights="IMAGENET1K_V1").weights_id
+
+
+def test_weights_id_follows_the_weights_loaded_from_a_file(tmp_path: Path, alexnet_random: Backbone) -> None:
+    reference = alexnet_random
+    import torchvision
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = torchvision.models.alexnet(weights=None)
+    features = {k: v for k, v in model.state_dict().items() if k.startswith("features.")}
+    same = tmp_path / "same.pth"
+    torch.save(features, same)
+    assert load_backbone("alexnet", ["relu1"], weights=str(same)).weights_id == reference.weights_id
+    features["features.8.bias"] = features["features.8.bias"] + 1e-3  # conv5: not even tapped
+    edited = tmp_path / "edited.pth"
+    torch.save(features, edited)
+    assert load_backbone("alexnet", ["relu1"], weights=str(edited)).weights_id != reference.weights_id
+
+
+def _block_downloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every torch hub download fail like an offline machine; returns the URLs that were attempted."""
+    attempted: list[str] = []
+
+    def offline(url: str, *args: object, **kwargs: object) -> None:
+        attempted.append(url)
+        raise urllib.error.URLError("network disabled by the test")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    return attempted
+
+
+def test_missing_torchvision_weights_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    attempted = _block_downloads(monkeypatch)
+    url = torchvision.models.SqueezeNet1_1_Weights.DEFAULT.url
+    expected_file = tmp_path / "torch_home" / "hub" / "checkpoints" / os.path.basename(url)
+    with pytest.raises(WeightsNotFoundError) as info:
+        load_backbone("squeezenet1_1", weights="DEFAULT")
+    message = str(info.value)
+    assert os.path.basename(url) in message
+    assert str(expected_file) in message  # the TORCH_HOME path where the file is expected
+    assert "random" in message  # suggests the offline alternative
+    assert isinstance(info.value, FileNotFoundError)
+    assert attempted == [url]
+    assert not expected_file.exists()
+
+
+def test_missing_timm_weights_offline() -> None:
+    import huggingface_hub.constants
+    import timm
+
+    if not huggingface_hub.constants.HF_HUB_OFFLINE:
+        pytest.skip("huggingface_hub was imported before HF_HUB_OFFLINE=1 was set")
+    hf_hub_id = timm.models.get_pretrained_cfg("resnet18").hf_hub_id
+    if (Path(huggingface_hub.constants.HF_HUB_CACHE) / f"models--{hf_hub_id.replace('/', '--')}").exists():
+        pytest.skip(f"{hf_hub_id} is in the local Hugging Face cache")
+    with pytest.raises(WeightsNotFoundError) as info:
+        load_backbone("timm:resnet18", ["layer1"], weights="DEFAULT")
+    message = str(info.value)
+    assert hf_hub_id in message  # names what it expected to find …
+    assert str(huggingface_hub.constants.HF_HUB_CACHE) in message  # … and where
+    assert "weights='random'" in message
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        load_backbone("lenet", weights="random")
+    with pytest.raises(TypeError, match="backbone"):
+        resolve_backbone_name(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timm:"):
+        resolve_backbone_name("timm:")
+    with pytest.raises(ValueError, match="unknown layer"):
+        load_backbone("alexnet", ["conv9"], weights="random")
+    with pytest.raises(ValueError, match="at least one"):
+        load_backbone("alexnet", [], weights="random")
+    with pytest.raises(ValueError, match="weights"):
+        load_backbone("alexnet", ["relu1"], weights="IMAGENET9K_V9")
+    with pytest.raises(ValueError, match="random:SEED"):
+        load_backbone("alexnet", ["relu1"], weights="random:abc")
+    with pytest.raises(TypeError, match="weights"):
+        load_backbone("alexnet", ["relu1"], weights=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timm"):
+        load_backbone("timm:no_such_model_xyz", weights="random")
+
+
+def test_aliases() -> None:
+    assert resolve_backbone_name("alex") == "alexnet"
+    assert resolve_backbone_name("vgg") == "vgg16"
+    assert set(BACKBONES) == set(TORCHVISION_CHANNELS)
+
+
+def test_backbone_is_frozen_but_differentiable_in_the_input(alexnet_random: Backbone) -> None:
+    backbone = alexnet_random
+    backbone.train()
+    assert not backbone.training and not backbone.extractor.training
+    assert not any(p.requires_grad for p in backbone.parameters())
+    images = torch.rand(1, 3, 64, 64, requires_grad=True)
+    backbone(images)["relu2"].sum().backward()
+    assert images.grad is not None and float(images.grad.abs().sum()) > 0
+    # the tapped ReLU output is not overwritten by a downstream in-place op
+    assert not any(getattr(m, "inplace", False) for m in backbone.extractor.modules())
+
+
+def test_input_normalisation_uses_the_spec(alexnet_random: Backbone) -> None:
+    backbone = alexnet_random
+    torch.testing.assert_close(backbone.mean.flatten(), torch.tensor(backbone.spec.mean))
+    torch.testing.assert_close(backbone.std.flatten(), torch.tensor(backbone.spec.std))
+    images = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        direct = backbone.extractor((images - backbone.mean) / backbone.std)["relu1"]
+        torch.testing.assert_close(backbone(images)["relu1"], direct)
+
+
+def test_min_input_size_runs(alexnet_random: Backbone) -> None:
+    backbone = alexnet_random
+    size = backbone.min_input_size
+    with torch.inference_mode():
+        out = backbone(torch.rand(1, 3, size, size))
+    assert all(t.shape[-1] >= 1 for t in out.values())
+    assert backbone.channels() == TORCHVISION_CHANNELS["alexnet"]
+
+
+@pytest.mark.parametrize("layers", [["relu3"], ["relu1", "relu3"]])
+def test_prune_deepest_tap_keeps_selected_channels_identical(layers: list[str]) -> None:
+    backbone = load_backbone("alexnet", layers, weights="random:3")
+    channels = torch.tensor([5, 0, 383, 100, 37])  # unsorted on purpose
+    pruned = prune_deepest_tap(backbone, channels)
+    assert isinstance(pruned, Backbone)
+    images = torch.rand(2, 3, 80, 80)
+    with torch.inference_mode():
+        full, cut = backbone(images), pruned(images)
+    assert cut["relu3"].shape[1] == channels.numel()
+    torch.testing.assert_close(cut["relu3"], full["relu3"][:, channels], rtol=1e-5, atol=1e-6)
+    if "relu1" in layers:
+        torch.testing.assert_close(cut["relu1"], full["relu1"])
+    assert pruned.weights_id == backbone.weights_id and pruned.layers == backbone.layers
+    # the original is untouched and shares nothing with the copy
+    conv3 = backbone.extractor.get_submodule("features.6")
+    assert conv3.out_channels == 384
+    assert not {id(p) for p in pruned.parameters()} & {id(p) for p in backbone.parameters()}
+    assert _n_params(pruned) < _n_params(backbone)
+
+
+def test_prune_deepest_tap_declines_other_architectures() -> None:
+    assert prune_deepest_tap(load_backbone("resnet18", ["layer1"], weights="random"), torch.tensor([0])) is None
+    assert prune_deepest_tap(load_backbone("timm:resnet18", ["layer1"], weights="random"), torch.tensor([0])) is None
