@@ -1,48 +1,152 @@
-"""Validation of image pairs passed to the distance: clear errors instead of silently wrong scores."""
+"""Validation of images passed to the distance: clear errors instead of silently wrong scores.
+
+Checks run cheapest first. Structural checks (type, dtype, shape, device, size) read only tensor metadata
+and never synchronise with the device; the value checks (finite, within ``[0, data_range]``) read the data
+and cost exactly one host sync for all tensors of a call, or none with ``check_range=False``.
+"""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["check_image_pair"]
+__all__ = ["check_image_pair", "check_image_structure", "check_images", "check_value_range"]
+
+# Values may exceed the range by this fraction of data_range (rounding of resampled or converted images).
+_RANGE_TOLERANCE = 1e-4
 
 
-def _check_one(name: str, images: object, data_range: float, check_range: bool) -> torch.Tensor:
+def check_image_structure(name: str, images: object) -> torch.Tensor:
+    """Check that ``images`` is a float ``(N, C, H, W)`` tensor with ``C ∈ {1, 3}`` and ``N ≥ 1``.
+
+    Reads metadata only (no device sync).
+
+    Args:
+        name: the argument's name, used in error messages (e.g. ``"preds"``).
+        images: the object to check.
+
+    Returns:
+        ``images`` unchanged.
+
+    Raises:
+        TypeError: not a tensor, or not a floating-point tensor (integer, bool, complex).
+        ValueError: not 4-D, not 1 or 3 channels in dim 1, or an empty batch.
+    """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, 3, H, W), got {type(images).__name__}")
     if not images.is_floating_point():
         raise TypeError(
-            f"{name} must be a floating-point tensor with values in [0, {data_range:g}], got dtype {images.dtype}; "
-            f"convert uint8 images with `{name}.float() / 255`"
+            f"{name} must be a floating-point tensor with values in [0, 1], got dtype {images.dtype}; "
+            f"convert 8-bit images with `{name}.float() / 255` (or `.float()` and data_range=255)"
         )
     if images.ndim != 4:
-        raise ValueError(f"{name} must have 4 dimensions (N, C, H, W), got shape {tuple(images.shape)}")
+        hint = " — add a batch dimension with .unsqueeze(0)" if images.ndim == 3 else ""
+        raise ValueError(
+            f"{name} must have 4 dimensions (N, C, H, W), got {images.ndim} (shape {tuple(images.shape)}){hint}"
+        )
     if images.shape[1] not in (1, 3):
         raise ValueError(
             f"{name} must have 1 (grayscale) or 3 (RGB) channels in dim 1, got {images.shape[1]} "
             f"(shape {tuple(images.shape)}); drop alpha channels and use channels-first (N, C, H, W)"
         )
     if images.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch (N = 0)")
-    finite = torch.isfinite(images).all()
-    if check_range:
-        low, high = images.detach().aminmax()
-        # one host sync for all three checks
-        ok, lo, hi = torch.stack([finite.to(low.dtype), low, high]).float().tolist()
-        if not ok:
+        raise ValueError(f"{name} is an empty batch (N = 0, shape {tuple(images.shape)}); pass at least one image")
+    return images
+
+
+def _check_size(images: torch.Tensor, min_size: int) -> None:
+    height, width = images.shape[-2:]
+    if min(height, width) < min_size:
+        raise ValueError(
+            f"images must be at least {min_size}×{min_size} pixels for the deepest layer used, got "
+            f"{height}×{width}; upsample or pad them, or use shallower layers"
+        )
+
+
+def _check_device(names: str, images: torch.Tensor, device: torch.device | None) -> None:
+    if device is not None and images.device != device:
+        raise ValueError(
+            f"{names} on {images.device} but the metric is on {device}; move the images with "
+            f".to('{device}') or the metric with .to('{images.device}')"
+        )
+
+
+def check_value_range(tensors: dict[str, torch.Tensor], data_range: float = 1.0) -> None:
+    """Check that every tensor is finite and within ``[0, data_range]``, with one host sync in all.
+
+    Args:
+        tensors: ``{argument name: images}``; the names appear in the error messages.
+        data_range: the maximum of the expected range (``1.0`` for ``[0, 1]``).
+
+    Raises:
+        ValueError: NaN or Inf values, or values outside ``[0, data_range]`` (beyond a ``1e-4·data_range``
+            tolerance). The message suggests the fix when the data look like ``[0, 255]`` or ``[-1, 1]`` images.
+    """
+    stats = []
+    for images in tensors.values():
+        data = images.detach()
+        low, high = data.aminmax()
+        stats.append(torch.stack([torch.isfinite(data).all().float(), low.float(), high.float()]))
+    values = torch.stack(stats).tolist()  # the one host sync
+    tolerance = _RANGE_TOLERANCE * data_range
+    for name, (finite, low, high) in zip(tensors, values, strict=True):
+        if not finite:
             raise ValueError(f"{name} contains NaN or Inf values")
-        tolerance = 1e-4 * data_range
-        if lo < -tolerance or hi > data_range + tolerance:
-            hint = ""
-            if hi > data_range + tolerance and hi <= 255 * data_range + tolerance and hi > 1.5 * data_range:
-                hint = f" — it looks like [0, 255] data: divide by 255 or pass data_range={255 * data_range:g}"
-            elif lo < -tolerance and lo >= -data_range - tolerance:
-                hint = " — it looks like [-1, 1] data: map it with (x + 1) / 2"
-            raise ValueError(
-                f"{name} must have values in [0, {data_range:g}], got min={lo:.4g}, max={hi:.4g}{hint}"
-            )
-    elif not bool(finite):
-        raise ValueError(f"{name} contains NaN or Inf values")
+        if low >= -tolerance and high <= data_range + tolerance:
+            continue
+        if low >= -tolerance and 1.5 * data_range < high <= 255 * data_range + tolerance:
+            hint = (f"it looks like [0, 255] data: divide by 255 (`{name} / 255`) or pass "
+                    f"data_range={255 * data_range:g}")
+        elif -data_range - tolerance <= low < -tolerance and high <= data_range + tolerance:
+            hint = f"it looks like [-1, 1] data: map it to [0, 1] with `({name} + 1) / 2`"
+        else:
+            hint = (f"clamp it with `{name}.clamp(0, {data_range:g})`, or pass check_range=False "
+                    f"(e.g. for a training loss on outputs that overshoot)")
+        raise ValueError(
+            f"{name} must have values in [0, {data_range:g}], got min={low:.4g}, max={high:.4g} — {hint}"
+        )
+
+
+def _check_data_range(data_range: float) -> float:
+    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not data_range > 0:
+        raise ValueError(f"data_range must be a number > 0 (1.0 for [0, 1] images, 255 for [0, 255]), "
+                         f"got {data_range!r}")
+    return float(data_range)
+
+
+def check_images(
+    images: object,
+    name: str = "images",
+    data_range: float = 1.0,
+    check_range: bool = True,
+    min_size: int = 1,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """Validate one batch of images and bring it to ``(N, 3, H, W)`` in ``[0, 1]``.
+
+    Args:
+        images: ``(N, C, H, W)``, ``C ∈ {1, 3}``, float, values in ``[0, data_range]``.
+        name: the argument's name in error messages.
+        data_range: the maximum value of the images' range.
+        check_range: verify the values (finite, in range); one host sync. ``False`` skips all value checks.
+        min_size: smallest accepted height and width.
+        device: the device the images must be on (``None``: any).
+
+    Returns:
+        ``(N, 3, H, W)`` images scaled to ``[0, 1]`` (grayscale repeated to RGB, as a view).
+
+    Raises:
+        TypeError, ValueError: as :func:`check_image_pair`.
+    """
+    data_range = _check_data_range(data_range)
+    images = check_image_structure(name, images)
+    _check_device(f"{name} is", images, device)
+    _check_size(images, min_size)
+    if check_range:
+        check_value_range({name: images}, data_range)
+    if data_range != 1.0:
+        images = images / data_range
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
     return images
 
 
@@ -52,6 +156,7 @@ def check_image_pair(
     data_range: float = 1.0,
     check_range: bool = True,
     min_size: int = 1,
+    device: torch.device | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate a (distorted, reference) pair and bring it to ``(N, 3, H, W)`` in ``[0, 1]``.
 
@@ -59,33 +164,33 @@ def check_image_pair(
         preds: distorted images ``(N, C, H, W)``, ``C ∈ {1, 3}``, float, values in ``[0, data_range]``.
         target: reference images, same shape and device as ``preds``.
         data_range: the maximum value of the images' range (``1.0`` for ``[0, 1]``, ``255.0`` for 8-bit data).
-        check_range: verify values lie in ``[0, data_range]`` (costs one host sync; turn off in a training
-            loss on generator outputs that may overshoot slightly).
+        check_range: verify values are finite and lie in ``[0, data_range]`` (costs one host sync for both
+            tensors; turn off in a training loss on generator outputs that may overshoot slightly — then no
+            value is checked and NaN inputs give NaN distances).
         min_size: smallest accepted height and width.
+        device: the device both tensors must be on (the metric's); ``None`` accepts any common device.
 
     Returns:
         ``(preds, target)`` as 3-channel tensors scaled to ``[0, 1]`` (grayscale repeated to RGB).
 
     Raises:
         TypeError: a non-tensor or a non-floating tensor.
-        ValueError: wrong ndim, channel count, mismatched shapes or devices, empty batch, NaN/Inf,
-            out-of-range values, or images smaller than ``min_size``.
+        ValueError: wrong ndim, channel count, mismatched shapes or devices, empty batch, images smaller
+            than ``min_size``, NaN/Inf or out-of-range values, or a ``data_range`` that is not positive.
     """
-    if not data_range > 0:
-        raise ValueError(f"data_range must be > 0, got {data_range}")
-    preds = _check_one("preds", preds, data_range, check_range)
-    target = _check_one("target", target, data_range, check_range)
+    data_range = _check_data_range(data_range)
+    preds = check_image_structure("preds", preds)
+    target = check_image_structure("target", target)
     if preds.shape != target.shape:
         raise ValueError(
             f"preds and target must have the same shape, got {tuple(preds.shape)} and {tuple(target.shape)}"
         )
     if preds.device != target.device:
         raise ValueError(f"preds and target must be on the same device, got {preds.device} and {target.device}")
-    height, width = preds.shape[-2:]
-    if min(height, width) < min_size:
-        raise ValueError(
-            f"images must be at least {min_size}×{min_size} pixels for the deepest layer used, got {height}×{width}"
-        )
+    _check_device("preds and target are", preds, device)
+    _check_size(preds, min_size)
+    if check_range:
+        check_value_range({"preds": preds, "target": target}, data_range)
     if data_range != 1.0:
         preds, target = preds / data_range, target / data_range
     if preds.shape[1] == 1:
