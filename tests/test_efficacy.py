@@ -160,3 +160,18 @@ def test_score_registry() -> None:
         torch.testing.assert_close(compute_score(name, tuning, CONFIG), 2 * tuning.magnitude())
     finally:
         EFFICACY_SCORES.pop(name, None)
+
+
+def test_integrated_mu1_does_not_depend_on_grid_spacing() -> None:
+    """``integrate=True`` approximates ∫ CSF |a'| df: a log grid and a uniform grid agree, the plain sum does not."""
+    curve = lambda f: torch.tanh(f / 4.0) - 0.3 * torch.sin(f / 3.0)  # noqa: E731
+    log_f = torch.logspace(math.log10(0.5), math.log10(16.0), 400, dtype=torch.float64)
+    lin_f = torch.linspace(0.5, 16.0, 400, dtype=torch.float64)
+    theta = torch.zeros(1, 4, dtype=torch.float64)
+    on_log = _curves(curve(log_f)[None], theta, log_f)
+    on_lin = _curves(curve(lin_f)[None], theta, lin_f)
+    integral_log = float(frequency_sensitivity(on_log, integrate=True)[0])
+    integral_lin = float(frequency_sensitivity(on_lin, integrate=True)[0])
+    assert integral_log == pytest.approx(integral_lin, rel=1e-3)
+    plain_log, plain_lin = float(frequency_sensitivity(on_log)[0]), float(frequency_sensitivity(on_lin)[0])
+    assert abs(plain_log / plain_lin - 1) > 0.1  # the paper's plain sum weights the denser low-frequency samples

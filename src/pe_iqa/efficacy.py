@@ -42,12 +42,20 @@ __all__ = [
 ScoreFn = Callable[[TuningCurves, AnalysisConfig], torch.Tensor]
 
 
-def frequency_sensitivity(tuning: TuningCurves, csf: str = "mannos_sakrison") -> torch.Tensor:
+def frequency_sensitivity(
+    tuning: TuningCurves, csf: str = "mannos_sakrison", integrate: bool = False
+) -> torch.Tensor:
     """``μ1_m = Σ_f CSF(f) · |∂a_m/∂f|`` for every channel.
+
+    The paper's plain sum over the sampled frequencies (``integrate=False``). On the default log-spaced grid it
+    gives low frequencies more weight (samples are denser there in linear frequency); ``integrate=True`` uses
+    trapezoid weights instead, ``∫ CSF(f) |∂a/∂f| df``, which equals the plain sum up to a constant factor on a
+    uniform grid (PE normalises constants away) and does not depend on how the grid is spaced.
 
     Args:
         tuning: tuning curves of one layer, ``response_f`` of shape ``(M, F)``.
         csf: CSF model name.
+        integrate: weight each sample by its trapezoid width in cycles/degree.
 
     Returns:
         ``(M,)`` non-negative float64.
@@ -56,6 +64,12 @@ def frequency_sensitivity(tuning: TuningCurves, csf: str = "mannos_sakrison") ->
     response = tuning.response_f.to(torch.float64)
     (slope,) = torch.gradient(response, spacing=(freqs,), dim=1)
     weights = get_csf(csf)(freqs)
+    if integrate:
+        widths = torch.zeros_like(freqs)
+        steps = freqs[1:] - freqs[:-1]
+        widths[1:] += steps / 2
+        widths[:-1] += steps / 2
+        weights = weights * widths
     return _floor_noise(_finite((weights[None, :] * slope.abs()).sum(dim=1)))
 
 
@@ -125,6 +139,9 @@ def _finite(values: torch.Tensor) -> torch.Tensor:
 
 EFFICACY_SCORES: dict[str, ScoreFn] = {
     "pe": lambda tuning, config: perceptual_efficacy(tuning, config.csf),
+    "pe_integral": lambda tuning, config: _normalised_product(
+        frequency_sensitivity(tuning, config.csf, integrate=True), orientation_selectivity(tuning)
+    ),
     "mu1": lambda tuning, config: frequency_sensitivity(tuning, config.csf),
     "mu2": lambda tuning, config: orientation_selectivity(tuning),
     "magnitude": lambda tuning, config: tuning.magnitude(),
