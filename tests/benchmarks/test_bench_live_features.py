@@ -1,0 +1,174 @@
+"""The evaluation engine reproduces PEDistance for every configuration, from one forward pass per image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from benchmarks.datasets.live import load_live_index
+from benchmarks.fixtures import LiveFixture
+from benchmarks.live_features import (
+    DistanceVariant,
+    downscale,
+    evaluate_variants,
+    load_image,
+    mean_over_layers,
+    pair_layer_distances,
+    random_channel_sets,
+    score_weights,
+    standard_channel_sets,
+)
+
+from pe_iqa import PEDistance, get_rankings, load_backbone
+
+PERCENTS = (5, 10, 25, 50)
+# (subset, x, channel_norm, weighting, layers)
+CONFIGS = [
+    ("high", 10, True, "uniform", ["relu3"]),
+    ("low", 25, False, "uniform", ["relu1", "relu2"]),
+    ("high", 50, True, "pe", ["relu2", "relu5"]),
+    ("all", 100, True, "uniform", ["relu1", "relu2", "relu3", "relu4", "relu5"]),
+    ("all", 100, False, "pe", ["relu4"]),
+    ("high", 5, False, "pe", ["relu5"]),
+    ("low", 5, True, "pe", ["relu1", "relu3"]),
+]
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_backbone("alexnet", weights="random")
+
+
+@pytest.fixture(scope="module")
+def rankings(net):
+    return get_rankings(net)
+
+
+@pytest.fixture(scope="module")
+def records(live_tree: LiveFixture):
+    return load_live_index(live_tree.root).records
+
+
+def set_name(subset: str, x: float) -> str:
+    return "F" if subset == "all" else f"{subset[0].upper()}-{x:g}"
+
+
+def reference_values(metric: PEDistance, records, scale: float = 1.0) -> np.ndarray:
+    out = []
+    with torch.inference_mode():
+        for r in records:
+            dist, ref = downscale(load_image(r.dist_path), scale), downscale(load_image(r.ref_path), scale)
+            out.append(float(metric(dist, ref)))
+    return np.array(out)
+
+
+def test_engine_equals_pedistance_for_many_configs(net, rankings, records) -> None:
+    sets = standard_channel_sets(rankings, PERCENTS)
+    weights = score_weights(rankings, sets)
+    variants = {
+        f"{name}|{norm}|{w}": DistanceVariant(channels, norm, weights[name] if w == "pe" else None)
+        for name, channels in sets.items() for norm in (True, False) for w in ("uniform", "pe")
+    }
+    distances = evaluate_variants(net, records, variants, progress=False)
+    assert set(distances) == set(variants)
+    assert all(v.shape == (len(records), 5) for v in distances.values())
+    for subset, x, norm, weighting, layers in CONFIGS:
+        ours = mean_over_layers(distances[f"{set_name(subset, x)}|{norm}|{weighting}"], net.layers, layers)
+        for prune in (False, True):
+            metric = PEDistance(net, layers, subset=subset, top_percent=x, channel_norm=norm, weighting=weighting,
+                                reduction="none", prune=prune)
+            expected = reference_values(metric, records)
+            assert np.all(expected > 0)
+            # the pruned deepest convolution (fewer output filters) rounds its float32 outputs differently, which
+            # shows at ~1e-6 in distances of nearly equal random-network features
+            np.testing.assert_allclose(ours, expected, rtol=1e-5 if prune else 1e-6, atol=0)
+
+
+def test_per_layer_columns_equal_pedistance_layer_distances(net, rankings, records) -> None:
+    sets = {"H-25": standard_channel_sets(rankings, [25])["H-25"]}
+    distances = pair_layer_distances(net, records[:4], sets, channel_norm=True, progress=False)["H-25"]
+    metric = PEDistance(net, list(net.layers), subset="high", top_percent=25, reduction="none", prune=False)
+    with torch.inference_mode():
+        for i, r in enumerate(records[:4]):
+            a, b = metric.features(load_image(r.dist_path)), metric.features(load_image(r.ref_path))
+            np.testing.assert_allclose(distances[i], metric.layer_distances(a, b)[0].numpy(), rtol=1e-6)
+
+
+def test_pair_layer_distances_with_weights_and_scale(net, rankings, records) -> None:
+    sets = standard_channel_sets(rankings, [10])
+    weights = score_weights(rankings, {"H-10": sets["H-10"]})
+    out = pair_layer_distances(net, records, sets, channel_norm=False, weights=weights, scale=0.8, progress=False)
+    for name, weighting in (("H-10", "pe"), ("L-10", "uniform"), ("F", "uniform")):
+        subset = {"H": "high", "L": "low", "F": "all"}[name[0]]
+        metric = PEDistance(net, ["relu2"], subset=subset, top_percent=10, channel_norm=False, weighting=weighting,
+                            reduction="none")
+        np.testing.assert_allclose(out[name][:, 1], reference_values(metric, records, 0.8), rtol=1e-6)
+
+
+def test_score_weights_match_pedistance(net, rankings) -> None:
+    sets = standard_channel_sets(rankings, [25])
+    weights = score_weights(rankings, sets)
+    metric = PEDistance(net, list(net.layers), subset="high", top_percent=25, weighting="pe")
+    for layer, w in metric.channel_weights().items():
+        torch.testing.assert_close(weights["H-25"][layer], w)
+        assert float(weights["H-25"][layer].sum()) == pytest.approx(1.0)
+    assert all(torch.equal(sets["H-25"][k], v) for k, v in metric.selected_channels().items())
+
+
+def test_each_reference_runs_through_the_network_once(net, rankings, records) -> None:
+    calls = []
+    handle = net.register_forward_hook(lambda module, inputs, output: calls.append(tuple(inputs[0].shape[-2:])))
+    try:
+        pair_layer_distances(net, records, {"F": standard_channel_sets(rankings, [])["F"]}, progress=False)
+    finally:
+        handle.remove()
+    n_refs = len({r.ref_path for r in records})
+    assert n_refs == 2
+    image_calls = [size for size in calls if size in {(40, 56), (56, 40)}]  # not the channel-count probe
+    assert len(image_calls) == len(records) + n_refs
+
+
+def test_random_channel_sets(rankings) -> None:
+    first = random_channel_sets(rankings, 10, seed=1)
+    again = random_channel_sets(rankings, 10, seed=1)
+    other = random_channel_sets(rankings, 10, seed=2)
+    for layer, ranking in rankings.items():
+        idx = first[layer]
+        assert idx.numel() == ranking.select("high", 10).numel()
+        assert idx.unique().numel() == idx.numel() and int(idx.min()) >= 0 and int(idx.max()) < ranking.n_channels
+        assert torch.equal(idx, again[layer])
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
+def test_downscale_is_antialiased_bilinear() -> None:
+    x = torch.rand(1, 3, 40, 56)
+    assert downscale(x, 1.0) is x
+    half = downscale(x, 0.5)
+    assert half.shape == (1, 3, 20, 28)
+    torch.testing.assert_close(half, F.interpolate(x, size=(20, 28), mode="bilinear", antialias=True).clamp(0, 1))
+    with pytest.raises(ValueError, match="scale"):
+        downscale(x, 1.5)
+
+
+def test_bad_inputs(net, rankings, records) -> None:
+    sets = standard_channel_sets(rankings, [10])
+    with pytest.raises(ValueError, match="records is empty"):
+        pair_layer_distances(net, [], sets, progress=False)
+    with pytest.raises(ValueError, match="every layer"):
+        pair_layer_distances(net, records, {"x": {"relu1": torch.tensor([0])}}, progress=False)
+    bad = {k: v.clone() for k, v in sets["F"].items()}
+    bad["relu1"] = torch.tensor([0, 64])
+    with pytest.raises(ValueError, match="distinct and in"):
+        pair_layer_distances(net, records, {"bad": bad}, progress=False)
+    negative = {k: -torch.ones(v.numel()) for k, v in sets["H-10"].items()}
+    with pytest.raises(ValueError, match="non-negative"):
+        pair_layer_distances(net, records, {"H-10": sets["H-10"]}, weights={"H-10": negative}, progress=False)
+    with pytest.raises(ValueError, match="not in channel_sets"):
+        pair_layer_distances(net, records, {"F": sets["F"]}, weights={"H-10": negative}, progress=False)
+    with pytest.raises(ValueError, match="needs >="):
+        pair_layer_distances(net, records[:1], {"F": sets["F"]}, scale=0.1, progress=False)
+    with pytest.raises(ValueError, match="subset"):
+        mean_over_layers(np.zeros((3, 5)), net.layers, ["relu9"])
+    with pytest.raises(ValueError, match="shape"):
+        mean_over_layers(np.zeros((3, 4)), net.layers, ["relu1"])
