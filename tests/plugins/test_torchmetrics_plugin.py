@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -267,9 +268,17 @@ def test_plot_returns_figure(make, images):
 
 @pytest.mark.slow  # two spawned interpreters importing torch, torchmetrics and pe_iqa
 def test_two_process_ddp_equals_single_process(make, images, core_scores, tmp_path):
+    import importlib
+    import sys
+
     import torch.multiprocessing as mp
 
-    from .ddp_worker import score_shard
+    # import the worker as a top-level module: spawned children unpickle it by name from the inherited sys.path
+    # (works whatever pytest import mode gave this test module its name)
+    worker_dir = str(Path(__file__).parent)
+    if worker_dir not in sys.path:
+        sys.path.insert(0, worker_dir)
+    score_shard = importlib.import_module("ddp_worker").score_shard
 
     preds, target = images
     shards = [(preds[:3], target[:3]), (preds[3:], target[3:])]  # uneven: 3 and 5 images
