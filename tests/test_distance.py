@@ -48,6 +48,7 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
 # --------------------------------------------------------------------------------- reference equivalence
 
 
+@pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")  # lpips' torchvision call
 def test_all_channels_five_layers_equal_lpips_without_linear_layers(alexnet, pair) -> None:
     lpips = pytest.importorskip("lpips")
     preds, target = pair

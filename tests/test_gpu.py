@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from pe_iqa import PEDistance, PELoss, pe_distance
+from pe_iqa.backbones import load_backbone
 
 pytestmark = [
     pytest.mark.gpu,
@@ -70,6 +71,14 @@ def test_module_moved_after_construction(pairs, no_tf32: None) -> None:
     metric = PEDistance(reduction="none")
     expected = metric(preds, target)
     metric.to("cuda")
+    torch.testing.assert_close(metric(preds.cuda(), target.cuda()).cpu(), expected, rtol=1e-4, atol=1e-7)
+
+
+def test_a_given_backbone_on_cuda_takes_the_metric_along(pairs, no_tf32: None) -> None:
+    preds, target = pairs
+    metric = PEDistance(load_backbone("alexnet", ["relu2", "relu3"], device="cuda"), reduction="none")
+    assert metric.device.type == "cuda"
+    expected = PEDistance(layers=["relu2", "relu3"], reduction="none")(preds, target)
     torch.testing.assert_close(metric(preds.cuda(), target.cuda()).cpu(), expected, rtol=1e-4, atol=1e-7)
 
 

@@ -116,8 +116,9 @@ class PEDistance(nn.Module):
     module was cast) — use ``torch.autocast`` for reduced precision.
 
     Raises:
-        ValueError: on an unknown subset, weighting, reduction, score, backbone or layer, or ``top_percent``
-            outside ``(0, 100]``, or ``data_range <= 0``.
+        ValueError: on an unknown subset, weighting, reduction, score, backbone or layer, ``top_percent``
+            outside ``(0, 100]``, ``data_range <= 0``, or a given Backbone that was pruned (another metric's
+            ``.backbone``).
 
     Example:
         >>> metric = PEDistance(weights="random", layers=["relu1"], top_percent=25)
@@ -188,8 +189,8 @@ class PEDistance(nn.Module):
         else:
             run = torch.compile(self.backbone) if compile else self.backbone
         self.__dict__["_run_backbone"] = run
-        if device is not None:
-            self.to(device)
+        # buffers follow the backbone (a given Backbone may already be on a GPU)
+        self.to(device if device is not None else net.mean.device)
 
     def _channel_weights(self, scores: torch.Tensor) -> torch.Tensor:
         scores = scores.to(torch.float32)
