@@ -13,7 +13,7 @@ def score_range(options: dict) -> str:
     """pyiqa's ``score_range`` text (``"min, max"``, ``~`` for an open end) for a preset's options.
 
     With ``channel_norm`` the selected channels are divided by their norm at each position, so every component
-    has magnitude below 1. The presets tap ReLU outputs (``relu3``, ``relu3_3``): components lie in ``[0, 1)``,
+    has magnitude below 1. The presets tap ReLU outputs (``relu3``, ``relu2_2``): components lie in ``[0, 1)``,
     each squared difference is below 1, and the channel weights sum to 1, so each layer's distance (a weighted
     mean of squared differences over channels and positions) and their mean lie in ``[0, 1]``. (For signed
     features the bound would be ``4 · max weight`` ≤ 4; for uniform weights over ``K`` non-negative channels it

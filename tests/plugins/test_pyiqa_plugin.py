@@ -51,7 +51,8 @@ def test_presets_are_listed_as_full_reference_metrics():
         assert name not in pyiqa.list_models(metric_mode="NR")
         config = DEFAULT_CONFIGS[name]
         assert config["metric_mode"] == "FR" and config["lower_better"] is True
-        assert config["score_range"] == "0, 1"
+        # bounded by 1 with unit-normalised channels, unbounded on raw features (pe_vgg uses raw Eq. 1)
+        assert config["score_range"] == ("0, 1" if METRIC_PRESETS[name].get("channel_norm", True) else "0, ~")
         assert config["metric_opts"] == {"type": "PEDistanceArch", "metric": name}
 
 
@@ -60,7 +61,8 @@ def test_create_metric_on_files_and_tensors_equals_the_core(name, images, tmp_pa
     distorted, reference = images
     metric = pyiqa.create_metric(name, device="cpu")
     assert isinstance(metric.net, PEDistanceArch)
-    assert metric.lower_better is True and metric.score_range == "0, 1" and metric.metric_mode == "FR"
+    assert metric.lower_better is True and metric.score_range == DEFAULT_CONFIGS[name]["score_range"]
+    assert metric.metric_mode == "FR"
     with torch.no_grad():
         expected = create_preset(name, reduction="none")(distorted, reference)
 
