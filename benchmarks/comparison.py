@@ -55,6 +55,7 @@ __all__ = [
     "l2_distance",
     "register_metric",
     "score_pairs",
+    "time_interleaved",
     "unregister_metric",
 ]
 
@@ -267,3 +268,44 @@ def score_pairs(
         elapsed += time.perf_counter() - start
         values[i] = float(out[0])
     return values, elapsed / len(pairs)
+
+
+def time_interleaved(
+    runs: Sequence[tuple[FRMetric, Sequence[tuple[torch.Tensor, torch.Tensor]]]],
+    n_pairs: int = 10,
+    *,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Seconds per image of several metrics, measured round-robin so that they share the machine's load.
+
+    On a shared machine the load drifts over minutes, so timing metrics one after the other biases their
+    ratios. Here pair ``i`` is scored by every metric in turn (the order rotates with ``i``), and each metric's
+    median call time is returned.
+
+    Args:
+        runs: ``(metric, pairs)`` per metric; ``pairs`` as in :func:`score_pairs` (a metric may get its own,
+            e.g. downscaled, copies of the same images).
+        n_pairs: number of pairs timed per metric (the first ones).
+        progress: show a progress bar.
+
+    Returns:
+        ``{metric name: median seconds per call}``.
+
+    Raises:
+        ValueError: if ``runs`` is empty, a metric has no pairs or ``n_pairs < 1``.
+    """
+    if not runs:
+        raise ValueError("runs is empty")
+    if n_pairs < 1:
+        raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
+    if any(not pairs for _, pairs in runs):
+        raise ValueError("every metric needs at least one pair")
+    count = min(n_pairs, *(len(pairs) for _, pairs in runs))
+    times: dict[str, list[float]] = {metric.name: [] for metric, _ in runs}
+    for i in tqdm(range(count), desc="timing (interleaved)", disable=not progress, unit="pair"):
+        shift = i % len(runs)
+        for metric, pairs in [*runs[shift:], *runs[:shift]]:
+            start = time.perf_counter()
+            metric(*pairs[i])
+            times[metric.name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in times.items()}

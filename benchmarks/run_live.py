@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.comparison import DEFAULT_COMPARISON_METRICS, FRMetric, build_metrics, score_pairs
+from benchmarks.comparison import DEFAULT_COMPARISON_METRICS, FRMetric, build_metrics, score_pairs, time_interleaved
 from benchmarks.datasets.live import LiveIndex, LiveRecord, load_live_index
 from benchmarks.live_features import (
     DistanceVariant,
@@ -243,24 +243,29 @@ def _load_pairs(records: Sequence[LiveRecord], scale: float, device: torch.devic
 
 
 def _compare(metric_names: Sequence[str | FRMetric], records: Sequence[LiveRecord], dmos: np.ndarray,
-             vgg_scale: float, device: torch.device, progress: bool, maxfev: int) -> tuple[list[dict], dict[str, str]]:
+             vgg_scale: float, device: torch.device, progress: bool, maxfev: int, timing_pairs: int
+             ) -> tuple[list[dict], dict[str, str]]:
     metrics, unavailable = build_metrics(metric_names, device)
     pairs_by_scale: dict[float, list] = {}
-    rows = []
+    rows, scored = [], []
     for metric in metrics:
         scale = vgg_scale if metric.backbone == "vgg16" else 1.0
         if scale not in pairs_by_scale:
             pairs_by_scale[scale] = _load_pairs(records, scale, device)
         try:
-            values, seconds = score_pairs(metric, pairs_by_scale[scale], progress=progress)
+            values, _ = score_pairs(metric, pairs_by_scale[scale], progress=progress)
         except Exception as error:  # e.g. ms_ssim on images that are too small
             unavailable[metric.name] = f"failed: {type(error).__name__}: {error}"
             continue
+        scored.append((metric, pairs_by_scale[scale]))
         rows.append({
             "metric": metric.name, "source": metric.source, "lower_better": metric.lower_better, "scale": scale,
             "n": len(values), **_correlations(values, dmos, not metric.lower_better, maxfev),
-            "sec_per_image": seconds,
         })
+    if scored:
+        seconds = time_interleaved(scored, timing_pairs, progress=progress)
+        for row in rows:
+            row["sec_per_image"] = seconds[row["metric"]]
     return rows, unavailable
 
 
@@ -278,6 +283,7 @@ def run_live(
     device: torch.device | str = "cpu",
     name: str | None = None,
     logistic_maxfev: int | None = None,
+    timing_pairs: int = 10,
     progress: bool = True,
     verbose: bool = True,
 ) -> LiveRun:
@@ -297,6 +303,8 @@ def run_live(
         device: where to compute.
         name: output file stem (default ``"live"``, ``"live_quick"`` with ``quick``).
         logistic_maxfev: function-evaluation budget per start of the logistic fits (default 5000; quick: 400).
+        timing_pairs: image pairs timed per comparison metric, round-robin across metrics
+            (:func:`~benchmarks.comparison.time_interleaved`).
         progress: show progress bars.
         verbose: print the summary tables.
 
@@ -340,7 +348,8 @@ def run_live(
         if rows[0]["backbone"] == DEFAULTS["backbone"] and key in distances:
             default_distances = mean_over_layers(distances[key], layers, DEFAULTS["layers"])
     if compare and metric_names:
-        run.comparison, run.unavailable = _compare(metric_names, records, dmos, vgg_scale, device, progress, maxfev)
+        run.comparison, run.unavailable = _compare(metric_names, records, dmos, vgg_scale, device, progress, maxfev,
+                                                   timing_pairs)
     run.summaries = {"counts": _count_summary(run.grid, list(scales), percents)}
     run.seconds = time.perf_counter() - started
 
@@ -395,11 +404,17 @@ def _sections(run: LiveRun, scales: dict[str, float], engine_times: dict[str, fl
     if run.comparison:
         out.append(
             "## Comparison with existing metrics (same images, same run)\n\n"
-            "`sec_per_image`: mean wall time of one call on one (distorted, reference) pair, both images through "
-            "the network, on this run's device and threads (a shared machine: compare ratios, not absolutes). "
-            "`scale` < 1: images downscaled before the metric (VGG-based metrics).\n\n"
+            "`sec_per_image`: median wall time of one call on one (distorted, reference) pair (both images "
+            "through the network), timed round-robin across the metrics on the same pairs so that they share the "
+            "machine's load (a shared machine: compare ratios, not absolutes). `scale` < 1: images downscaled "
+            "before the metric (VGG-based metrics).\n\n"
             + markdown_table(run.comparison, ["metric", "source", "lower_better", "scale", "n", *_SCORE_KEYS,
                                               "sec_per_image"], digits=4))
+        times = {row["metric"]: row["sec_per_image"] for row in run.comparison}
+        if "pe_alex" in times and "lpips" in times:
+            out.append(f"Default metric `pe_alex`: {times['pe_alex']:.3f} s per image vs pyiqa `lpips` "
+                       f"{times['lpips']:.3f} s ({times['lpips'] / times['pe_alex']:.1f}× the throughput), same "
+                       "images and resolution, timed interleaved.")
     if run.unavailable:
         out.append("Not evaluated: " + "; ".join(f"`{k}` ({v})" for k, v in run.unavailable.items()))
     return out
@@ -438,13 +453,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weights", default="DEFAULT", help="backbone weights for the PE grid")
     parser.add_argument("--vgg-scale", type=float, default=0.5, help="downscale factor for VGG-16 (default 0.5)")
     parser.add_argument("--percents", type=float, nargs="+", default=None)
+    parser.add_argument("--timing-pairs", type=int, default=10, help="pairs timed per comparison metric")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     try:
         run_live(args.root, args.backbones, args.out, compare=args.compare, quick=args.quick, weights=args.weights,
                  vgg_scale=args.vgg_scale, percents=args.percents, metrics=args.metrics, device=args.device,
-                 name=args.name, progress=args.progress)
+                 name=args.name, timing_pairs=args.timing_pairs, progress=args.progress)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from benchmarks.comparison import (
     build_metrics,
     register_metric,
     score_pairs,
+    time_interleaved,
     unregister_metric,
 )
 from benchmarks.datasets.live import load_live_index
@@ -180,6 +181,10 @@ def test_comparison_metrics_directions_and_pyiqa_equivalence(live_tree: LiveFixt
     np.testing.assert_allclose(psnr_ours, psnr_pyiqa, rtol=1e-4)
     mse = [float(((d - r) ** 2).mean()) for d, r in pairs]
     np.testing.assert_allclose(score_pairs(by_name["l2"], pairs, progress=False)[0], mse, rtol=1e-6)
+    seconds = time_interleaved([(by_name["l2"], pairs), (by_name["psnr"], pairs[:2])], n_pairs=5, progress=False)
+    assert set(seconds) == {"l2", "psnr"} and all(v > 0 for v in seconds.values())
+    with pytest.raises(ValueError, match="at least one pair"):
+        time_interleaved([(by_name["l2"], [])], progress=False)
     with pytest.raises(ValueError, match="unknown metric"):
         build_metric("nope")
     with pytest.raises(ValueError, match="already taken"):
