@@ -61,7 +61,7 @@ __all__ = [
 
 #: pyiqa metrics known by their bare name (any other is reachable as ``pyiqa:<name>``).
 PYIQA_NAMES: tuple[str, ...] = ("lpips", "lpips-vgg", "dists", "ssim", "ms_ssim", "psnr")
-#: The comparison set of the LIVE benchmark (``pe_vgg`` is left out: the grid holds VGG-16 relu3_3 H-10 already).
+#: The comparison set of the LIVE benchmark (``pe_vgg`` is left out: its configuration is a row of the VGG-16 grid).
 DEFAULT_COMPARISON_METRICS: tuple[str, ...] = (
     "pe_alex", "lpips", "lpips-vgg", "dists", "ssim", "ms_ssim", "psnr", "tm_ssim", "tm_psnr", "l2",
 )
