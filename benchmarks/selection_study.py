@@ -647,14 +647,17 @@ def _cross_validate(
         options = METRIC_PRESETS.get(preset)
         dist = next((d for d in dists if options and d.backbone == resolve_backbone_name(options["backbone"])), None)
         if dist is not None and options["subset"] == "high":
-            named[f"fixed: {preset} preset (at this run's scale)"] = Candidate(
+            named[f"fixed: {preset} preset (images at this run's VGG scale)"] = Candidate(
                 dist.backbone, tuple(options["layers"]), options["score"], float(options["top_percent"]),
                 bool(options["channel_norm"]), dist.scale, ())
+    config_names: dict[str, str] = {}
     for label, cand in named.items():
         if cand.name in by_name:
             fixed[label] = values[by_name[cand.name]]
+            config_names[label] = cand.name
     if lpips is not None:
         fixed["fixed: pyiqa lpips"] = lpips
+        config_names["fixed: pyiqa lpips"] = "pyiqa lpips (LPIPS v0.1 AlexNet, full size)"
 
     summary, folds = [], []
     results: dict[str, CrossValidationResult] = {}
@@ -671,10 +674,10 @@ def _cross_validate(
         summary.append(_summary_row(label, cv, int(keep.sum()), ", ".join(f"{n} ×{c}" for n, c in picks.items()),
                                     chosen_from[in_sample].name, float(full_sample[in_sample])))
     for label, vector in fixed.items():
-        cv = leave_one_group_out(vector, labels, groups, [label.removeprefix("fixed: ")])
+        cv = leave_one_group_out(vector, labels, groups, [config_names[label]])
         results[label] = cv
         folds += _fold_rows(label, cv, None)
-        summary.append(_summary_row(label, cv, 1, label.removeprefix("fixed: "), "", math.nan))
+        summary.append(_summary_row(label, cv, 1, config_names[label], "", math.nan))
 
     reference = results.get("fixed: pe_alex (package default)")
     for row in summary:
