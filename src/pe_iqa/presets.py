@@ -15,10 +15,10 @@ __all__ = ["METRIC_PRESETS", "create_preset"]
 
 METRIC_PRESETS: dict[str, dict] = {
     "pe_alex": {k: v for k, v in DEFAULTS.items()},
-    # VGG-16 relu2_2, H-10 by PE, raw Eq. 1: on LIVE (images at ×0.5) H-5/10/25/50 = .949/.939/.931/.931 with
-    # H > L and H > F at every x, and leave-one-reference-out CV picked relu2_2 PE H-5 raw in 4 of 5 folds;
-    # relu3_3 H-10 unit-normalised (the first guess) gave .888 with H < L. H-10 rather than the best cell H-5.
-    "pe_vgg": {**DEFAULTS, "backbone": "vgg16", "layers": ("relu2_2",), "channel_norm": False},
+    # VGG-16 relu2_2, H-50 by PE, unit-normalised. Measured on LIVE at native resolution (what PEDistance sees):
+    # H-10/25/50 = .902/.926/.932, F .934, L-50 .921; the raw-Eq. 1 H-10 cell that looked best on ×0.5 images
+    # (.939) drops to .866 at native size, so VGG selections are scale-sensitive and we keep the robust one.
+    "pe_vgg": {**DEFAULTS, "backbone": "vgg16", "layers": ("relu2_2",), "top_percent": 50.0},
     "pe_alex_f": {**DEFAULTS, "subset": "all"},
 }
 
