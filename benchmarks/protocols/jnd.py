@@ -27,17 +27,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from benchmarks.protocols.finite_arrays import as_flat_finite
+
 __all__ = ["jnd_map", "jnd_precision_recall", "voc_ap"]
-
-
-def _as_flat(name: str, values: object) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be an array of real numbers, got {type(values).__name__}") from exc
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
 
 
 def voc_ap(recall: Sequence[float] | np.ndarray, precision: Sequence[float] | np.ndarray) -> float:
@@ -60,7 +52,7 @@ def voc_ap(recall: Sequence[float] | np.ndarray, precision: Sequence[float] | np
         ``voc_ap(..., use_07_metric=False)`` in richzhang/PerceptualSimilarity (BSD-2-Clause), itself from the
         py-faster-rcnn PASCAL VOC evaluation code.
     """
-    rec, prec = _as_flat("recall", recall), _as_flat("precision", precision)
+    rec, prec = as_flat_finite("recall", recall), as_flat_finite("precision", precision)
     if rec.size != prec.size:
         raise ValueError(f"recall and precision must have the same size, got {rec.size} and {prec.size}")
     mrec = np.concatenate(([0.0], rec, [1.0]))
@@ -92,7 +84,7 @@ def jnd_precision_recall(
     """
     if not isinstance(lower_is_better, (bool, np.bool_)):
         raise TypeError(f"lower_is_better must be a bool, got {type(lower_is_better).__name__}")
-    d, s = _as_flat("distances", distances), _as_flat("same", same)
+    d, s = as_flat_finite("distances", distances), as_flat_finite("same", same)
     if d.size != s.size:
         raise ValueError(f"distances and same must have the same size, got {d.size} and {s.size}")
     if d.size == 0:

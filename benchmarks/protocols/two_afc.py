@@ -23,17 +23,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from benchmarks.protocols.finite_arrays import as_flat_finite
+
 __all__ = ["two_afc_score", "two_afc_scores"]
-
-
-def _as_flat(name: str, values: object) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be an array of real numbers, got {type(values).__name__}") from exc
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
 
 
 def two_afc_scores(
@@ -64,7 +56,7 @@ def two_afc_scores(
     """
     if not isinstance(lower_is_better, (bool, np.bool_)):
         raise TypeError(f"lower_is_better must be a bool, got {type(lower_is_better).__name__}")
-    a0, a1, h = _as_flat("d0", d0), _as_flat("d1", d1), _as_flat("judge", judge)
+    a0, a1, h = as_flat_finite("d0", d0), as_flat_finite("d1", d1), as_flat_finite("judge", judge)
     if not (a0.size == a1.size == h.size):
         raise ValueError(f"d0, d1 and judge must have the same size, got {a0.size}, {a1.size} and {h.size}")
     if a0.size == 0:
