@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .efficacy import compute_score, frequency_sensitivity, orientation_selectivity, perceptual_efficacy
-from .efficacy import tie_break_score as _tie_break
+from .efficacy import _normalised_product, _safe_share, compute_score, frequency_sensitivity, orientation_selectivity
 from .tuning import AnalysisConfig, TuningCurves
 
 __all__ = ["SUBSETS", "ChannelRanking"]
@@ -50,10 +49,11 @@ class ChannelRanking:
 
     def __post_init__(self) -> None:
         self.score = compute_score(self.score_name, self.tuning, self.config)
-        self.pe = perceptual_efficacy(self.tuning, self.config.csf)
         self.mu1 = frequency_sensitivity(self.tuning, self.config.csf)
         self.mu2 = orientation_selectivity(self.tuning)
-        self.tie_break = _tie_break(self.tuning, self.config.csf)
+        # PE and the tie-break key (efficacy.perceptual_efficacy / tie_break_score) from the μ1, μ2 above
+        self.pe = _normalised_product(self.mu1, self.mu2)
+        self.tie_break = _safe_share(self.mu1) + _safe_share(self.mu2)
         self.magnitude = self.tuning.magnitude()
         self._order = self._sort()
 
