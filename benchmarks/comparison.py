@@ -7,7 +7,7 @@ returning ``(N,)`` values, plus its direction stated explicitly (``lower_better`
 ==================  ==============================================================  =============
 name                what                                                            lower_better
 ==================  ==============================================================  =============
-``pe_alex`` …       the pe-iqa presets (:data:`pe_iqa.presets.METRIC_PRESETS`)     True
+``pe_alex`` …       the pe-iqa presets (:data:`pe_iqa.presets.PRESETS`)            True
 ``lpips``           pyiqa ``lpips`` (LPIPS v0.1, AlexNet)                           True (pyiqa)
 ``lpips-vgg``       pyiqa ``lpips-vgg``                                             True (pyiqa)
 ``dists``           pyiqa ``dists``                                                 True (pyiqa)
@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pe_iqa.presets import METRIC_PRESETS, create_preset
+from pe_iqa.distance import PEDistance
+from pe_iqa.presets import PRESETS
 
 __all__ = [
     "DEFAULT_COMPARISON_METRICS",
@@ -136,7 +137,7 @@ def l2_distance(distorted: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
 
 def available_metric_names() -> list[str]:
     """Names :func:`build_metric` accepts (besides ``pyiqa:<name>``)."""
-    return [*METRIC_PRESETS, *PYIQA_NAMES, "tm_ssim", "tm_psnr", "l2", *_REGISTERED]
+    return [*PRESETS, *PYIQA_NAMES, "tm_ssim", "tm_psnr", "l2", *_REGISTERED]
 
 
 def _pyiqa_metric(name: str, device: torch.device) -> FRMetric:
@@ -191,9 +192,9 @@ def build_metric(name: str, device: torch.device | str = "cpu") -> FRMetric:
     device = torch.device(device)
     if name in _REGISTERED:
         return _REGISTERED[name]
-    if name in METRIC_PRESETS:
+    if name in PRESETS:
         try:
-            module = create_preset(name, device=device, reduction="none")
+            module = PEDistance(name, device=device, reduction="none")
         except Exception as error:
             raise MetricUnavailableError(f"preset {name!r}: {type(error).__name__}: {error}") from error
         return FRMetric(name, module, True, "pe-iqa", module.backbone.spec.name)

@@ -41,11 +41,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
-from benchmarks.protocols.correlation import LogisticFitWarning, fit_logistic, srocc
+from benchmarks.protocols.correlation import LogisticFitWarning, fit_logistic, rowwise_srocc, safe_srocc
 
-__all__ = ["CrossValidationResult", "FoldResult", "leave_one_group_out", "rowwise_srocc"]
+__all__ = ["CrossValidationResult", "FoldResult", "leave_one_group_out"]
 
 
 @dataclass(frozen=True)
@@ -107,43 +106,10 @@ class CrossValidationResult:
         return float(np.std(values, ddof=1)) if values.size > 1 else math.nan
 
 
-def rowwise_srocc(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """SROCC of every row of ``values`` with ``labels`` (average ranks for ties).
-
-    Args:
-        values: candidate values, shape (K, N).
-        labels: labels, shape (N,).
-
-    Returns:
-        Shape (K,); NaN for rows that are constant (or if the labels are).
-
-    Raises:
-        ValueError: if the shapes do not match or fewer than 2 columns are given.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.float64)
-    if values.ndim != 2 or labels.ndim != 1 or values.shape[1] != labels.shape[0]:
-        raise ValueError(f"values must have shape (K, N) and labels (N,), got {values.shape} and {labels.shape}")
-    if labels.shape[0] < 2:
-        raise ValueError(f"need at least 2 images, got {labels.shape[0]}")
-    rv = stats.rankdata(values, axis=1)
-    rl = stats.rankdata(labels)
-    rv -= rv.mean(axis=1, keepdims=True)
-    rl -= rl.mean()
-    den = np.sqrt((rv * rv).sum(axis=1) * (rl * rl).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (rv @ rl) / den
-    return np.where(den > 0, out, math.nan)
-
-
 def _mapped(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LogisticFitWarning)
         return fit_logistic(train_x, train_y, "4param").predict(test_x)
-
-
-def _safe_srocc(x: np.ndarray, y: np.ndarray) -> float:
-    return srocc(x, y) if x.size >= 2 and np.all(np.isfinite(x)) else math.nan
 
 
 def leave_one_group_out(
@@ -206,9 +172,9 @@ def leave_one_group_out(
         mapped[test] = _mapped(values[best, train], y[train], values[best, test])
         folds.append(FoldResult(
             held_out=group, chosen=best, chosen_name=names[best], train_srocc=float(train_scores[best]),
-            test_srocc=_safe_srocc(values[best, test], y[test]), n_train=int(train.sum()), n_test=int(test.sum()),
+            test_srocc=safe_srocc(values[best, test], y[test]), n_train=int(train.sum()), n_test=int(test.sum()),
         ))
     return CrossValidationResult(
         folds=tuple(folds), predictions=predictions, mapped_predictions=mapped,
-        pooled_srocc=_safe_srocc(predictions, y), pooled_mapped_srocc=_safe_srocc(mapped, y),
+        pooled_srocc=safe_srocc(predictions, y), pooled_mapped_srocc=safe_srocc(mapped, y),
     )

@@ -2,7 +2,7 @@
 
 Figures are drawn with matplotlib's object API (no pyplot state, no global backend change). The SROCC tables
 passed in are ``{layer: {set name: SROCC}}`` with set names ``"F"``, ``"H-x"`` and ``"L-x"`` (as
-:func:`benchmarks.live_features.standard_channel_sets` names them).
+:func:`benchmarks.channel_sets.standard_channel_sets` names them).
 """
 
 from __future__ import annotations

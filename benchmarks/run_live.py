@@ -1,8 +1,8 @@
 """The paper's LIVE experiments: PE channel selection per layer, controls, and existing metrics, in one run.
 
-For each backbone (AlexNet, VGG-16) every image goes through the network once
-(:mod:`benchmarks.live_features`) and these distances are scored against DMOS (SROCC, KRCC, PLCC, PLCC and
-RMSE after the 5-parameter logistic):
+For each backbone (AlexNet, VGG-16) every image goes through the network once (:mod:`benchmarks.channel_sets`,
+the core's Eq. 1 kernel) and these distances are scored against DMOS (SROCC, KRCC, PLCC, PLCC and RMSE after the
+5-parameter logistic):
 
 * channel sets F, H-x, L-x for x ∈ {5, 10, 25, 50};
 * channel normalisation on (LPIPS-style) and off (raw Eq. 1); uniform or PE-proportional channel weights;
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 import warnings
@@ -36,27 +35,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.comparison import DEFAULT_COMPARISON_METRICS, FRMetric, build_metrics, score_pairs, time_interleaved
-from benchmarks.datasets.live import LiveIndex, LiveRecord, load_live_index
-from benchmarks.live_features import (
-    DistanceVariant,
+from benchmarks.channel_sets import (
+    Variant,
     downscale,
     evaluate_variants,
-    load_image,
     mean_over_layers,
-    score_weights,
+    selected_scores,
     standard_channel_sets,
 )
+from benchmarks.comparison import DEFAULT_COMPARISON_METRICS, FRMetric, build_metrics, score_pairs, time_interleaved
+from benchmarks.datasets.live import DEFAULT_ROOT, LiveIndex, LiveRecord, load_live_index
 from benchmarks.plots import plot_high_minus_low, plot_logistic_scatter, plot_srocc_vs_percent
-from benchmarks.protocols.correlation import LogisticFitWarning, fit_logistic, krcc, plcc, rmse, srocc
+from benchmarks.protocols.correlation import LogisticFitWarning, evaluate_scores
 from benchmarks.report import ReportPaths, environment_info, markdown_table, write_csv, write_report
-from pe_iqa.backbones import load_backbone, resolve_backbone_name
-from pe_iqa.distance import DEFAULTS
-from pe_iqa.registry import get_rankings
+from pe_iqa.backbones import canonical_name, load_backbone
+from pe_iqa.image_io import read_image
+from pe_iqa.presets import PRESETS
+from pe_iqa.rankings import get_rankings
 
-__all__ = ["DEFAULT_LIVE_ROOT", "LiveRun", "main", "run_live", "select_quick_records"]
-
-DEFAULT_LIVE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "LIVE"
+__all__ = ["LiveRun", "main", "run_live", "select_quick_records"]
 DEFAULT_PERCENTS = (5.0, 10.0, 25.0, 50.0)
 QUICK_PERCENTS = (10.0, 50.0)
 QUICK_REFS, QUICK_PER_REF = 2, 4
@@ -126,37 +123,23 @@ def _layer_sets(layers: Sequence[str], backbone: str) -> list[tuple[str, tuple[s
 
 
 def _correlations(scores: np.ndarray, dmos: np.ndarray, higher_is_better: bool, maxfev: int) -> dict[str, float]:
-    """SROCC, KRCC, PLCC and the 5-parameter-logistic PLCC and RMSE, oriented as ``evaluate_scores`` does.
-
-    Only the 5-parameter logistic (Sheikh et al. 2006) is fitted (the grid has hundreds of rows); its PLCC is
-    signed by the direction of the fitted curve, its RMSE is in DMOS units.
-    """
-    x = np.asarray(scores, dtype=np.float64) * (1.0 if higher_is_better else -1.0)
-    t = -np.asarray(dmos, dtype=np.float64)  # DMOS: lower = better
+    """SROCC, KRCC, PLCC and the 5-parameter-logistic PLCC and RMSE (:func:`evaluate_scores`, without the
+    4-parameter fit: the grid has hundreds of rows)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LogisticFitWarning)
-        fit = fit_logistic(x, t, "5param", maxfev=maxfev)
-    prediction = fit.predict(x)
-    fitted = abs(plcc(prediction, t)) if np.ptp(prediction) > 0 else math.nan
-    low, high = fit.predict(np.array([x.min(), x.max()]))
-    return {"srocc": srocc(x, t), "krcc": krcc(x, t), "plcc": plcc(x, t),
-            "plcc_logistic5": fitted if high >= low else -fitted, "rmse_logistic5": rmse(prediction, t)}
-
-
-def _variant_name(set_name: str, channel_norm: bool, weighting: str) -> str:
-    return f"{set_name}|{'norm' if channel_norm else 'raw'}|{weighting}"
+        result = evaluate_scores(scores, dmos, higher_is_better, False, maxfev=maxfev, logistic4=False)
+    return {key: getattr(result, key) for key in _SCORE_KEYS}
 
 
 def _evaluate_backbone(name: str, records: Sequence[LiveRecord], dmos: np.ndarray, *, weights: str, scale: float,
                        percents: Sequence[float], device: torch.device, progress: bool, maxfev: int
-                       ) -> tuple[list[dict], dict[str, np.ndarray], tuple[str, ...], float]:
+                       ) -> tuple[list[dict], dict[tuple[str, bool, str], np.ndarray], tuple[str, ...], float]:
     net = load_backbone(name, weights=weights, device=device)
     rankings = get_rankings(net, progress=progress)
     sets = standard_channel_sets(rankings, percents)
-    pe_weights = score_weights(rankings, sets)
     variants = {
-        _variant_name(set_name, norm, weighting): DistanceVariant(
-            channels, norm, pe_weights[set_name] if weighting == "pe" else None)
+        (set_name, norm, weighting): Variant(channels, norm,
+                                             selected_scores(rankings, channels) if weighting == "pe" else None)
         for set_name, channels in sets.items() for norm in (True, False) for weighting in _WEIGHTINGS
     }
     start = time.perf_counter()
@@ -165,17 +148,14 @@ def _evaluate_backbone(name: str, records: Sequence[LiveRecord], dmos: np.ndarra
     engine_seconds = time.perf_counter() - start
     rows = []
     for label, chosen in _layer_sets(net.layers, net.spec.name):
-        for set_name in sets:
+        for (set_name, norm, weighting), values in distances.items():
             subset, _, percent = set_name.partition("-")
-            for norm in (True, False):
-                for weighting in _WEIGHTINGS:
-                    values = mean_over_layers(distances[_variant_name(set_name, norm, weighting)], net.layers, chosen)
-                    rows.append({
-                        "backbone": net.spec.name, "weights": weights, "scale": scale, "layer_set": label,
-                        "layers": "+".join(chosen), "n_layers": len(chosen), "set": set_name, "subset": subset,
-                        "percent": float(percent) if percent else math.nan, "channel_norm": norm,
-                        "weighting": weighting, "n": len(values), **_correlations(values, dmos, False, maxfev),
-                    })
+            rows.append({
+                "backbone": net.spec.name, "weights": weights, "scale": scale, "layer_set": label,
+                "layers": "+".join(chosen), "n_layers": len(chosen), "set": set_name, "subset": subset,
+                "percent": float(percent) if percent else math.nan, "channel_norm": norm, "weighting": weighting,
+                "n": len(values), **_correlations(mean_over_layers(values, net.layers, chosen), dmos, False, maxfev),
+            })
     return rows, distances, net.layers, engine_seconds
 
 
@@ -237,8 +217,8 @@ def _load_pairs(records: Sequence[LiveRecord], scale: float, device: torch.devic
     pairs = []
     for record in records:
         if record.ref_path not in refs:
-            refs[record.ref_path] = downscale(load_image(record.ref_path), scale).to(device)
-        pairs.append((downscale(load_image(record.dist_path), scale).to(device), refs[record.ref_path]))
+            refs[record.ref_path] = downscale(read_image(record.ref_path), scale).to(device)
+        pairs.append((downscale(read_image(record.dist_path), scale).to(device), refs[record.ref_path]))
     return pairs
 
 
@@ -270,7 +250,7 @@ def _compare(metric_names: Sequence[str | FRMetric], records: Sequence[LiveRecor
 
 
 def run_live(
-    root: str | Path = DEFAULT_LIVE_ROOT,
+    root: str | Path = DEFAULT_ROOT,
     backbones: Sequence[str] = ("alexnet", "vgg16"),
     out_dir: str | Path | None = "benchmarks/results",
     *,
@@ -337,16 +317,17 @@ def run_live(
     run = LiveRun()
     scales, engine_times, default_distances = {}, {}, None
     for backbone in backbones:
-        scale = vgg_scale if resolve_backbone_name(backbone) == "vgg16" else 1.0
+        scale = vgg_scale if canonical_name(backbone) == "vgg16" else 1.0
         rows, distances, layers, seconds = _evaluate_backbone(
             backbone, records, dmos, weights=weights, scale=scale, percents=percents, device=device,
             progress=progress, maxfev=maxfev)
         run.grid += rows
         scales[rows[0]["backbone"]] = scale
         engine_times[rows[0]["backbone"]] = seconds
-        key = _variant_name(f"H-{DEFAULTS['top_percent']:g}", DEFAULTS["channel_norm"], DEFAULTS["weighting"])
-        if rows[0]["backbone"] == DEFAULTS["backbone"] and key in distances:
-            default_distances = mean_over_layers(distances[key], layers, DEFAULTS["layers"])
+        default = PRESETS["pe_alex"]
+        key = (f"H-{default.top_percent:g}", default.channel_norm, default.weighting)
+        if rows[0]["backbone"] == default.backbone and key in distances:
+            default_distances = mean_over_layers(distances[key], layers, default.layers)
     if compare and metric_names:
         run.comparison, run.unavailable = _compare(metric_names, records, dmos, vgg_scale, device, progress, maxfev,
                                                    timing_pairs)
@@ -431,8 +412,9 @@ def _figures(run: LiveRun, out: Path, name: str, scales: dict[str, float], perce
         figures.append(plot_high_minus_low(singles, percents, out / f"{name}_{backbone}_h_minus_l.png",
                                            f"LIVE, {backbone}: H-x minus L-x"))
     if default_distances is not None:
-        label = (f"{DEFAULTS['backbone']} {'+'.join(DEFAULTS['layers'])} H-{DEFAULTS['top_percent']:g}"
-                 f"{' norm' if DEFAULTS['channel_norm'] else ''}")
+        default = PRESETS["pe_alex"]
+        label = (f"{default.backbone} {'+'.join(default.layers)} H-{default.top_percent:g}"
+                 f"{' norm' if default.channel_norm else ''}")
         figures.append(plot_logistic_scatter(default_distances, dmos, out / f"{name}_default_scatter.png",
                                              f"default ({label})", [r.dist_type for r in records]))
     return figures
@@ -441,7 +423,7 @@ def _figures(run: LiveRun, out: Path, name: str, scales: dict[str, float], perce
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_live", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default=os.environ.get("PE_IQA_LIVE_ROOT", str(DEFAULT_LIVE_ROOT)),
+    parser.add_argument("--root", default=str(DEFAULT_ROOT),
                         help="LIVE Release 2 root (default: $PE_IQA_LIVE_ROOT or ../shared/data/LIVE)")
     parser.add_argument("--backbones", nargs="+", default=["alexnet", "vgg16"])
     parser.add_argument("--out", default="benchmarks/results", help="output folder")

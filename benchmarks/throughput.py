@@ -84,7 +84,7 @@ def _build_metric(name: str, device: torch.device) -> Callable[[torch.Tensor, to
         return fn
     from benchmarks.comparison import build_metric
 
-    return build_metric(name, device)  # pe-iqa presets via create_preset, pyiqa metrics via create_metric
+    return build_metric(name, device)  # pe-iqa presets via PEDistance, pyiqa metrics via create_metric
 
 
 def _rss_status() -> dict[str, int] | None:
@@ -195,7 +195,7 @@ def measure_ranking(backbone: str, cached: bool, device: str, threads: int | Non
     Args:
         backbone: backbone name (its ImageNet weights).
         cached: ``True`` times loading the stored ranking (user cache, else shipped) after
-            :func:`~pe_iqa.registry.clear_memory_cache`; ``False`` measures it afresh (``use_cache=False``).
+            :func:`~pe_iqa.rankings.clear_memory_cache`; ``False`` measures it afresh (``use_cache=False``).
         device: where a measurement runs.
         threads: CPU threads for torch.
 
@@ -203,9 +203,9 @@ def measure_ranking(backbone: str, cached: bool, device: str, threads: int | Non
         A result row with ``load_backbone_s`` and ``ranking_s`` (and ``memory_hit_s`` when cached).
     """
     from pe_iqa.backbones import load_backbone
-    from pe_iqa.ranking_cache import RankingKey, default_cache_dir
-    from pe_iqa.registry import SHIPPED_DIR, clear_memory_cache, get_rankings
+    from pe_iqa.rankings import SHIPPED_DIR, clear_memory_cache, get_rankings
     from pe_iqa.tuning import AnalysisConfig
+    from pe_iqa.tuning_cache import TuningKey, default_cache_dir
 
     if threads:
         torch.set_num_threads(threads)
@@ -216,7 +216,7 @@ def measure_ranking(backbone: str, cached: bool, device: str, threads: int | Non
         net = load_backbone(backbone, device=device)
         row["load_backbone_s"] = time.perf_counter() - start
         if cached:
-            keys = [RankingKey(net.spec.name, net.weights_id, layer, AnalysisConfig().key()) for layer in net.layers]
+            keys = [TuningKey(net.spec.name, net.weights_id, layer, AnalysisConfig().key()) for layer in net.layers]
             user = all((default_cache_dir() / key.filename()).is_file() for key in keys)
             shipped = all((SHIPPED_DIR / key.filename()).is_file() for key in keys)
             row["source"] = "user cache" if user else "shipped" if shipped else "none (measured)"

@@ -13,11 +13,13 @@ from torch import nn
 from pe_iqa.backbones import (
     BACKBONES,
     Backbone,
+    WeightsMismatchError,
     WeightsNotFoundError,
-    get_spec,
+    backbone_spec,
+    canonical_name,
+    list_layers,
     load_backbone,
     prune_deepest_tap,
-    resolve_backbone_name,
 )
 
 # Channels of every tap, from the architectures (torchvision model definitions / the original papers).
@@ -41,8 +43,11 @@ DEFAULT_LAYERS = {
 }
 TIMM_CHANNELS: dict[str, dict[str, int]] = {
     "timm:resnet18": {"act1": 64, "layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512},
-    "timm:vgg16.tv_in1k": {"features_3": 64, "features_8": 128, "features_15": 256, "features_22": 512,
-                           "features_29": 512},
+    "timm:vgg16.tv_in1k": {"features.3": 64, "features.8": 128, "features.15": 256, "features.22": 512,
+                           "features.29": 512},  # timm's own module names
+    # timm feature nets that are not module dicts (run in full, taps picked from the output list)
+    "timm:efficientnet_b0": {"blocks.0": 16, "blocks.2": 40, "blocks.6": 320},
+    "timm:mobilenetv3_large_100": {"blocks.1": 24, "blocks.6": 960},
 }
 
 
@@ -59,7 +64,7 @@ def alexnet_random() -> Backbone:
 @pytest.mark.parametrize("name", sorted(TORCHVISION_CHANNELS))
 def test_torchvision_backbone_random_weights_taps_and_channels(name: str) -> None:
     expected = TORCHVISION_CHANNELS[name]
-    spec = get_spec(name)
+    spec = backbone_spec(name)
     assert list(spec.taps) == list(expected)  # documented names, ordered shallow to deep
     assert set(spec.default_layers) <= set(spec.taps)
     if name in DEFAULT_LAYERS:
@@ -77,7 +82,7 @@ def test_torchvision_backbone_random_weights_taps_and_channels(name: str) -> Non
 @pytest.mark.parametrize("name", sorted(TIMM_CHANNELS))
 def test_timm_backbone_random_weights(name: str) -> None:
     expected = TIMM_CHANNELS[name]
-    spec = get_spec(name)
+    spec = backbone_spec(name)
     assert spec.source == "timm"
     assert set(expected) <= set(spec.taps)
     backbone = load_backbone(name, list(expected), weights="random")
@@ -203,9 +208,9 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="backbone must be one of"):
         load_backbone("lenet", weights="random")
     with pytest.raises(TypeError, match="backbone"):
-        resolve_backbone_name(3)  # type: ignore[arg-type]
+        canonical_name(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timm:"):
-        resolve_backbone_name("timm:")
+        canonical_name("timm:")
     with pytest.raises(ValueError, match="unknown layer"):
         load_backbone("alexnet", ["conv9"], weights="random")
     with pytest.raises(ValueError, match="at least one"):
@@ -221,8 +226,8 @@ def test_bad_arguments() -> None:
 
 
 def test_aliases() -> None:
-    assert resolve_backbone_name("alex") == "alexnet"
-    assert resolve_backbone_name("vgg") == "vgg16"
+    assert canonical_name("alex") == "alexnet"
+    assert canonical_name("vgg") == "vgg16"
     assert set(BACKBONES) == set(TORCHVISION_CHANNELS)
 
 
@@ -271,6 +276,7 @@ def test_prune_deepest_tap_keeps_selected_channels_identical(layers: list[str]) 
     if "relu1" in layers:
         torch.testing.assert_close(cut["relu1"], full["relu1"])
     assert pruned.weights_id == backbone.weights_id and pruned.layers == backbone.layers
+    assert pruned.pruned and not backbone.pruned
     # the original is untouched and shares nothing with the copy
     conv3 = backbone.extractor.get_submodule("features.6")
     assert conv3.out_channels == 384
@@ -281,3 +287,73 @@ def test_prune_deepest_tap_keeps_selected_channels_identical(layers: list[str]) 
 def test_prune_deepest_tap_declines_other_architectures() -> None:
     assert prune_deepest_tap(load_backbone("resnet18", ["layer1"], weights="random"), torch.tensor([0])) is None
     assert prune_deepest_tap(load_backbone("timm:resnet18", ["layer1"], weights="random"), torch.tensor([0])) is None
+
+
+def test_timm_transformers_are_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match=r"transformer.*local receptive field"):
+        load_backbone("timm:vit_small_patch16_224", weights="random")
+
+
+def test_list_layers_gives_every_tap_shallow_to_deep() -> None:
+    assert list_layers("alex") == tuple(TORCHVISION_CHANNELS["alexnet"])
+    assert list_layers("vgg16")[:2] == ("relu1_1", "relu1_2")
+    assert list_layers("timm:resnet18") == ("act1", "layer1", "layer2", "layer3", "layer4")
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        list_layers("lenet")
+
+
+def test_weights_id_follows_the_weights_held_now(alexnet_random: Backbone) -> None:
+    backbone = load_backbone("alexnet", ["relu1", "relu2"], weights="random")
+    loaded = backbone.weights_id
+    assert loaded == alexnet_random.weights_id
+    backbone.to(torch.float64).to(torch.float32)  # moved and back: same values, same id
+    assert backbone.weights_id == loaded
+    weight = backbone.extractor.get_submodule("features.3").weight
+    original = float(weight[0, 0, 0, 0])
+    with torch.no_grad():
+        weight[0, 0, 0, 0] += 0.5  # fine-tuned in memory
+    tuned = backbone.weights_id
+    assert tuned != loaded and len(tuned) == 16
+    with torch.no_grad():
+        weight[0, 0, 0, 0] = original
+    assert backbone.weights_id == loaded  # back to the loaded values
+
+
+def _alexnet_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    import torchvision
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torchvision.models.alexnet(weights=None).state_dict()
+
+
+def test_weight_files_load_strictly(tmp_path: Path, alexnet_random: Backbone) -> None:
+    state = _alexnet_state()
+    cases = {
+        "empty.pth": ({}, "empty"),
+        "features_only.pth": ({k: v for k, v in state.items() if k != "features.0.weight"}, "1 missing"),
+        "extra.pth": ({**state, "features.99.weight": torch.zeros(1)}, "1 unexpected"),
+        "shape.pth": ({**state, "features.0.bias": torch.zeros(3)}, "another shape"),
+        "not_a_dict.pth": (torch.zeros(3), "not a state dict"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        torch.save(content, path)
+        with pytest.raises(WeightsMismatchError, match=message):
+            load_backbone("alexnet", ["relu1"], weights=str(path))
+
+
+@pytest.mark.parametrize("wrap", ["module_prefix", "nested_model", "nested_state_dict_with_epoch"])
+def test_common_checkpoint_wrappers_are_unwrapped_with_a_warning(tmp_path: Path, wrap: str,
+                                                                  alexnet_random: Backbone) -> None:
+    state = _alexnet_state()
+    content = {
+        "module_prefix": {f"module.{k}": v for k, v in state.items()},
+        "nested_model": {"model": state},
+        "nested_state_dict_with_epoch": {"state_dict": state, "epoch": 3},
+    }[wrap]
+    path = tmp_path / f"{wrap}.pth"
+    torch.save(content, path)
+    with pytest.warns(RuntimeWarning, match="module.|nested"):
+        backbone = load_backbone("alexnet", ["relu1"], weights=str(path))
+    assert backbone.weights_id == alexnet_random.weights_id  # exactly the weights of the unwrapped file

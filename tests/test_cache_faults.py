@@ -26,15 +26,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from pe_iqa import PEDistance, ranking_cache, registry
+from pe_iqa import PEDistance
+from pe_iqa import rankings as registry
+from pe_iqa import tuning_cache as ranking_cache
 from pe_iqa.backbones import Backbone, load_backbone
-from pe_iqa.ranking_cache import FORMAT_VERSION, CacheEntryError, RankingKey, read_entry, write_entry
-from pe_iqa.registry import clear_memory_cache, get_rankings
+from pe_iqa.rankings import clear_memory_cache, get_rankings
 from pe_iqa.tuning import AnalysisConfig, TuningCurves
+from pe_iqa.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, read_entry, write_entry
 
 # A tiny analysis (64-px stimuli, few samples): cache handling does not depend on the stimulus set.
 CONFIG = AnalysisConfig(size=64, n_frequencies=6, n_orientations=4, n_phases=1)
 NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device"
+
+def _read_tuning(path, key):
+    """A cache entry's tuning curves (``read_entry`` returns the named arrays)."""
+    return TuningCurves(**read_entry(path, key, TuningCurves.ARRAYS))
+
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +56,8 @@ def alexnet_random() -> Backbone:
     return load_backbone("alexnet", ["relu1"], weights="random:11")
 
 
-def _key(backbone: Backbone, layer: str = "relu1") -> RankingKey:
-    return RankingKey("alexnet", backbone.weights_id, layer, CONFIG.key())
+def _key(backbone: Backbone, layer: str = "relu1") -> TuningKey:
+    return TuningKey("alexnet", backbone.weights_id, layer, CONFIG.key())
 
 
 def _no_space(*args: object, **kwargs: object) -> None:
@@ -132,12 +139,14 @@ def test_metric_works_on_a_full_disk(alexnet_random: Backbone, tmp_path: Path, m
     monkeypatch.setenv("PE_IQA_CACHE", str(tmp_path))
     monkeypatch.setattr(ranking_cache.os, "replace", _no_space)
     with pytest.warns(RuntimeWarning, match=f"could not write the ranking cache.*{NO_SPACE}"):
-        metric = PEDistance(alexnet_random, config=CONFIG, top_percent=25, reduction="none")
+        metric = PEDistance(backbone=alexnet_random, layers=alexnet_random.layers, config=CONFIG, top_percent=25,
+                            reduction="none")
     x = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(0))
     assert torch.all(metric(x, x) == 0) and torch.all(metric(x, x.flip(-1)) > 0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the second metric takes the in-memory ranking: no new warning
-        other = PEDistance(alexnet_random, config=CONFIG, top_percent=25, reduction="none")
+        other = PEDistance(backbone=alexnet_random, layers=alexnet_random.layers, config=CONFIG, top_percent=25,
+                           reduction="none")
     assert torch.equal(other.selected_channels()["relu1"], metric.selected_channels()["relu1"])
     assert list(tmp_path.iterdir()) == []
 
@@ -146,7 +155,7 @@ def test_unreadable_file_is_rebuilt(alexnet_random: Backbone, tmp_path: Path, mo
     get_rankings(alexnet_random, config=CONFIG, cache_dir=tmp_path)
     clear_memory_cache()
 
-    def io_error(path: Path, key: RankingKey) -> TuningCurves:
+    def io_error(path: Path, key: TuningKey, names: tuple[str, ...]) -> dict:
         raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
 
     monkeypatch.setattr(registry, "read_entry", io_error)
@@ -186,16 +195,16 @@ def test_format_version_0_file_is_reported_and_rewritten(
     path = tmp_path / key.filename()
     path.write_text(json.dumps(make_old(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8")
     with pytest.raises(CacheEntryError, match=reason):
-        read_entry(path, key)
+        _read_tuning(path, key)
     clear_memory_cache()
     calls = _count_measuring(monkeypatch)
-    message = rf"untrusted ranking cache entry, rebuilding it: {re.escape(str(path))}: {reason}"
+    message = rf"untrusted ranking cache entry, replacing it: {re.escape(str(path))}: {reason}"
     with pytest.warns(RuntimeWarning, match=message):
         rebuilt = get_rankings(alexnet_random, config=CONFIG, cache_dir=tmp_path)["relu1"]
     assert calls == [1]
     _assert_same_tuning(rebuilt.tuning, original.tuning)
     assert json.loads(path.read_text(encoding="utf-8"))["payload"]["format_version"] == FORMAT_VERSION
-    _assert_same_tuning(read_entry(path, key), original.tuning)
+    _assert_same_tuning(_read_tuning(path, key), original.tuning)
 
 
 # --------------------------------------------------------------------------------- concurrent writers
@@ -205,12 +214,12 @@ _WRITER = r"""
 import sys, time
 from pathlib import Path
 import torch
-from pe_iqa.ranking_cache import RankingKey, write_entry
+from pe_iqa.tuning_cache import TuningKey, write_entry
 from pe_iqa.tuning import AnalysisConfig, TuningCurves
 
 folder, flags, value, rounds = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 config = AnalysisConfig(size=64, n_frequencies=6, n_orientations=4, n_phases=1)
-key = RankingKey("alexnet", "0123456789abcdef", "relu1", config.key())
+key = TuningKey("alexnet", "0123456789abcdef", "relu1", config.key())
 # large enough (~1 MB) that a torn write would be visible
 tuning = TuningCurves(config.frequencies(), torch.full((2000, 6), value, dtype=torch.float64),
                       config.orientations(), torch.full((2000, 4), value, dtype=torch.float64))
@@ -221,14 +230,14 @@ while not (flags / "go").exists():
         sys.exit("no go signal")
     time.sleep(0.005)
 for _ in range(rounds):
-    write_entry(folder, key, config, tuning)
+    write_entry(folder, key, config, tuning.arrays())
 """
 
 
 def test_concurrent_rewrites_never_show_a_torn_file(tmp_path: Path) -> None:
     folder, flags = tmp_path / "cache", tmp_path / "flags"
     flags.mkdir()
-    key = RankingKey("alexnet", "0123456789abcdef", "relu1", CONFIG.key())
+    key = TuningKey("alexnet", "0123456789abcdef", "relu1", CONFIG.key())
     values = (1.0, 2.0)
     writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(folder), str(flags), str(v), "25"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for v in values]
@@ -243,7 +252,7 @@ def test_concurrent_rewrites_never_show_a_torn_file(tmp_path: Path) -> None:
         (flags / "go").touch()
         while any(w.poll() is None for w in writers):  # read while both processes replace the file
             try:
-                tuning = read_entry(folder / key.filename(), key)  # raises CacheEntryError on a torn file
+                tuning = _read_tuning(folder / key.filename(), key)  # raises CacheEntryError on a torn file
             except FileNotFoundError:
                 continue
             reads += 1
@@ -259,7 +268,7 @@ def test_concurrent_rewrites_never_show_a_torn_file(tmp_path: Path) -> None:
         assert writer.returncode == 0, err
     assert reads > 0 and seen
     assert [p.name for p in folder.iterdir()] == [key.filename()]  # no temporary files left behind
-    read_entry(folder / key.filename(), key)
+    _read_tuning(folder / key.filename(), key)
 
 
 def test_stale_temporary_file_of_a_crashed_writer_is_ignored(
@@ -271,16 +280,16 @@ def test_stale_temporary_file_of_a_crashed_writer_is_ignored(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ranking = get_rankings(alexnet_random, config=CONFIG, cache_dir=tmp_path)["relu1"]
-    _assert_same_tuning(read_entry(tmp_path / key.filename(), key), ranking.tuning)
+    _assert_same_tuning(_read_tuning(tmp_path / key.filename(), key), ranking.tuning)
     assert stale.read_text(encoding="utf-8") == '{"checksum": "half'
 
 
 def test_write_entry_reports_full_disk_to_its_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    key = RankingKey("alexnet", "0123456789abcdef", "relu1", CONFIG.key())
+    key = TuningKey("alexnet", "0123456789abcdef", "relu1", CONFIG.key())
     tuning = TuningCurves(CONFIG.frequencies(), torch.zeros(3, 6, dtype=torch.float64),
                           CONFIG.orientations(), torch.zeros(3, 4, dtype=torch.float64))
     monkeypatch.setattr(ranking_cache.os, "fsync", _no_space)
     with pytest.raises(OSError, match=NO_SPACE) as info:
-        write_entry(tmp_path, key, CONFIG, tuning)
+        write_entry(tmp_path, key, CONFIG, tuning.arrays())
     assert info.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []

@@ -1,7 +1,7 @@
 """The ``pe-iqa`` command line: score, rank, plot, pyiqa pass-through, version/help and error handling.
 
-Scores printed and written by the CLI are checked against the core (:func:`pe_iqa.presets.create_preset`) on
-the same tensors; rankings against :func:`pe_iqa.registry.get_ranking`.
+Scores printed and written by the CLI are checked against the core (:class:`pe_iqa.PEDistance`) on
+the same tensors; rankings against :func:`pe_iqa.get_ranking`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pe_iqa import AnalysisConfig, __version__, create_preset, get_ranking
+from pe_iqa import AnalysisConfig, PEDistance, __version__, get_ranking
 from pe_iqa.cli import SAMPLE_DIR, main
 from pe_iqa.image_io import pair_images, read_pair
 
@@ -40,7 +40,7 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def pe_alex():
-    return create_preset("pe_alex", device="cpu")
+    return PEDistance("pe_alex", device="cpu")
 
 
 def _core_scores(metric, distorted: Path, reference: Path) -> list[float]:

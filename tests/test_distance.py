@@ -55,17 +55,18 @@ def test_all_channels_five_layers_equal_lpips_without_linear_layers(alexnet, pai
     reference = lpips.LPIPS(net="alex", lpips=False, verbose=False).eval()
     with torch.no_grad():
         expected = reference(preds * 2 - 1, target * 2 - 1).flatten()
-    # LPIPS sums over channels and layers; ours averages: lpips = Σ_k K_k · d_k.
+    # LPIPS sums over channels and layers; ours halves the channel sum and averages layers: lpips = Σ_k 2 d_k.
     total = torch.zeros(preds.shape[0])
     per_layer = []
     for layer in ALEX_LAYERS:
-        metric = PEDistance(alexnet, [layer], subset="all", channel_norm=True, weighting="uniform", reduction="none")
+        metric = PEDistance(backbone=alexnet, layers=[layer], subset="all", channel_norm=True, weighting="uniform",
+                            reduction="none")
         d_k = metric(preds, target)
         per_layer.append(d_k)
-        total += metric.selected_channels()[layer].numel() * d_k
+        total += 2 * d_k
     torch.testing.assert_close(total, expected, rtol=1e-5, atol=1e-5)
     # the five-layer metric is the mean of the single-layer ones
-    five = PEDistance(alexnet, ALEX_LAYERS, subset="all", reduction="none")
+    five = PEDistance(backbone=alexnet, layers=ALEX_LAYERS, subset="all", reduction="none")
     torch.testing.assert_close(five(preds, target), torch.stack(per_layer, dim=1).mean(dim=1), rtol=1e-5, atol=1e-8)
 
 
@@ -74,13 +75,15 @@ def test_matches_eq1_computed_by_hand(alexnet, pair) -> None:
     feats_p, feats_t = alexnet(preds), alexnet(target)
     for channel_norm in (False, True):
         for weighting in ("uniform", "pe"):
-            metric = PEDistance(alexnet, ["relu2", "relu3"], subset="high", top_percent=20,
+            metric = PEDistance(backbone=alexnet, layers=["relu2", "relu3"], subset="high", top_percent=20,
                                 channel_norm=channel_norm, weighting=weighting, reduction="none")
             columns = []
             for layer in ("relu2", "relu3"):
                 channels = metric.selected_channels()[layer]
                 score = metric.rankings[layer].score[channels].float()
                 w = score / score.sum() if weighting == "pe" else torch.full_like(score, 1 / len(channels))
+                if channel_norm:  # unit-normalised channels: weights average ½ (½‖â − b̂‖², the LPIPS scale halved)
+                    w = w * len(channels) / 2
                 a, b = feats_p[layer][:, channels], feats_t[layer][:, channels]
                 if channel_norm:
                     a = a / (a.norm(dim=1, keepdim=True) + 1e-10)
@@ -95,11 +98,11 @@ def test_matches_eq1_computed_by_hand(alexnet, pair) -> None:
 
 def test_reductions(alexnet, pair) -> None:
     preds, target = pair
-    per_image = PEDistance(alexnet, ["relu3"], reduction="none")(preds, target)
+    per_image = PEDistance(backbone=alexnet, layers=["relu3"], reduction="none")(preds, target)
     assert per_image.shape == (preds.shape[0],) and per_image.dtype == torch.float32
     assert (per_image > 0).all()
-    mean = PEDistance(alexnet, ["relu3"], reduction="mean")(preds, target)
-    total = PEDistance(alexnet, ["relu3"], reduction="sum")(preds, target)
+    mean = PEDistance(backbone=alexnet, layers=["relu3"], reduction="mean")(preds, target)
+    total = PEDistance(backbone=alexnet, layers=["relu3"], reduction="sum")(preds, target)
     assert mean.shape == () and total.shape == ()
     torch.testing.assert_close(mean, per_image.mean())
     torch.testing.assert_close(total, per_image.sum())
@@ -107,20 +110,20 @@ def test_reductions(alexnet, pair) -> None:
 
 def test_grayscale_equals_rgb_repeated(alexnet, pair) -> None:
     preds, target = (t.mean(dim=1, keepdim=True) for t in pair)
-    metric = PEDistance(alexnet, ["relu2", "relu3"], reduction="none")
+    metric = PEDistance(backbone=alexnet, layers=["relu2", "relu3"], reduction="none")
     torch.testing.assert_close(metric(preds, target), metric(preds.repeat(1, 3, 1, 1), target.repeat(1, 3, 1, 1)))
 
 
 def test_data_range_255_equals_division(alexnet, pair) -> None:
     preds, target = pair
-    scaled = PEDistance(alexnet, ["relu3"], data_range=255, reduction="none")
-    unit = PEDistance(alexnet, ["relu3"], reduction="none")
+    scaled = PEDistance(backbone=alexnet, layers=["relu3"], data_range=255, reduction="none")
+    unit = PEDistance(backbone=alexnet, layers=["relu3"], reduction="none")
     torch.testing.assert_close(scaled(preds * 255, target * 255), unit(preds, target), rtol=1e-5, atol=1e-9)
 
 
 def test_float64_inputs_give_the_float32_result(alexnet, pair) -> None:
     preds, target = pair
-    metric = PEDistance(alexnet, ["relu3"], reduction="none")
+    metric = PEDistance(backbone=alexnet, layers=["relu3"], reduction="none")
     result = metric(preds.double(), target.double())
     assert result.dtype == torch.float32
     torch.testing.assert_close(result, metric(preds, target))
@@ -128,9 +131,9 @@ def test_float64_inputs_give_the_float32_result(alexnet, pair) -> None:
 
 @pytest.mark.parametrize("layer", ["relu1", "relu3"])
 def test_subset_sizes_and_membership(alexnet, layer: str) -> None:
-    high = PEDistance(alexnet, [layer], subset="high", top_percent=10)
-    low = PEDistance(alexnet, [layer], subset="low", top_percent=10)
-    full = PEDistance(alexnet, [layer], subset="all")
+    high = PEDistance(backbone=alexnet, layers=[layer], subset="high", top_percent=10)
+    low = PEDistance(backbone=alexnet, layers=[layer], subset="low", top_percent=10)
+    full = PEDistance(backbone=alexnet, layers=[layer], subset="all")
     ranking = high.rankings[layer]
     n = ranking.n_channels
     h, lo, f = (m.selected_channels()[layer] for m in (high, low, full))
@@ -148,16 +151,19 @@ def test_subset_sizes_and_membership(alexnet, layer: str) -> None:
     assert ranking.score[lo].max() <= ranking.score[kept_low].min()
 
 
-def test_pe_weights_proportional_to_score_and_sum_to_one(alexnet) -> None:
-    metric = PEDistance(alexnet, ["relu2", "relu3"], subset="high", top_percent=25, weighting="pe")
-    uniform = PEDistance(alexnet, ["relu2", "relu3"], subset="high", top_percent=25)
+@pytest.mark.parametrize("channel_norm", [True, False])
+def test_pe_weights_proportional_to_score_with_the_uniform_total(alexnet, channel_norm: bool) -> None:
+    options = {"backbone": alexnet, "layers": ["relu2", "relu3"], "top_percent": 25, "channel_norm": channel_norm}
+    metric = PEDistance(weighting="pe", **options)
+    uniform = PEDistance(**options)
     for layer, weights in metric.channel_weights().items():
         channels = metric.selected_channels()[layer]
         score = metric.rankings[layer].score[channels].float()
+        total = len(channels) / 2 if channel_norm else 1.0  # weights average ½ (normalised) or sum to 1 (raw)
         assert weights.dtype == torch.float32
-        torch.testing.assert_close(weights.sum(), torch.tensor(1.0))
-        torch.testing.assert_close(weights, score / score.sum())
-        torch.testing.assert_close(uniform.channel_weights()[layer], torch.full_like(weights, 1 / len(channels)))
+        torch.testing.assert_close(weights.sum(), torch.tensor(total))
+        torch.testing.assert_close(weights, score / score.sum() * total)
+        torch.testing.assert_close(uniform.channel_weights()[layer], torch.full_like(weights, total / len(channels)))
 
 
 # --------------------------------------------------------------------------------- speed options change nothing
@@ -166,9 +172,9 @@ def test_pe_weights_proportional_to_score_and_sum_to_one(alexnet) -> None:
 def test_pruning_gives_identical_results(alexnet, pair) -> None:
     preds, target = pair
     for layers in (["relu5"], ["relu3", "relu5"]):
-        pruned = PEDistance(alexnet, layers, reduction="none", prune=True)
-        full = PEDistance(alexnet, layers, reduction="none", prune=False)
-        assert pruned._preselected[-1] and not full._preselected[-1]  # the deepest conv really was pruned
+        pruned = PEDistance(backbone=alexnet, layers=layers, reduction="none", prune=True)
+        full = PEDistance(backbone=alexnet, layers=layers, reduction="none", prune=False)
+        assert pruned.heads[-1].preselected and not full.heads[-1].preselected  # the deepest conv really was pruned
         conv_channels = [m.out_channels for m in pruned.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
         assert conv_channels[-1] == len(pruned.selected_channels()["relu5"])
         torch.testing.assert_close(pruned(preds, target), full(preds, target), rtol=1e-5, atol=1e-9)
@@ -179,16 +185,17 @@ def test_pruning_gives_identical_results(alexnet, pair) -> None:
 
 def test_given_backbone_is_not_modified(alexnet) -> None:
     before = {k: (v.clone(), v.stride()) for k, v in alexnet.state_dict().items()}
-    PEDistance(alexnet, ["relu5"], prune=True, channels_last=True)
-    PEDistance(alexnet, ALEX_LAYERS, subset="all", channels_last=True)
+    PEDistance(backbone=alexnet, layers=["relu5"], prune=True, channels_last=True)
+    PEDistance(backbone=alexnet, layers=ALEX_LAYERS, subset="all", channels_last=True)
     for key, value in alexnet.state_dict().items():
         assert torch.equal(value, before[key][0]) and value.stride() == before[key][1], key
 
 
 def test_channels_last_gives_identical_results(alexnet, pair) -> None:
     preds, target = pair
-    fast = PEDistance(alexnet, ["relu2", "relu5"], reduction="none", channels_last=True)  # owns its pruned copy
-    plain = PEDistance(alexnet, ["relu2", "relu5"], reduction="none", channels_last=False)
+    # fast owns its pruned copy
+    fast = PEDistance(backbone=alexnet, layers=["relu2", "relu5"], reduction="none", channels_last=True)
+    plain = PEDistance(backbone=alexnet, layers=["relu2", "relu5"], reduction="none", channels_last=False)
     conv = next(m for m in fast.backbone.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(fast(preds, target), plain(preds, target), rtol=1e-5, atol=1e-9)
@@ -198,14 +205,14 @@ def test_compile_flag_gives_identical_results(alexnet, pair) -> None:
     # "aot_eager" exercises the torch.compile path (dynamo tracing of the backbone) in ~2 s; compile=True
     # (inductor) gives the same results but needs ~20-40 s to compile on 2 CPU cores, too slow for a unit test.
     preds, target = pair
-    compiled = PEDistance(alexnet, ["relu5"], reduction="none", compile="aot_eager")
-    eager = PEDistance(alexnet, ["relu5"], reduction="none")
+    compiled = PEDistance(backbone=alexnet, layers=["relu5"], reduction="none", compile="aot_eager")
+    eager = PEDistance(backbone=alexnet, layers=["relu5"], reduction="none")
     torch.testing.assert_close(compiled(preds, target), eager(preds, target), rtol=1e-5, atol=1e-9)
 
 
 def test_cached_target_features_give_identical_results(alexnet, pair) -> None:
     preds, target = pair
-    metric = PEDistance(alexnet, ["relu2", "relu3"], reduction="none")
+    metric = PEDistance(backbone=alexnet, layers=["relu2", "relu3"], reduction="none")
     cached = metric.features(target)
     assert [f.dtype for f in cached] == [torch.float32, torch.float32]
     assert torch.equal(metric(preds, target, target_features=cached), metric(preds, target))
@@ -217,12 +224,12 @@ def test_cached_target_features_give_identical_results(alexnet, pair) -> None:
 
 def test_pe_distance_matches_module_and_follows_input_dtype(alexnet, pair) -> None:
     preds, target = pair
-    module = PEDistance(alexnet, ["relu2"], reduction="none")
+    module = PEDistance(backbone=alexnet, layers=["relu2"], reduction="none")
     functional = pe_distance(preds, target, layers=["relu2"], reduction="none")
     torch.testing.assert_close(functional, module(preds, target), rtol=1e-5, atol=1e-9)
     as_double = pe_distance(preds.double(), target.double(), layers=["relu2"], reduction="none")
-    assert as_double.dtype == torch.float32
-    torch.testing.assert_close(as_double, functional, rtol=1e-5, atol=1e-9)
+    assert as_double.dtype == torch.float64  # a float64 network computes its head in float64 too
+    torch.testing.assert_close(as_double.float(), functional, rtol=1e-5, atol=1e-9)
 
 
 # --------------------------------------------------------------------------------- reduced precision
@@ -233,7 +240,7 @@ def test_autocast_bfloat16_on_cpu_within_tolerance(alexnet) -> None:
     # 0.4 % for the five-layer F version; asserted < 3 %, ordering of the pairs preserved.
     target = smooth_images(6, 96, seed=2)
     preds = distorted(target, seed=3, strengths=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5))
-    metric = PEDistance(alexnet, ["relu3"], reduction="none")
+    metric = PEDistance(backbone=alexnet, layers=["relu3"], reduction="none")
     reference = metric(preds, target)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = metric(preds, target)
@@ -249,7 +256,7 @@ def test_autocast_bfloat16_on_cpu_within_tolerance(alexnet) -> None:
 
 def test_loss_gradients_reach_the_input_not_the_backbone(alexnet, pair) -> None:
     preds, target = pair
-    loss_fn = PELoss(alexnet, ["relu2", "relu3"], weighting="pe")
+    loss_fn = PELoss(backbone=alexnet, layers=["relu2", "relu3"], weighting="pe")
     assert not loss_fn.check_range
     x = preds.clone().requires_grad_(True)
     loss = loss_fn(x, target)
@@ -266,7 +273,7 @@ def test_loss_gradient_finite_at_identical_inputs(alexnet, pair) -> None:
     _, target = pair
     black = torch.zeros_like(target)  # all-zero features: the norm's epsilon guards sqrt'(0)
     for channel_norm in (True, False):
-        loss_fn = PELoss(alexnet, ["relu1", "relu3"], channel_norm=channel_norm)
+        loss_fn = PELoss(backbone=alexnet, layers=["relu1", "relu3"], channel_norm=channel_norm)
         for image in (target, black):
             x = image.clone().requires_grad_(True)
             loss = loss_fn(x, image)
@@ -277,5 +284,15 @@ def test_loss_gradient_finite_at_identical_inputs(alexnet, pair) -> None:
 
 def test_loss_accepts_overshooting_outputs(alexnet, pair) -> None:
     preds, target = pair
-    loss = PELoss(alexnet, ["relu3"])(preds * 1.1 - 0.05, target)
+    loss = PELoss(backbone=alexnet, layers=["relu3"])(preds * 1.1 - 0.05, target)
     assert torch.isfinite(loss)
+
+
+def test_float64_module_passes_gradcheck() -> None:
+    # TorchMetrics' MetricTester runs gradcheck on a float64 module: the head must then run in float64 too
+    metric = PEDistance(weights="random", layers=["relu1"], top_percent=25, check_range=False, reduction="none")
+    metric.double()
+    target = smooth_images(1, 24, seed=4).double()
+    preds = distorted(target, seed=5).double().requires_grad_(True)
+    assert metric(preds, target).dtype == torch.float64
+    assert torch.autograd.gradcheck(lambda x: metric(x, target), (preds,), eps=1e-6, atol=1e-5)

@@ -32,7 +32,7 @@ SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
 @cache
 def metric(channel_norm: bool) -> PEDistance:
     """A per-image (``reduction="none"``) PE distance on a shared random AlexNet."""
-    return PEDistance(_backbone(), LAYERS, top_percent=25, channel_norm=channel_norm, reduction="none")
+    return PEDistance(backbone=_backbone(), layers=LAYERS, top_percent=25, channel_norm=channel_norm, reduction="none")
 
 
 @cache

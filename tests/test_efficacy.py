@@ -12,11 +12,11 @@ from pe_iqa.csf import get_csf
 from pe_iqa.efficacy import (
     EFFICACY_SCORES,
     compute_score,
+    efficacy_terms,
     frequency_sensitivity,
     orientation_selectivity,
     perceptual_efficacy,
     register_score,
-    tie_break_score,
 )
 from pe_iqa.tuning import AnalysisConfig, TuningCurves
 
@@ -100,7 +100,7 @@ def test_pe_is_the_normalised_product_and_shares_sum_to_one() -> None:
     single = _curves(torch.stack([tuning.response_f[0], torch.zeros(48, dtype=torch.float64)]),
                      torch.stack([tuning.response_theta[0], torch.zeros(36, dtype=torch.float64)]))
     torch.testing.assert_close(perceptual_efficacy(single), torch.tensor([1.0, 0.0], dtype=torch.float64))
-    torch.testing.assert_close(tie_break_score(tuning), mu1 / mu1.sum() + mu2 / mu2.sum(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(efficacy_terms(tuning).tie_break, mu1 / mu1.sum() + mu2 / mu2.sum(), rtol=1e-12, atol=0)
 
 
 def test_pe_is_invariant_to_a_common_response_scale() -> None:
@@ -118,7 +118,7 @@ def test_degenerate_channels_give_zero_not_nan() -> None:
     response_theta[3] = torch.linspace(0, 1, 36)  # orientation-selective but frequency-blind
     tuning = _curves(response_f, response_theta)
     for values in (frequency_sensitivity(tuning), orientation_selectivity(tuning), perceptual_efficacy(tuning),
-                   tie_break_score(tuning)):
+                   efficacy_terms(tuning).tie_break):
         assert bool(torch.isfinite(values).all())
     assert torch.equal(perceptual_efficacy(tuning), torch.zeros(4, dtype=torch.float64))
     dead = _curves(torch.zeros(3, 48), torch.zeros(3, 36))

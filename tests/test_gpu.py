@@ -76,7 +76,8 @@ def test_module_moved_after_construction(pairs, no_tf32: None) -> None:
 
 def test_a_given_backbone_on_cuda_takes_the_metric_along(pairs, no_tf32: None) -> None:
     preds, target = pairs
-    metric = PEDistance(load_backbone("alexnet", ["relu2", "relu3"], device="cuda"), reduction="none")
+    metric = PEDistance(backbone=load_backbone("alexnet", ["relu2", "relu3"], device="cuda"), layers=["relu2", "relu3"],
+                        reduction="none")
     assert metric.device.type == "cuda"
     expected = PEDistance(layers=["relu2", "relu3"], reduction="none")(preds, target)
     torch.testing.assert_close(metric(preds.cuda(), target.cuda()).cpu(), expected, rtol=1e-4, atol=1e-7)

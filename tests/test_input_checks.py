@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pe_iqa import PEDistance, PELoss, pe_distance
+from pe_iqa import PEDistance, PELoss, input_checks, pe_distance
 from pe_iqa.backbones import Backbone, load_backbone
 from pe_iqa.input_checks import check_image_pair, check_images, check_value_range
 
@@ -22,7 +22,7 @@ def alexnet(alexnet_weights_available: bool) -> Backbone:
 @pytest.fixture(scope="module")
 def metric(alexnet: Backbone) -> PEDistance:
     """The default metric (AlexNet relu3 H-10)."""
-    return PEDistance(alexnet, reduction="none")
+    return PEDistance(backbone=alexnet, layers=alexnet.layers, reduction="none")
 
 
 def images(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -108,7 +108,7 @@ def test_range_tolerance_and_data_range() -> None:
     with pytest.raises(ValueError, match=r"values in \[0, 255\], got min=1\.\d+, max=256 .*clamp\(0, 255\)"):
         check_image_pair(GOOD * 255 + 1, GOOD, data_range=255)
     for bad in (0, -1.0, "1", True, None):
-        with pytest.raises(ValueError, match=r"data_range must be a number > 0"):
+        with pytest.raises(ValueError, match=r"data_range must be a finite number > 0"):
             check_image_pair(GOOD, GOOD, data_range=bad)
 
 
@@ -118,13 +118,24 @@ def test_grayscale_is_repeated_to_rgb() -> None:
     assert preds.shape == (2, 3, 32, 32) and torch.equal(preds[:, 0], preds[:, 2])
 
 
-def test_check_range_false_reads_no_values() -> None:
-    # meta tensors have no data: any value check (a host sync on a GPU) would fail on them
+def test_check_range_false_reads_no_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    # reading values is a host sync on a GPU: with check_range=False nothing may read them
+    def no_reading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("values were read")
+
+    monkeypatch.setattr(input_checks, "check_value_range", no_reading)
+    preds, _ = check_image_pair(GOOD, GOOD, check_range=False)
+    assert preds is GOOD
+    with pytest.raises(AssertionError, match="values were read"):
+        check_image_pair(GOOD, GOOD, check_range=True)
+
+
+def test_meta_tensors_hold_no_data_and_are_refused() -> None:
     ghost = torch.empty(2, 3, 64, 64, device="meta")
-    preds, _ = check_image_pair(ghost, ghost, check_range=False)
-    assert preds.device.type == "meta"
-    with pytest.raises((RuntimeError, NotImplementedError)):
-        check_image_pair(ghost, ghost, check_range=True)
+    for call in (lambda: check_image_pair(ghost, ghost, check_range=False), lambda: check_images(ghost),
+                 lambda: check_image_pair(GOOD, ghost)):
+        with pytest.raises(ValueError, match="meta tensor"):
+            call()
 
 
 def test_value_check_covers_every_tensor_in_one_call() -> None:
@@ -134,23 +145,21 @@ def test_value_check_covers_every_tensor_in_one_call() -> None:
 
 
 def test_different_devices() -> None:
-    ghost = torch.empty(2, 3, 64, 64, device="meta")
-    with pytest.raises(ValueError, match=r"preds and target must be on the same device, got cpu and meta"):
-        check_image_pair(GOOD, ghost)
-    with pytest.raises(ValueError, match=r"preds and target are on meta but the metric is on cpu; move the images"):
-        check_image_pair(ghost, ghost, device=torch.device("cpu"))
-    with pytest.raises(ValueError, match=r"images is on meta but the metric is on cpu"):
-        check_images(ghost, device=torch.device("cpu"))
+    # structural checks compare devices without touching them: a CUDA metric can be named without a GPU
+    with pytest.raises(ValueError, match=r"preds and target are on cpu but the metric is on cuda:0; move the images"):
+        check_image_pair(GOOD, GOOD, device=torch.device("cuda:0"))
+    with pytest.raises(ValueError, match=r"images is on cpu but the metric is on cuda:0"):
+        check_images(GOOD, device=torch.device("cuda:0"))
 
 
 # --------------------------------------------------------------------------------- through the metric
 
 
-def test_metric_rejects_images_on_another_device(metric: PEDistance) -> None:
+def test_metric_rejects_meta_images(metric: PEDistance) -> None:
     ghost = torch.empty(1, 3, 64, 64, device="meta")
-    with pytest.raises(ValueError, match=r"on meta but the metric is on cpu"):
+    with pytest.raises(ValueError, match="meta tensor"):
         metric(ghost, ghost)
-    with pytest.raises(ValueError, match=r"same device, got cpu and meta"):
+    with pytest.raises(ValueError, match="meta tensor"):
         metric(GOOD[:1], ghost)
 
 
@@ -183,7 +192,7 @@ def test_metric_messages(metric: PEDistance) -> None:
 
 
 def test_loss_skips_value_checks_so_nan_propagates(alexnet: Backbone) -> None:
-    loss = PELoss(alexnet, reduction="none")
+    loss = PELoss(backbone=alexnet, layers=alexnet.layers, reduction="none")
     nan = GOOD.clone()
     nan[0] = float("nan")
     result = loss(nan, GOOD)
@@ -204,7 +213,10 @@ def test_loss_skips_value_checks_so_nan_propagates(alexnet: Backbone) -> None:
         ({"top_percent": -5.0}, r"top_percent must be .*got -5.0"),
         ({"top_percent": "10"}, r"top_percent must be a number .*got '10'"),
         ({"score": "efficacy"}, r"score must be one of \[.*'pe'.*\], got 'efficacy'"),
-        ({"data_range": 0}, r"data_range must be a number > 0"),
+        ({"data_range": 0}, r"data_range must be a finite number > 0"),
+        ({"data_range": float("inf")}, r"data_range must be a finite number > 0"),
+        ({"data_range": float("nan")}, r"data_range must be a finite number > 0"),
+        ({"top_percent": True}, r"top_percent must be a number .*got True"),
         ({"backbone": "resnet1000"}, r"backbone must be one of \[.*'alexnet'.*\] or 'timm:<name>', got 'resnet1000'"),
         ({"layers": ["relu9"]}, r"unknown layer\(s\) \['relu9'\] for backbone 'alexnet'; choose from \['relu1'"),
         ({"layers": []}, r"layers must name at least one of"),
@@ -226,13 +238,48 @@ def test_functional_rejects_bad_images_before_building_anything() -> None:
 
 
 def test_unknown_weights_tag() -> None:
-    with pytest.raises(ValueError, match=r"weights must be 'DEFAULT', 'random\[:SEED\]', a file path or one of"):
+    with pytest.raises(ValueError, match=r"weights must be 'DEFAULT', 'random\[:SEED\]', an existing file or one of"):
         PEDistance(weights="IMAGENET9K")
 
 
 def test_a_pruned_backbone_cannot_be_reused(metric: PEDistance) -> None:
     # metric.backbone computes only the selected relu3 channels; its ranking covers all of them
-    kept, total = len(metric.selected_channels()["relu3"]), metric.rankings["relu3"].n_channels
-    with pytest.raises(ValueError, match=rf"layer relu3 of the given backbone has {kept} channels but its ranking "
-                                         rf"has {total}.*pass the original backbone"):
-        PEDistance(metric.backbone)
+    with pytest.raises(ValueError, match=r"backbone was pruned .*pass the original backbone"):
+        PEDistance(backbone=metric.backbone)
+
+
+@pytest.mark.parametrize(("options", "error", "message"), [
+    ({"channel_norm": "no"}, TypeError, r"channel_norm must be True or False, got 'no'"),
+    ({"channel_norm": 1}, TypeError, r"channel_norm must be True or False"),
+    ({"layers": 3}, TypeError, r"layers must be a layer name or a sequence"),
+    ({"config": {"size": 64}}, TypeError, r"config must be an AnalysisConfig"),
+    ({"weights": 3}, TypeError, r"weights must be a string"),
+    ({"frequency": 3}, TypeError, r"unknown distance option\(s\) \['frequency'\]"),
+])
+def test_option_types_are_strict(options: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        PEDistance(**{"weights": "random", **options})
+
+
+def test_numpy_numbers_are_numbers() -> None:
+    metric = PEDistance(weights="random", layers=["relu1"], top_percent=np.float32(25), data_range=np.float64(1))
+    assert metric.spec.top_percent == 25.0 and isinstance(metric.spec.top_percent, float)
+    assert metric.spec.data_range == 1.0
+
+
+def test_check_range_is_strictly_boolean() -> None:
+    with pytest.raises(TypeError, match=r"check_range must be True or False, got 'no'"):
+        PEDistance(weights="random", layers=["relu1"], check_range="no")
+
+
+def test_meta_tensors_are_refused_with_the_reason() -> None:
+    meta = torch.empty(1, 3, 64, 64, device="meta")
+    with pytest.raises(ValueError, match="meta tensor"):
+        pe_distance(meta, meta, weights="random", layers=["relu1"])
+
+
+def test_a_backbone_name_in_the_preset_slot_gets_a_hint() -> None:
+    with pytest.raises(ValueError, match=r"'vgg16' is a backbone: use backbone='vgg16'"):
+        PEDistance("vgg16")
+    with pytest.raises(ValueError, match=r"metric must be one of \['pe_alex', 'pe_alex_f', 'pe_vgg'\]"):
+        pe_distance(GOOD, GOOD, "pe_foo")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -220,10 +221,11 @@ def test_bad_subset_arguments() -> None:
     assert SUBSETS == ("high", "low", "all")
     with pytest.raises(ValueError, match="subset"):
         ranking.select("top", 10)
-    for percent in (0, -5, 100.5):
+    for percent in (0, -5, 100.5, True, "10", None):
         with pytest.raises(ValueError, match="percent"):
             ranking.select("high", percent)
-    assert len(ranking.select("all", 0)) == 10  # percent is ignored for F
+    assert len(ranking.select("high", np.float32(30))) == 3  # NumPy numbers are numbers
+    assert len(ranking.select("all", 100)) == 10
 
 
 def _equal_pe_pair(swap: bool) -> tuple[ChannelRanking, int, int]:

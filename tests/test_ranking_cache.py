@@ -16,15 +16,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from pe_iqa import registry
+from pe_iqa import rankings as registry
 from pe_iqa.backbones import Backbone, load_backbone
-from pe_iqa.ranking_cache import FORMAT_VERSION, CacheEntryError, RankingKey, default_cache_dir, read_entry
-from pe_iqa.registry import clear_memory_cache, get_rankings
+from pe_iqa.rankings import clear_memory_cache, get_rankings
 from pe_iqa.tuning import AnalysisConfig, TuningCurves
+from pe_iqa.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, default_cache_dir, read_entry
 
 # A tiny analysis (64-px stimuli, few samples): the cache logic does not depend on the stimulus set.
 CONFIG = AnalysisConfig(size=64, n_frequencies=6, n_orientations=4, n_phases=1)
 LAYERS = ["relu1", "relu2"]
+
+def _read_tuning(path, key):
+    """A cache entry's tuning curves (``read_entry`` returns the named arrays)."""
+    return TuningCurves(**read_entry(path, key, TuningCurves.ARRAYS))
+
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +44,8 @@ def alexnet_random() -> Backbone:
     return load_backbone("alexnet", LAYERS, weights="random")
 
 
-def _key(backbone: Backbone, layer: str, config: AnalysisConfig = CONFIG) -> RankingKey:
-    return RankingKey("alexnet", backbone.weights_id, layer, config.key())
+def _key(backbone: Backbone, layer: str, config: AnalysisConfig = CONFIG) -> TuningKey:
+    return TuningKey("alexnet", backbone.weights_id, layer, config.key())
 
 
 def _forbid_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,7 +93,7 @@ def test_writes_one_verified_file_per_layer_and_reads_it_back(
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == sorted(_key(alexnet_random, layer).filename() for layer in LAYERS)
     for layer in LAYERS:
-        stored = read_entry(tmp_path / _key(alexnet_random, layer).filename(), _key(alexnet_random, layer))
+        stored = _read_tuning(tmp_path / _key(alexnet_random, layer).filename(), _key(alexnet_random, layer))
         for name in ("frequencies", "response_f", "orientations", "response_theta"):
             assert torch.equal(getattr(stored, name), getattr(first[layer].tuning, name))  # exact round trip
     clear_memory_cache()
@@ -170,7 +175,7 @@ def test_untrusted_file_warns_and_is_rebuilt(
     path = tmp_path / key.filename()
     corrupt(path, tmp_path / _key(alexnet_random, "relu2").filename())
     with pytest.raises(CacheEntryError, match=re.escape(str(path))):
-        read_entry(path, key)
+        _read_tuning(path, key)
     clear_memory_cache()
     calls = _count_measuring(monkeypatch)
     with pytest.warns(RuntimeWarning, match="untrusted") as record:
@@ -180,7 +185,7 @@ def test_untrusted_file_warns_and_is_rebuilt(
     assert re.search(reason, messages, flags=re.IGNORECASE), messages
     assert len(calls) == 1  # re-measured (relu2 came from its intact file, but a measurement runs all taps)
     _assert_same_tuning(rebuilt["relu1"].tuning, original["relu1"].tuning)
-    _assert_same_tuning(read_entry(path, key), original["relu1"].tuning)  # the file is valid again
+    _assert_same_tuning(_read_tuning(path, key), original["relu1"].tuning)  # the file is valid again
     assert not _leftover_temp_files(tmp_path)
     clear_memory_cache()
     with warnings.catch_warnings():
@@ -191,7 +196,7 @@ def test_untrusted_file_warns_and_is_rebuilt(
 _WORKER = r"""
 import sys, time
 from pathlib import Path
-from pe_iqa.registry import get_rankings
+from pe_iqa.rankings import get_rankings
 from pe_iqa.tuning import AnalysisConfig
 
 cache, flags, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
@@ -210,7 +215,7 @@ print(rankings["relu1"].weights_id)
 def test_concurrent_processes_leave_one_valid_file_per_layer(tmp_path: Path) -> None:
     # SqueezeNet 1.1: random initialisation is cheap, so the processes spend their time importing and measuring.
     squeezenet = load_backbone("squeezenet1_1", ["relu1", "fire2"], weights="random")
-    keys = {layer: RankingKey("squeezenet1_1", squeezenet.weights_id, layer, CONFIG.key())
+    keys = {layer: TuningKey("squeezenet1_1", squeezenet.weights_id, layer, CONFIG.key())
             for layer in squeezenet.layers}
     cache, flags = tmp_path / "cache", tmp_path / "flags"
     flags.mkdir()
@@ -238,7 +243,7 @@ def test_concurrent_processes_leave_one_valid_file_per_layer(tmp_path: Path) -> 
     names = sorted(p.name for p in cache.iterdir())
     assert names == sorted(key.filename() for key in keys.values())  # exactly one file per layer, no temp files
     for key in keys.values():
-        read_entry(cache / key.filename(), key)
+        _read_tuning(cache / key.filename(), key)
 
 
 def test_random_and_pretrained_weights_get_different_keys(
@@ -334,6 +339,6 @@ def test_memory_cache_hit_and_use_cache_false(
 
 
 def test_ranking_key_filenames() -> None:
-    key = RankingKey("timm:vgg16.tv_in1k", "0123456789abcdef", "features_3", "abcdefabcdef")
+    key = TuningKey("timm:vgg16.tv_in1k", "0123456789abcdef", "features_3", "abcdefabcdef")
     assert key.filename() == "timm-vgg16.tv_in1k__0123456789abcdef__features_3__abcdefabcdef.json"
-    assert "/" not in RankingKey("timm:a/b", "0" * 16, "l", "c").filename()
+    assert "/" not in TuningKey("timm:a/b", "0" * 16, "l", "c").filename()

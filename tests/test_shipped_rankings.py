@@ -10,15 +10,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from pe_iqa import registry
+from pe_iqa import rankings as registry
 from pe_iqa.ranking import ChannelRanking
-from pe_iqa.ranking_cache import RankingKey, read_entry
-from pe_iqa.registry import SHIPPED_DIR, clear_memory_cache, get_rankings
-from pe_iqa.tuning import AnalysisConfig
+from pe_iqa.rankings import SHIPPED_DIR, clear_memory_cache, get_rankings
+from pe_iqa.tuning import AnalysisConfig, TuningCurves
+from pe_iqa.tuning_cache import TuningKey, read_entry
 
 ALEXNET_LAYERS = ("relu1", "relu2", "relu3", "relu4", "relu5")
 ALEXNET_CHANNELS = {"relu1": 64, "relu2": 192, "relu3": 384, "relu4": 256, "relu5": 256}
 VGG16_CHANNELS = {"relu1_2": 64, "relu2_2": 128, "relu3_3": 256, "relu4_3": 512, "relu5_3": 512}
+
+def _read_tuning(path, key):
+    """A cache entry's tuning curves (``read_entry`` returns the named arrays)."""
+    return TuningCurves(**read_entry(path, key, TuningCurves.ARRAYS))
+
 
 
 @pytest.fixture(autouse=True)
@@ -37,9 +42,9 @@ def _shipped_files() -> list[Path]:
     return sorted(SHIPPED_DIR.glob("*.json"))
 
 
-def _key_of(path: Path) -> RankingKey:
+def _key_of(path: Path) -> TuningKey:
     backbone, weights_id, layer, config_key = path.stem.split("__")
-    return RankingKey(backbone, weights_id, layer, config_key)
+    return TuningKey(backbone, weights_id, layer, config_key)
 
 
 def _forbid_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,7 +63,7 @@ def test_shipped_files_are_valid_default_analysis_entries() -> None:
         key = _key_of(path)
         assert key.filename() == path.name
         assert key.config_key == default.key(), path.name
-        tuning = read_entry(path, key)  # checksum, format version and key verified
+        tuning = _read_tuning(path, key)  # checksum, format version and key verified
         payload = json.loads(path.read_text(encoding="utf-8"))["payload"]
         assert payload["config"] == dataclasses.asdict(default)
         assert tuning.response_f.shape[1] == default.n_frequencies
@@ -81,10 +86,10 @@ def fresh_alexnet(torch_home: Path) -> dict[str, ChannelRanking]:
 def test_alexnet_shipped_rankings_equal_a_fresh_measurement(fresh_alexnet: dict[str, ChannelRanking]) -> None:
     assert list(fresh_alexnet) == list(ALEXNET_LAYERS)
     for layer, fresh in fresh_alexnet.items():
-        key = RankingKey("alexnet", fresh.weights_id, layer, AnalysisConfig().key())
+        key = TuningKey("alexnet", fresh.weights_id, layer, AnalysisConfig().key())
         path = SHIPPED_DIR / key.filename()
         assert path.is_file(), f"no shipped ranking {path.name} for these weights (weights_id {fresh.weights_id})"
-        shipped = ChannelRanking("alexnet", fresh.weights_id, layer, fresh.config, read_entry(path, key))
+        shipped = ChannelRanking("alexnet", fresh.weights_id, layer, fresh.config, _read_tuning(path, key))
         assert shipped.n_channels == fresh.n_channels == ALEXNET_CHANNELS[layer]
         torch.testing.assert_close(shipped.tuning.response_f, fresh.tuning.response_f, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(shipped.tuning.response_theta, fresh.tuning.response_theta, rtol=1e-4, atol=1e-6)
@@ -99,8 +104,8 @@ def test_registry_uses_the_shipped_alexnet_rankings_without_measuring(
     rankings = get_rankings("alexnet", cache_dir=tmp_path)  # default layers, DEFAULT weights, default config
     assert list(rankings) == list(ALEXNET_LAYERS)
     for layer, ranking in rankings.items():
-        key = RankingKey("alexnet", ranking.weights_id, layer, AnalysisConfig().key())
-        shipped = read_entry(SHIPPED_DIR / key.filename(), key)
+        key = TuningKey("alexnet", ranking.weights_id, layer, AnalysisConfig().key())
+        shipped = _read_tuning(SHIPPED_DIR / key.filename(), key)
         assert torch.equal(ranking.tuning.response_f, shipped.response_f)
         assert torch.equal(ranking.tuning.response_theta, shipped.response_theta)
         assert torch.equal(ranking.select("high", 10), fresh_alexnet[layer].select("high", 10))
@@ -122,7 +127,7 @@ def test_registry_uses_the_shipped_vgg16_rankings_without_measuring(
         ranking = rankings[key.layer]
         assert ranking.weights_id == key.weights_id
         assert ranking.n_channels == VGG16_CHANNELS[key.layer]
-        assert torch.equal(ranking.tuning.response_f, read_entry(SHIPPED_DIR / key.filename(), key).response_f)
+        assert torch.equal(ranking.tuning.response_f, _read_tuning(SHIPPED_DIR / key.filename(), key).response_f)
         assert len(ranking.select("high", 10)) >= round(ranking.n_channels / 10)
     assert list(tmp_path.iterdir()) == []
 
@@ -131,13 +136,13 @@ def test_user_cache_takes_precedence_over_shipped(
     fresh_alexnet: dict[str, ChannelRanking], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A valid user-cache entry for the same key is read first (lookup order: memory → user cache → shipped).
-    from pe_iqa.ranking_cache import write_entry
+    from pe_iqa.tuning_cache import write_entry
 
     layer = "relu1"
     fresh = fresh_alexnet[layer]
-    key = RankingKey("alexnet", fresh.weights_id, layer, AnalysisConfig().key())
+    key = TuningKey("alexnet", fresh.weights_id, layer, AnalysisConfig().key())
     marked = dataclasses.replace(fresh.tuning, response_f=fresh.tuning.response_f * 2)
-    write_entry(tmp_path, key, AnalysisConfig(), marked)
+    write_entry(tmp_path, key, AnalysisConfig(), marked.arrays())
     _forbid_measuring(monkeypatch)
     ranking = get_rankings("alexnet", [layer], cache_dir=tmp_path)[layer]
     assert torch.equal(ranking.tuning.response_f, marked.response_f)

@@ -46,9 +46,11 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torchvision.transforms import functional as tvf
+
+from pe_iqa.image_io import read_image
 
 __all__ = [
+    "DEFAULT_ROOT",
     "HIGHER_IS_BETTER_LABEL",
     "LIVE_DISTORTION_TYPES",
     "LiveDataset",
@@ -73,6 +75,11 @@ _DEFAULT_LABELS = (
 _LABEL_COLUMNS = ("dmos", "mos")
 
 LayoutName = Literal["auto", "official", "pyiqa"]
+
+#: Where the benchmarks look for LIVE by default: ``$PE_IQA_LIVE_ROOT``, else ``../shared/data/LIVE`` beside the
+#: checkout (this repository's development setup).
+DEFAULT_ROOT = Path(os.environ.get("PE_IQA_LIVE_ROOT",
+                                  Path(__file__).resolve().parents[3] / "shared" / "data" / "LIVE"))
 
 
 @dataclass(frozen=True)
@@ -262,11 +269,6 @@ def load_live_index(
     )
 
 
-def _load_rgb(path: Path) -> torch.Tensor:
-    with Image.open(path) as img:
-        return tvf.to_tensor(img.convert("RGB"))
-
-
 class LiveDataset(Dataset):
     """Torch dataset over the found rows of a :class:`LiveIndex`.
 
@@ -295,8 +297,8 @@ class LiveDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         record = self.records[i]
-        dist = _load_rgb(record.dist_path)
-        ref = _load_rgb(record.ref_path)
+        dist = read_image(record.dist_path)[0]
+        ref = read_image(record.ref_path)[0]
         if dist.shape != ref.shape:
             raise ValueError(
                 f"{record.dist_path} has shape {tuple(dist.shape)} but its reference {record.ref_path} "

@@ -6,12 +6,11 @@ explicitly (``higher_is_better_*`` or ``lower_is_better``).
 
 from __future__ import annotations
 
+from benchmarks.protocols.bootstrap import BootstrapCI, PairedBootstrap, bootstrap_srocc_ci
 from benchmarks.protocols.correlation import (
-    BootstrapCI,
     CorrelationResult,
     LogisticFit,
     LogisticFitWarning,
-    bootstrap_srocc_ci,
     evaluate_scores,
     fit_logistic,
     krcc,
@@ -19,6 +18,8 @@ from benchmarks.protocols.correlation import (
     logistic_5param,
     plcc,
     rmse,
+    rowwise_srocc,
+    safe_srocc,
     srocc,
 )
 from benchmarks.protocols.jnd import jnd_map, jnd_precision_recall, voc_ap
@@ -29,6 +30,7 @@ __all__ = [
     "CorrelationResult",
     "LogisticFit",
     "LogisticFitWarning",
+    "PairedBootstrap",
     "bootstrap_srocc_ci",
     "evaluate_scores",
     "fit_logistic",
@@ -39,6 +41,8 @@ __all__ = [
     "logistic_5param",
     "plcc",
     "rmse",
+    "rowwise_srocc",
+    "safe_srocc",
     "srocc",
     "two_afc_score",
     "two_afc_scores",

@@ -41,11 +41,11 @@ import numpy as np
 from scipy import optimize, special, stats
 
 __all__ = [
-    "BootstrapCI",
     "CorrelationResult",
     "LogisticFit",
     "LogisticFitWarning",
-    "bootstrap_srocc_ci",
+    "centered_ranks",
+    "correlate_centered",
     "evaluate_scores",
     "fit_logistic",
     "krcc",
@@ -53,6 +53,8 @@ __all__ = [
     "logistic_5param",
     "plcc",
     "rmse",
+    "rowwise_srocc",
+    "safe_srocc",
     "srocc",
 ]
 
@@ -110,6 +112,53 @@ def srocc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> f
     if np.ptp(xa) == 0 or np.ptp(ya) == 0:
         return math.nan
     return float(stats.spearmanr(xa, ya)[0])
+
+
+def safe_srocc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """:func:`srocc`, or NaN when ``x`` has fewer than 2 values or a non-finite one (instead of an error)."""
+    values = np.asarray(x, dtype=np.float64)
+    return srocc(values, y) if values.size >= 2 and np.all(np.isfinite(values)) else math.nan
+
+
+def centered_ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks along the last axis, minus their mean (the input of :func:`correlate_centered`)."""
+    ranks = stats.rankdata(values, axis=-1)
+    return ranks - ranks.mean(axis=-1, keepdims=True)
+
+
+def correlate_centered(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of centred rows, broadcasting ``(…, N)`` against ``(…, N)``; NaN where a row is constant."""
+    den = np.sqrt((x * x).sum(axis=-1) * (y * y).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (x * y).sum(axis=-1) / den, math.nan)
+
+
+def rowwise_srocc(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """SROCC of every row of ``values`` with ``labels`` (average ranks for ties).
+
+    Args:
+        values: shape (K, N).
+        labels: shape (N,) — or (K, N), one row of labels per row of values.
+
+    Returns:
+        Shape (K,); NaN for rows that are constant (or if the labels are).
+
+    Raises:
+        ValueError: if the shapes do not match or fewer than 2 columns are given.
+
+    Example:
+        >>> rowwise_srocc(np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]), np.array([1.0, 5.0, 9.0])).tolist()
+        [1.0, -1.0]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    if values.ndim != 2 or labels.shape[-1] != values.shape[1] or labels.ndim not in (1, 2) or (
+            labels.ndim == 2 and labels.shape != values.shape):
+        raise ValueError(f"values must have shape (K, N) and labels (N,) or (K, N), got {values.shape} and "
+                         f"{labels.shape}")
+    if values.shape[1] < 2:
+        raise ValueError(f"need at least 2 columns, got {values.shape[1]}")
+    return correlate_centered(centered_ranks(values), centered_ranks(labels))
 
 
 def krcc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
@@ -397,7 +446,7 @@ class CorrelationResult:
         plcc_logistic4: Pearson correlation after the 4-parameter logistic mapping.
         rmse_logistic4: RMSE (label units) after the 4-parameter logistic mapping.
         fit5: The 5-parameter fit (on oriented scores and labels, see :func:`evaluate_scores`).
-        fit4: The 4-parameter fit (same orientation).
+        fit4: The 4-parameter fit (same orientation), or ``None`` when it was not asked for.
     """
 
     n: int
@@ -409,7 +458,7 @@ class CorrelationResult:
     plcc_logistic4: float
     rmse_logistic4: float
     fit5: LogisticFit
-    fit4: LogisticFit
+    fit4: LogisticFit | None
 
     def as_dict(self) -> dict[str, object]:
         """Returns the result as a plain (JSON-friendly) dictionary."""
@@ -437,6 +486,7 @@ def evaluate_scores(
     higher_is_better_score: bool,
     higher_is_better_label: bool,
     maxfev: int = 20000,
+    logistic4: bool = True,
 ) -> CorrelationResult:
     """Runs the full correlation protocol (SROCC, KRCC, PLCC raw and after logistic fits, RMSE).
 
@@ -454,6 +504,8 @@ def evaluate_scores(
         higher_is_better_score: True for a quality/similarity score, False for a distance.
         higher_is_better_label: True for MOS, False for DMOS (e.g. LIVE ``dmos``).
         maxfev: Maximum function evaluations per start in :func:`fit_logistic`.
+        logistic4: also fit the 4-parameter logistic (``False``: its fields are NaN and ``fit4`` is ``None``;
+            large grids need only the 5-parameter one).
 
     Returns:
         A :class:`CorrelationResult`.
@@ -468,9 +520,9 @@ def evaluate_scores(
     x = _orient(s, hb_s)
     t = _orient(y, hb_l)
     fit5 = fit_logistic(x, t, "5param", maxfev=maxfev)
-    fit4 = fit_logistic(x, t, "4param", maxfev=maxfev)
+    fit4 = fit_logistic(x, t, "4param", maxfev=maxfev) if logistic4 else None
     plcc5, rmse5 = _fitted_correlation(fit5, x, t)
-    plcc4, rmse4 = _fitted_correlation(fit4, x, t)
+    plcc4, rmse4 = _fitted_correlation(fit4, x, t) if fit4 is not None else (math.nan, math.nan)
     return CorrelationResult(
         n=int(x.size),
         srocc=srocc(x, t),
@@ -483,83 +535,3 @@ def evaluate_scores(
         fit5=fit5,
         fit4=fit4,
     )
-
-
-@dataclass(frozen=True)
-class BootstrapCI:
-    """Percentile bootstrap confidence interval.
-
-    Attributes:
-        estimate: The statistic on the full sample.
-        low: Lower bound of the interval.
-        high: Upper bound of the interval.
-        confidence: Confidence level, e.g. 0.95.
-        n_boot: Number of bootstrap resamples.
-    """
-
-    estimate: float
-    low: float
-    high: float
-    confidence: float
-    n_boot: int
-
-
-def _rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman correlation of each row pair of ``x`` and ``y``, shape (B, N) -> (B,)."""
-    rx = stats.rankdata(x, axis=1)
-    ry = stats.rankdata(y, axis=1)
-    rx -= rx.mean(axis=1, keepdims=True)
-    ry -= ry.mean(axis=1, keepdims=True)
-    den = np.sqrt(np.sum(rx * rx, axis=1) * np.sum(ry * ry, axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sum(rx * ry, axis=1) / den
-
-
-def bootstrap_srocc_ci(
-    scores: Sequence[float] | np.ndarray,
-    labels: Sequence[float] | np.ndarray,
-    higher_is_better_score: bool,
-    higher_is_better_label: bool,
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> BootstrapCI:
-    """Percentile bootstrap confidence interval of the (oriented) SROCC, resampling images with replacement.
-
-    Args:
-        scores: Objective scores, shape (N,).
-        labels: Subjective scores, shape (N,).
-        higher_is_better_score: True for a quality/similarity score, False for a distance.
-        higher_is_better_label: True for MOS, False for DMOS.
-        n_boot: Number of resamples.
-        confidence: Confidence level in (0, 1).
-        seed: Seed of the ``numpy.random.default_rng`` generator (results are reproducible).
-
-    Returns:
-        A :class:`BootstrapCI`; resamples with a constant side (undefined SROCC) are dropped.
-
-    Raises:
-        TypeError: If a direction flag is not a bool.
-        ValueError: If ``n_boot`` is not positive, ``confidence`` is not in (0, 1) or the inputs are invalid.
-
-    References:
-        B. Efron, R. Tibshirani. "An Introduction to the Bootstrap". Chapman & Hall, 1993 (percentile method).
-    """
-    hb_s = _check_bool("higher_is_better_score", higher_is_better_score)
-    hb_l = _check_bool("higher_is_better_label", higher_is_better_label)
-    if not isinstance(n_boot, int) or n_boot <= 0:
-        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    s, y = _as_pair(scores, labels, "scores", "labels")
-    x, t = _orient(s, hb_s), _orient(y, hb_l)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_boot, x.size))
-    values = _rowwise_spearman(x[idx], t[idx])
-    values = values[np.isfinite(values)]
-    estimate = srocc(x, t)
-    if values.size == 0:
-        return BootstrapCI(estimate, math.nan, math.nan, confidence, n_boot)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(values, [alpha, 1.0 - alpha])
-    return BootstrapCI(estimate, float(low), float(high), confidence, n_boot)

@@ -5,20 +5,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pe_iqa.presets import create_preset
+from pe_iqa.distance import PEDistance
 
 __all__ = ["PEDistanceArch"]
 
 
 class PEDistanceArch(nn.Module):
-    """A :mod:`pe_iqa.presets` distance as a pyiqa full-reference architecture (``ARCH_REGISTRY`` entry).
+    """A :data:`pe_iqa.presets.PRESETS` distance as a pyiqa full-reference architecture (``ARCH_REGISTRY`` entry).
 
     pyiqa's ``InferenceModel`` builds it from a model config's ``metric_opts`` (``{"type": "PEDistanceArch",
     "metric": "pe_alex"}``) plus the keyword arguments given to ``pyiqa.create_metric``, and calls it as
     ``net(distorted, reference)``.
 
     Args:
-        metric: the preset name (a key of :data:`pe_iqa.presets.METRIC_PRESETS`).
+        metric: the preset name (a key of :data:`pe_iqa.presets.PRESETS`).
         **options: :class:`~pe_iqa.distance.PEDistance` options replacing the preset's. ``check_range``
             defaults to ``False``: ``InferenceModel`` checks the ``[0, 1]`` range itself, and skips the check
             when used as a loss (``as_loss=True``), as pyiqa intends.
@@ -35,7 +35,7 @@ class PEDistanceArch(nn.Module):
                 raise TypeError(f"{name!r} is set by pyiqa's InferenceModel (loss_reduction=, device=), not here")
         options.setdefault("check_range", False)
         self.metric = metric
-        self.distance = create_preset(metric, reduction="none", **options)
+        self.distance = PEDistance(metric, reduction="none", **options)
 
     def forward(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """Per-image distance, lower = more similar.

@@ -2,48 +2,48 @@
 
 from __future__ import annotations
 
-from pe_iqa.presets import METRIC_PRESETS
-
-from .arch import PEDistanceArch
+from pe_iqa.presets import PRESETS
+from pe_iqa.spec import DistanceSpec
 
 __all__ = ["model_config", "model_configs", "score_range"]
 
+#: The architecture name pyiqa builds the presets with (:class:`~pe_iqa_pyiqa.arch.PEDistanceArch`).
+ARCH_NAME = "PEDistanceArch"
 
-def score_range(options: dict) -> str:
-    """pyiqa's ``score_range`` text (``"min, max"``, ``~`` for an open end) for a preset's options.
 
-    With ``channel_norm`` the selected channels are divided by their norm at each position, so every component
-    has magnitude below 1. The presets tap ReLU outputs (``relu3``, ``relu2_2``): components lie in ``[0, 1)``,
-    each squared difference is below 1, and the channel weights sum to 1, so each layer's distance (a weighted
-    mean of squared differences over channels and positions) and their mean lie in ``[0, 1]``. (For signed
-    features the bound would be ``4 · max weight`` ≤ 4; for uniform weights over ``K`` non-negative channels it
-    is ``2 / K``, so observed values are far below 1.) Without ``channel_norm`` the distance is unbounded.
+def score_range(spec: DistanceSpec) -> str:
+    """pyiqa's ``score_range`` text (``"min, max"``, ``~`` for an open end) of a distance.
+
+    Unit-normalised channels with uniform weights give ``½‖â − b̂‖²`` averaged over positions (see
+    :mod:`pe_iqa.feature_distance`): at most 1 for the non-negative (ReLU) features every preset compares — two
+    unit vectors with non-negative components are at most √2 apart — whatever the number of channels. PE-weighted
+    or raw (Eq. 1) distances have no fixed upper bound.
 
     Args:
-        options: :class:`~pe_iqa.distance.PEDistance` keyword arguments of a preset.
+        spec: a preset's specification.
 
     Returns:
         ``"0, 1"`` or ``"0, ~"``.
     """
-    return "0, 1" if options.get("channel_norm", True) else "0, ~"
+    return "0, 1" if spec.channel_norm and spec.weighting == "uniform" else "0, ~"
 
 
 def model_config(name: str) -> dict:
-    """The pyiqa config of preset ``name``: full-reference, lower is better, built by :class:`PEDistanceArch`.
+    """The pyiqa config of preset ``name``: full-reference, lower is better, built by ``PEDistanceArch``.
 
     Raises:
         ValueError: unknown preset.
     """
-    if name not in METRIC_PRESETS:
-        raise ValueError(f"name must be one of {sorted(METRIC_PRESETS)}, got {name!r}")
+    if name not in PRESETS:
+        raise ValueError(f"name must be one of {sorted(PRESETS)}, got {name!r}")
     return {
-        "metric_opts": {"type": PEDistanceArch.__name__, "metric": name},
+        "metric_opts": {"type": ARCH_NAME, "metric": name},
         "metric_mode": "FR",
         "lower_better": True,
-        "score_range": score_range(METRIC_PRESETS[name]),
+        "score_range": score_range(PRESETS[name]),
     }
 
 
 def model_configs() -> dict[str, dict]:
-    """``{preset name: pyiqa config}`` for every preset in :data:`pe_iqa.presets.METRIC_PRESETS`."""
-    return {name: model_config(name) for name in METRIC_PRESETS}
+    """``{preset name: pyiqa config}`` for every preset in :data:`pe_iqa.presets.PRESETS`."""
+    return {name: model_config(name) for name in PRESETS}

@@ -7,35 +7,33 @@ from typing import Literal
 from torch import Tensor
 
 from pe_iqa.distance import pe_distance
-
-from .distance_options import preset_options
+from pe_iqa.presets import DEFAULT_METRIC
+from pe_iqa.spec import DistanceSpec
 
 __all__ = ["pe_feature_distance"]
-
-_REDUCTIONS = ("mean", "sum", "none", None)
 
 
 def pe_feature_distance(
     preds: Tensor,
     target: Tensor,
-    metric: str | None = "pe_alex",
+    metric: str | DistanceSpec | None = DEFAULT_METRIC,
     reduction: Literal["mean", "sum", "none"] | None = "mean",
     **kwargs,
 ) -> Tensor:
     """PE-selected deep-feature distance between distorted ``preds`` and reference ``target``.
 
-    A thin wrapper of :func:`pe_iqa.distance.pe_distance`: the preset's options, updated with ``kwargs``, select
-    the distance; the module is built once per option set and device and reused. Lower = more similar.
+    A thin wrapper of :func:`pe_iqa.distance.pe_distance` (same module cache, same validation). Lower = more
+    similar; presets lie in ``[0, 1]``.
 
     Args:
         preds: distorted images, ``(N, 3, H, W)`` or ``(N, 1, H, W)``, float in ``[0, data_range]``.
         target: reference images, same shape and device as ``preds``.
-        metric: a preset of :data:`pe_iqa.presets.METRIC_PRESETS` (``"pe_alex"``, ``"pe_vgg"``, ``"pe_alex_f"``)
-            or ``None`` for :data:`pe_iqa.distance.DEFAULTS`.
+        metric: a preset of :data:`pe_iqa.presets.PRESETS` (``"pe_alex"``, ``"pe_vgg"``, ``"pe_alex_f"``), a
+            :class:`~pe_iqa.spec.DistanceSpec`, or ``None`` for the default (``"pe_alex"``).
         reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"``/``None`` for the ``(N,)`` scores.
         **kwargs: options of :func:`pe_iqa.distance.pe_distance` replacing the preset's (``backbone``, ``layers``,
-            ``weights``, ``subset``, ``top_percent``, ``channel_norm``, ``weighting``, ``score``, ``data_range``,
-            ``check_range``).
+            ``weights``, ``subset``, ``top_percent``, ``channel_norm``, ``weighting``, ``score``, ``config``,
+            ``data_range``, ``check_range``).
 
     Returns:
         A scalar (``"mean"``/``"sum"``) or ``(N,)`` float32 tensor, differentiable with respect to the inputs.
@@ -54,7 +52,4 @@ def pe_feature_distance(
         >>> float(pe_feature_distance(target, target, **options))
         0.0
     """
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    options = preset_options(metric, kwargs)
-    return pe_distance(preds, target, reduction=reduction or "none", **options)
+    return pe_distance(preds, target, metric or DEFAULT_METRIC, reduction=reduction or "none", **kwargs)

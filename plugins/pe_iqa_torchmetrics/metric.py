@@ -10,18 +10,29 @@ from torchmetrics.metric import Metric
 from torchmetrics.utilities import dim_zero_cat
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
-from .distance_options import build_distance, split_distance_options
+from pe_iqa.distance import DISTANCE_OPTIONS, PEDistance
+from pe_iqa.presets import DEFAULT_METRIC
+from pe_iqa.spec import DistanceSpec
 
 __all__ = ["PEFeatureDistance"]
 
 _DISTANCE_PREFIX = "distance."
+_EXTRA_STATE = "_extra_state"
+
+
+def _split_options(kwargs: dict) -> tuple[dict, dict]:
+    """``(PEDistance options, Metric options)``; ``reduction`` and ``device`` are set by the metric itself."""
+    for name, hint in (("reduction", "use per_sample=True for per-image scores"), ("device", "use .to(device)")):
+        if name in kwargs:
+            raise TypeError(f"{name!r} is not accepted here: {hint}")
+    distance = {k: v for k, v in kwargs.items() if k in DISTANCE_OPTIONS}
+    return distance, {k: v for k, v in kwargs.items() if k not in DISTANCE_OPTIONS}
 
 
 class PEFeatureDistance(Metric):
     """PE-selected deep-feature distance (lower = more similar), accumulated over batches.
 
-    Wraps a :class:`pe_iqa.distance.PEDistance` built by :func:`pe_iqa.presets.create_preset` (so scores equal
-    the core's). By default the metric keeps two scalar states, the sum of per-image scores and the image count,
+    Wraps a :class:`pe_iqa.distance.PEDistance` (so scores equal the core's). By default the metric keeps two scalar states, the sum of per-image scores and the image count,
     so memory is constant and a DDP sync is two all-reduces; :meth:`compute` returns their ratio, the mean over
     all images seen. With ``per_sample=True`` it keeps every per-image score (a ``"cat"`` state) and
     :meth:`compute` returns the ``(N,)`` scores in update order (rank order under DDP).
@@ -29,7 +40,12 @@ class PEFeatureDistance(Metric):
     The distance network is configuration, not state: it is frozen (``requires_grad=False``), moves with
     ``.to(device)``, and is left out of :meth:`state_dict` (which holds only the metric states, and only after
     ``persistent(True)``); :meth:`load_state_dict` never changes it. Note that TorchMetrics' own LPIPS metric does
-    save its network. As for every TorchMetrics metric, ``.half()``/``.float()``/``.double()`` are no-ops;
+    save its network. Persisted states are saved with the identity of the distance (its
+    :class:`~pe_iqa.spec.DistanceSpec` and weights fingerprint): loading them into a differently configured metric
+    raises a ``ValueError`` instead of mixing two distances' sums.
+
+    ``feature_network = "net"``: TorchMetrics' ``FeatureShare`` can share one network between PE metrics on the
+    same backbone (build them with ``prune=False``, so the shared network computes every channel). As for every TorchMetrics metric, ``.half()``/``.float()``/``.double()`` are no-ops;
     :meth:`set_dtype` casts the states and the network's floating-point tensors (channel indices stay integer).
 
     As input to ``forward`` and ``update``:
@@ -41,8 +57,8 @@ class PEFeatureDistance(Metric):
     As output of ``forward`` and ``compute``: a scalar mean distance, or ``(N,)`` scores with ``per_sample=True``.
 
     Args:
-        metric: a preset of :data:`pe_iqa.presets.METRIC_PRESETS` (``"pe_alex"``, ``"pe_vgg"``, ``"pe_alex_f"``)
-            or ``None`` for :data:`pe_iqa.distance.DEFAULTS`.
+        metric: a preset of :data:`pe_iqa.presets.PRESETS` (``"pe_alex"``, ``"pe_vgg"``, ``"pe_alex_f"``), a
+            :class:`~pe_iqa.spec.DistanceSpec`, or ``None`` for the default (``"pe_alex"``).
         per_sample: keep and return every per-image score instead of the running mean.
         kwargs: :class:`~pe_iqa.distance.PEDistance` options replacing the preset's (``backbone`` — a name or a
             loaded :class:`~pe_iqa.backbones.Backbone` to share —, ``layers``, ``weights``, ``subset``,
@@ -68,27 +84,29 @@ class PEFeatureDistance(Metric):
         >>> per_image = PEFeatureDistance("pe_alex", per_sample=True, **options)
         >>> per_image(target, target)
         tensor([0., 0., 0., 0.])
-        >>> len(metric.state_dict())  # no network weights; the states are saved after metric.persistent(True)
-        0
+        >>> list(metric.state_dict())  # no network weights; the states are saved after metric.persistent(True)
+        ['_extra_state']
     """
 
     is_differentiable: bool = True
     higher_is_better: bool = False
     full_state_update: bool = False
     plot_lower_bound: float = 0.0
+    feature_network: str = "net"
 
     sum_scores: Tensor
     total: Tensor
     scores: list[Tensor]
 
-    def __init__(self, metric: str | None = "pe_alex", per_sample: bool = False, **kwargs) -> None:
-        distance_kwargs, metric_kwargs = split_distance_options(kwargs)
+    def __init__(self, metric: str | DistanceSpec | None = DEFAULT_METRIC, per_sample: bool = False,
+                 **kwargs) -> None:
+        distance_kwargs, metric_kwargs = _split_options(kwargs)
         super().__init__(**metric_kwargs)
         if not isinstance(per_sample, bool):
             raise TypeError(f"per_sample must be a bool, got {type(per_sample).__name__}")
-        self.metric = metric
+        self.metric = metric or DEFAULT_METRIC
         self.per_sample = per_sample
-        self.distance = build_distance(metric, distance_kwargs)
+        self.distance = PEDistance(self.metric, reduction="none", **distance_kwargs)
         self.add_state("sum_scores", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
         if per_sample:
@@ -110,8 +128,23 @@ class PEFeatureDistance(Metric):
             return dim_zero_cat(self.scores)
         return self.sum_scores / self.total
 
+    @property
+    def net(self) -> object:
+        """The feature network of the distance (what ``FeatureShare`` shares; see :class:`PEFeatureDistance`)."""
+        return self.distance.net
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "net":  # FeatureShare assigns a caching wrapper of the shared network
+            self.distance.use_network(value)  # type: ignore[arg-type]
+            return
+        super().__setattr__(name, value)
+
     def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: _AX_TYPE | None = None) -> _PLOT_OUT_TYPE:
         """Plot one result or a sequence of results of ``forward``/``compute`` (default: :meth:`compute`).
+
+        Per-image scores (``per_sample=True``, or any ``(N,)`` tensor) are drawn as one series against the image
+        index, with one legend entry; scalars and sequences of scalars as TorchMetrics does. The axis is labelled
+        with the metric and its direction.
 
         Args:
             val: a value returned by ``forward`` or ``compute``, or a list of them.
@@ -130,7 +163,23 @@ class PEFeatureDistance(Metric):
             >>> values = [metric(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)) for _ in range(3)]
             >>> fig_, ax_ = metric.plot(values)
         """
-        return self._plot(val, ax)
+        val = val if val is not None else self.compute()
+        label = f"{self.metric if isinstance(self.metric, str) else 'PE distance'} (lower = more similar)"
+        if isinstance(val, Tensor) and val.numel() > 1:
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots() if ax is None else (None, ax)
+            values = val.detach().cpu().reshape(-1)
+            ax.plot(range(len(values)), values.tolist(), marker="o", linestyle="None", label="per image")
+            ax.set_xlabel("image")
+            ax.legend(loc="upper right")
+        else:
+            fig, ax = self._plot(val, ax)
+        ax.set_ylabel(label)
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        if fig is not None:
+            fig.tight_layout()
+        return fig, ax
 
     def set_dtype(self, dst_type: str | torch.dtype) -> PEFeatureDistance:
         """Cast the metric states and the distance network's floating-point tensors to ``dst_type``.
@@ -155,8 +204,30 @@ class PEFeatureDistance(Metric):
 
         return self._apply(cast_floating)
 
+    def _identity(self) -> dict[str, object]:
+        return {"spec": repr(self.distance.spec), "weights_id": next(iter(self.distance.rankings.values())).weights_id,
+                "per_sample": self.per_sample}
+
+    def get_extra_state(self) -> dict[str, object] | None:
+        """The distance's identity, saved with persistent states (``None`` when no state is persistent)."""
+        return self._identity() if any(self._persistent.values()) else None
+
+    def set_extra_state(self, state: object) -> None:
+        """Refuse states saved by a differently configured metric.
+
+        Raises:
+            ValueError: if ``state`` names another distance (spec, weights or ``per_sample``).
+        """
+        if state is None or not any(self._persistent.values()):
+            return
+        ours = self._identity()
+        if state != ours:
+            raise ValueError(f"these metric states were computed by another distance: saved {state}, this metric is "
+                             f"{ours}; build the metric with the same options to load them")
+
     def state_dict(self, destination: dict | None = None, prefix: str = "", keep_vars: bool = False) -> dict:
-        """The persistent metric states (see ``Metric.persistent``), without the distance network's weights."""
+        """The persistent metric states (see ``Metric.persistent``) and the distance's identity, without the
+        distance network's weights."""
         destination = super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
         excluded = prefix + _DISTANCE_PREFIX
         for key in [key for key in destination if key.startswith(excluded)]:
@@ -181,6 +252,7 @@ class PEFeatureDistance(Metric):
         # state_dict above) loads strictly, and one with them (another checkpoint) cannot change the network.
         for name, tensor in self.distance.state_dict(keep_vars=True).items():
             state_dict[prefix + _DISTANCE_PREFIX + name] = tensor
+        state_dict.setdefault(prefix + _EXTRA_STATE, None)  # checkpoints saved before the identity existed
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )

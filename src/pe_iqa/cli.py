@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .presets import METRIC_PRESETS
+from .presets import PRESETS
 
 __all__ = ["SAMPLE_DIR", "build_parser", "main"]
 
@@ -117,7 +117,7 @@ def _write_rankings(path: Path, rankings: dict, weights: str) -> None:
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
-    from .registry import get_rankings
+    from .rankings import get_rankings
 
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".json", ".csv"):
@@ -180,7 +180,7 @@ def _chromaticity_report(layer: str, ranking, filters: torch.Tensor, top: list[i
 def _cmd_plot(args: argparse.Namespace) -> int:
     from .backbones import load_backbone
     from .plotting import input_filters, plot_layer, save_figure, top_bottom_channels
-    from .registry import get_rankings
+    from .rankings import get_rankings
 
     if args.n < 1:
         raise CommandError(f"--n must be >= 1, got {args.n}")
@@ -197,7 +197,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         filters = input_filters(net, layer)
         if filters is not None and filters.shape[0] != ranking.n_channels:
             filters = None
-        figure = plot_layer(ranking, args.n, filters)
+        figure = plot_layer(ranking, args.n, filters, weights_label=args.weights)
         path = save_figure(figure, out_dir / f"{safe}_{layer}_{args.score}.png", dpi=args.dpi)
         print(f"{path}")
         if filters is not None:
@@ -222,11 +222,11 @@ def _pyiqa_metric(name: str, device: torch.device) -> _Metric:
     try:
         import pyiqa
     except ImportError:
-        raise CommandError(_PYIQA_MISSING.format(name=name, presets=", ".join(METRIC_PRESETS))) from None
+        raise CommandError(_PYIQA_MISSING.format(name=name, presets=", ".join(PRESETS))) from None
     known = set(pyiqa.list_models())
     if name not in known:
         raise CommandError(
-            f"unknown metric {name!r}: neither a pe-iqa preset ({', '.join(METRIC_PRESETS)}) nor a pyiqa "
+            f"unknown metric {name!r}: neither a pe-iqa preset ({', '.join(PRESETS)}) nor a pyiqa "
             f"metric (list them with `pe-iqa pyiqa -ls`)"
         )
     with contextlib.redirect_stdout(sys.stderr):  # pyiqa prints "Loading pretrained model ..."
@@ -237,10 +237,10 @@ def _pyiqa_metric(name: str, device: torch.device) -> _Metric:
 
 
 def _load_metric(name: str, device: torch.device) -> _Metric:
-    if name in METRIC_PRESETS:
-        from .presets import create_preset
+    if name in PRESETS:
+        from .distance import PEDistance
 
-        return _Metric(name, True, True, create_preset(name, device=device))
+        return _Metric(name, True, True, PEDistance(name, device=device))
     return _pyiqa_metric(name, device)
 
 
@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser(
         "score", help="score distorted images against references", formatter_class=formatter,
         description="Score distorted images against their references (full-reference metrics).",
-        epilog=_EXAMPLES["score"].format(presets=", ".join(METRIC_PRESETS)),
+        epilog=_EXAMPLES["score"].format(presets=", ".join(PRESETS)),
     )
     score.add_argument("metrics", nargs="*", metavar="METRIC", help="metrics to compute (default: pe_alex)")
     score.add_argument("-t", "--target", metavar="DIST", help="distorted image file or folder")

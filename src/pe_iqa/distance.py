@@ -1,124 +1,116 @@
-"""The PE-selected deep-feature distance: functional :func:`pe_distance` and the :class:`PEDistance` module.
+"""The PE-selected deep-feature distance: the :class:`PEDistance` module, :class:`PELoss` and :func:`pe_distance`.
 
-For each layer ``k`` and its selected channels ``S_k`` (H-x, L-x or F of a :class:`~pe_iqa.ranking.ChannelRanking`)::
+A distance is named by a preset (``"pe_alex"``, the default; ``"pe_vgg"``; ``"pe_alex_f"``) or given as a
+:class:`~pe_iqa.spec.DistanceSpec`, with any of its fields overridden by keyword (``layers=``, ``top_percent=`` …).
+:func:`~pe_iqa.resolver.resolve` turns it into a network and selected channels; the per-layer distance is the Eq. 1
+kernel of :mod:`pe_iqa.feature_distance`, and layers are averaged::
 
-    d_k(x, y) = Σ_{m ∈ S_k} w_m · 1/(H_k W_k) · Σ_{h,w} (φ_m(x) − φ_m(y))²        (Eq. 1 of the paper)
-    d(x, y)   = mean_k d_k(x, y)
+    d(x, y) = mean_k  mean_{h,w}  Σ_{m ∈ S_k} w_m (φ_m(x) − φ_m(y))²
 
-with ``w_m = 1/|S_k|`` (``weighting="uniform"``: exactly Eq. 1's ``1/(M·H·W)``) or ``w_m ∝ PE_m`` summing to 1
-(``weighting="pe"``, as the paper's super-resolution loss). With ``channel_norm=True`` the selected channels
-are first unit-normalised at every position, ``φ / (‖φ‖₂ + 1e-10)`` over ``S_k``, as LPIPS does for all
-channels. Lower = more similar; 0 for identical images. ``d(x, y) = d(y, x)``: both images go through the
-same network and every term is a squared difference.
+Lower = more similar; 0 for identical images; ``d(x, y) = d(y, x)``. With unit-normalised channels (every preset)
+the value is ``1 − cos`` of the feature vectors, in ``[0, 1]`` for ReLU layers, whatever the number of channels.
 
-Inputs are ``(N, 3, H, W)`` (or ``(N, 1, H, W)``, repeated to RGB) in ``[0, 1]`` and validated (see
-:mod:`pe_iqa.input_checks`). The backbone is frozen and stops at the deepest layer used; channels are
-selected before any per-channel arithmetic; the distance head runs in float32 even under ``torch.autocast``;
-gradients flow to the inputs and are finite at identical inputs.
+Inputs are ``(N, 3, H, W)`` (or ``(N, 1, H, W)``, repeated to RGB) in ``[0, data_range]`` and validated (see
+:mod:`pe_iqa.input_checks`). The backbone is frozen and stops at the deepest layer used; the distance head runs in
+float32 (float64 for a float64 network) even under ``torch.autocast``; gradients flow to the inputs and are finite
+at identical inputs.
 
-Speed (results unchanged, see ``benchmarks/throughput.py``): the deepest convolution computes only the
-selected channels (``prune``), the backbone weights are stored channels-last (``channels_last``, 5–27 % less
-CPU time with oneDNN), the value check costs one host sync per call (none with ``check_range=False``), a
-reference scored many times can be encoded once (:meth:`PEDistance.features` + ``target_features=``), and
-``compile=True`` wraps the backbone in :func:`torch.compile`.
+Speed (results unchanged, see ``benchmarks/throughput.py``): the deepest convolution computes only the selected
+channels (``prune``), the backbone weights are stored channels-last (``channels_last``, 5–27 % less CPU time with
+oneDNN), the value check costs one host sync per call (none with ``check_range=False``), a reference scored many
+times can be encoded once (:meth:`PEDistance.features` + ``target_features=``), and ``compile=True`` wraps the
+backbone in :func:`torch.compile`.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from .backbones import Backbone, load_backbone, prune_deepest_tap
-from .efficacy import EFFICACY_SCORES
+from .backbones import Backbone, prune_deepest_tap
+from .feature_distance import distance_map, layer_distance, prepare_features
 from .input_checks import check_image_pair, check_image_structure, check_images
-from .ranking import SUBSETS
-from .registry import get_rankings
-from .tuning import AnalysisConfig
+from .presets import DEFAULT_METRIC, resolve_spec
+from .resolver import resolve
+from .spec import DistanceSpec, check_bool
 
-__all__ = ["DEFAULTS", "PEDistance", "PELoss", "pe_distance"]
+__all__ = ["DISTANCE_OPTIONS", "MODULE_OPTIONS", "REDUCTIONS", "PEDistance", "PELoss", "pe_distance", "reduce"]
 
-#: Package defaults, chosen on the shared LIVE data (see README "Choosing the defaults").
-DEFAULTS: dict = {
-    "backbone": "alexnet",
-    "layers": ("relu3",),
-    "subset": "high",
-    "top_percent": 10.0,
-    "channel_norm": True,
-    "weighting": "uniform",
-    "score": "pe",
-}
-
-_REDUCTIONS = ("mean", "sum", "none")
-_WEIGHTINGS = ("uniform", "pe")
-_NORM_EPS = 1e-10
+REDUCTIONS = ("mean", "sum", "none")
+#: Keyword arguments of :class:`PEDistance` that say how the distance is run, not what it is (the rest are
+#: :class:`~pe_iqa.spec.DistanceSpec` fields).
+MODULE_OPTIONS = frozenset({"reduction", "check_range", "prune", "channels_last", "compile", "device"})
+#: Every keyword argument :class:`PEDistance` accepts besides ``metric``.
+DISTANCE_OPTIONS = DistanceSpec.option_names() | {"backbone"} | MODULE_OPTIONS
+#: Estimated activation memory (bytes, :meth:`~pe_iqa.backbones.Backbone.activation_bytes_per_pixel`) above which
+#: a call warns.
+MEMORY_WARNING_BYTES = 4 * 1024**3
 
 
-def _check_options(subset: str, top_percent: float, weighting: str, score: str, reduction: str,
-                   data_range: float) -> None:
-    """Validate the distance options before any network is loaded or ranking measured."""
-    if subset not in SUBSETS:
-        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
-    if weighting not in _WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {_WEIGHTINGS}, got {weighting!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if score not in EFFICACY_SCORES:
-        raise ValueError(f"score must be one of {sorted(EFFICACY_SCORES)}, got {score!r}")
-    if isinstance(top_percent, bool) or not isinstance(top_percent, (int, float)) or not 0 < top_percent <= 100:
-        raise ValueError(f"top_percent must be a number in (0, 100] (percent of channels kept), got {top_percent!r}")
-    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not data_range > 0:
-        raise ValueError(f"data_range must be a number > 0 (1.0 for [0, 1] images), got {data_range!r}")
+def check_reduction(reduction: object) -> str:
+    """``reduction`` if it is one of :data:`REDUCTIONS`, else a ``ValueError``."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return str(reduction)
 
 
-def _check_channel_counts(net: Backbone, rankings: dict) -> None:
-    """A given Backbone must compute every channel its rankings cover (not, e.g., another metric's pruned copy)."""
-    counts = net.channels()
-    for layer, ranking in rankings.items():
-        if counts[layer] != ranking.n_channels:
-            raise ValueError(
-                f"layer {layer} of the given backbone has {counts[layer]} channels but its ranking has "
-                f"{ranking.n_channels}: it was pruned (a PEDistance's .backbone computes only the selected "
-                f"channels); pass the original backbone or a backbone name instead"
-            )
+def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduce per-image values ``(N,)`` over the batch: ``"mean"``, ``"sum"`` or ``"none"`` (unchanged)."""
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    return values
+
+
+class _LayerHead(nn.Module):
+    """The selected channels of one layer and their weights (buffers that follow the module's device)."""
+
+    def __init__(self, layer: str, channels: torch.Tensor, weights: torch.Tensor, preselected: bool) -> None:
+        super().__init__()
+        self.layer = layer
+        #: whether the backbone already returns only the selected channels, in selection order (pruned conv)
+        self.preselected = preselected
+        self.register_buffer("channels", channels, persistent=False)
+        self.register_buffer("weights", weights, persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"{self.layer}: {self.channels.numel()} channels"
 
 
 class PEDistance(nn.Module):
     """PE-selected deep-feature distance as a frozen ``nn.Module`` (usable as a loss).
 
     Args:
-        backbone: backbone name or a loaded :class:`~pe_iqa.backbones.Backbone` (shared, not copied).
-        layers: layers to compare (default ``DEFAULTS["layers"]`` for AlexNet, else the backbone's defaults).
-        weights: backbone weights tag (see :func:`~pe_iqa.backbones.load_backbone`).
-        subset: ``"high"`` (H-x), ``"low"`` (L-x) or ``"all"`` (F).
-        top_percent: x, the percentage of channels kept per layer, in ``(0, 100]``.
-        channel_norm: unit-normalise the selected channels at each position (LPIPS-style).
-        weighting: ``"uniform"`` or ``"pe"`` (channel weights proportional to their score).
-        score: registered efficacy score ranking the channels (default ``"pe"``).
-        config: PE analysis configuration (default :class:`~pe_iqa.tuning.AnalysisConfig`).
+        metric: a preset name (:data:`~pe_iqa.presets.PRESETS`: ``"pe_alex"``, ``"pe_vgg"``, ``"pe_alex_f"``) or a
+            :class:`~pe_iqa.spec.DistanceSpec`.
+        backbone: a backbone name, or a loaded :class:`~pe_iqa.backbones.Backbone` to use as it is (shared, not
+            copied; analysed with the weights it holds). A name replaces the preset's backbone and, unless
+            ``layers`` is given, its layers by the new backbone's default layers.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
-        data_range: maximum of the input range (``1.0`` for ``[0, 1]``).
-        check_range: validate that values are finite and within ``[0, data_range]`` (one host sync per call
-            for both inputs); ``False`` checks no values (no sync; NaN inputs then give NaN).
+        check_range: validate that values are finite and within ``[0, data_range]`` (one host sync per call for
+            both inputs); ``False`` checks no values (no sync; NaN inputs then give NaN).
         prune: compute only the selected channels of the deepest layer (same result, less work; see
-            :func:`~pe_iqa.backbones.prune_deepest_tap`). The given backbone is never modified.
+            :func:`~pe_iqa.backbones.prune_deepest_tap`). A given backbone is never modified.
         channels_last: store the backbone's weights channels-last (same result; faster oneDNN convolutions on
             CPU). Applied only to a backbone this module owns (loaded by name, or the pruned copy).
-        compile: run the backbone through :func:`torch.compile`: ``True`` for its default backend (inductor),
-            or a backend name (e.g. ``"aot_eager"``). Same results within float rounding. With inductor the first
-            call per input shape compiles (≈20–40 s on 2 CPU cores for AlexNet), then runs ≈5 % faster on CPU.
+        compile: run the backbone through :func:`torch.compile`: ``True`` for its default backend (inductor), or a
+            backend name (e.g. ``"aot_eager"``). Same results within float rounding.
         device: where to place the module.
+        **options: :class:`~pe_iqa.spec.DistanceSpec` fields replacing the preset's: ``layers``, ``weights``,
+            ``subset``, ``top_percent``, ``channel_norm``, ``weighting``, ``score``, ``config``, ``data_range``.
 
-    Inputs must be on the module's device; their dtype is converted to the backbone's (float32 unless the
-    module was cast) — use ``torch.autocast`` for reduced precision.
+    Inputs must be on the module's device; their dtype is converted to the backbone's (float32 unless the module
+    was cast) — use ``torch.autocast`` for reduced precision.
 
     Raises:
-        ValueError: on an unknown subset, weighting, reduction, score, backbone or layer, ``top_percent``
-            outside ``(0, 100]``, ``data_range <= 0``, or a given Backbone that was pruned (another metric's
-            ``.backbone``).
+        TypeError, ValueError: an unknown preset or option, an invalid option value, or a given Backbone that does
+            not tap the layers or was pruned (another metric's ``.backbone``).
 
     Example:
         >>> metric = PEDistance(weights="random", layers=["relu1"], top_percent=25)
@@ -131,80 +123,76 @@ class PEDistance(nn.Module):
 
     def __init__(
         self,
-        backbone: str | Backbone = DEFAULTS["backbone"],
-        layers: list[str] | tuple[str, ...] | None = None,
+        metric: str | DistanceSpec = DEFAULT_METRIC,
         *,
-        weights: str = "DEFAULT",
-        subset: str = DEFAULTS["subset"],
-        top_percent: float = DEFAULTS["top_percent"],
-        channel_norm: bool = DEFAULTS["channel_norm"],
-        weighting: str = DEFAULTS["weighting"],
-        score: str = DEFAULTS["score"],
-        config: AnalysisConfig | None = None,
+        backbone: str | Backbone | None = None,
         reduction: str = "mean",
-        data_range: float = 1.0,
         check_range: bool = True,
         prune: bool = True,
         channels_last: bool = True,
         compile: bool | str = False,
         device: torch.device | str | None = None,
+        **options: object,
     ) -> None:
         super().__init__()
-        _check_options(subset, top_percent, weighting, score, reduction, data_range)
-        if isinstance(backbone, Backbone):
-            net = backbone
-            layers = net.spec.check_layers(layers if layers is not None else net.layers)
-            if any(layer not in net.layers for layer in layers):
-                raise ValueError(f"the given Backbone taps {net.layers}, not all of {layers}")
-        else:
-            if layers is None and backbone in ("alexnet", "alex"):
-                layers = DEFAULTS["layers"]
-            net = load_backbone(backbone, layers, weights=weights, device=device)
-            layers = net.layers
-        self.layers = tuple(layers)
-        self.subset, self.top_percent, self.score = subset, float(top_percent), score
-        self.channel_norm, self.weighting, self.reduction = bool(channel_norm), weighting, reduction
-        self.data_range, self.check_range = float(data_range), bool(check_range)
-        rankings = get_rankings(net, list(self.layers), score=score, config=config, device=device)
-        if isinstance(backbone, Backbone):
-            _check_channel_counts(net, rankings)
-        self.rankings = rankings
-        for index, layer in enumerate(self.layers):
-            ranking = rankings[layer]
-            channels = ranking.select(subset, self.top_percent)
-            self.register_buffer(f"_channels_{index}", channels, persistent=False)
-            self.register_buffer(f"_weights_{index}", self._channel_weights(ranking.score[channels]),
-                                 persistent=False)
-        # prune only when the last compared layer is the backbone's deepest tap (a given Backbone may tap deeper)
-        can_prune = prune and subset != "all" and net.layers[-1] == self.layers[-1]
-        pruned = prune_deepest_tap(net, channels) if can_prune else None
-        #: whether a layer's backbone output already holds only its selected channels (in selection order)
-        self._preselected = tuple(pruned is not None and i == len(self.layers) - 1 for i in range(len(self.layers)))
+        self.reduction = check_reduction(reduction)
+        self.check_range = check_bool("check_range", check_range)
+        prune, channels_last = check_bool("prune", prune), check_bool("channels_last", channels_last)
+        given = backbone if isinstance(backbone, Backbone) else None
+        if given is not None and options.get("layers") is not None:  # the given network's layers, by name
+            backbone = given.spec.name
+        spec = resolve_spec(metric, backbone=None if isinstance(backbone, Backbone) else backbone, **options)
+        resolved = resolve(spec, backbone=given, device=device)
+        #: the :class:`~pe_iqa.spec.DistanceSpec` this module computes
+        self.spec = resolved.spec
+        self.layers = tuple(layer.name for layer in resolved.layers)
+        self.rankings = {layer.name: layer.ranking for layer in resolved.layers}
+        net = resolved.backbone
+        deepest = resolved.layers[-1]
+        can_prune = prune and spec.subset != "all" and net.layers[-1] == deepest.name
+        pruned = prune_deepest_tap(net, deepest.channels) if can_prune else None
+        self.heads = nn.ModuleList(
+            _LayerHead(layer.name, layer.channels, layer.weights, pruned is not None and layer is deepest)
+            for layer in resolved.layers
+        )
         self.backbone = pruned if pruned is not None else net
-        if channels_last and (pruned is not None or not isinstance(backbone, Backbone)):
+        if channels_last and (pruned is not None or given is None):
             self.backbone.to(memory_format=torch.channels_last)
         # not registered as a submodule: it wraps self.backbone, whose parameters are the ones to move/save
         if isinstance(compile, str):
-            run: nn.Module = torch.compile(self.backbone, backend=compile)
+            run: Callable = torch.compile(self.backbone, backend=compile)
         else:
             run = torch.compile(self.backbone) if compile else self.backbone
         self.__dict__["_run_backbone"] = run
+        self._warned_sizes: set[tuple[int, ...]] = set()
         # buffers follow the backbone (a given Backbone may already be on a GPU)
         self.to(device if device is not None else net.mean.device)
 
-    def _channel_weights(self, scores: torch.Tensor) -> torch.Tensor:
-        scores = scores.to(torch.float32)
-        if self.weighting == "pe" and float(scores.sum()) > 0:
-            return scores / scores.sum()
-        return torch.full_like(scores, 1.0 / scores.numel())
+    @property
+    def net(self) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+        """The feature network called on images (``{layer: activations}``); see :meth:`use_network`."""
+        return self._run_backbone
+
+    def use_network(self, network: Callable[[torch.Tensor], dict[str, torch.Tensor]]) -> None:
+        """Call ``network`` instead of this module's own backbone (to share one network between metrics).
+
+        TorchMetrics' ``FeatureShare`` gives every metric a caching wrapper of the first metric's network. Every
+        layer's channels are then selected from that network's outputs, which must hold all channels of the
+        compared layers: build metrics that share a network with ``prune=False``.
+        """
+        if not callable(network):
+            raise TypeError(f"network must be callable, got {type(network).__name__}")
+        self.__dict__["_run_backbone"] = network
+        for head in self.heads:
+            head.preselected = False
 
     def selected_channels(self) -> dict[str, torch.Tensor]:
         """The channel indices used per layer, ``{layer: (K,) int64}``."""
-        return {layer: getattr(self, f"_channels_{i}").clone() for i, layer in enumerate(self.layers)}
+        return {head.layer: head.channels.clone() for head in self.heads}
 
     def channel_weights(self) -> dict[str, torch.Tensor]:
-        """The per-channel weights ``w_m`` per layer (sum to 1), ``{layer: (K,) float32}``."""
-        return {layer: getattr(self, f"_weights_{i}").clone() for i, layer in enumerate(self.layers)}
+        """The per-channel weights per layer, ``{layer: (K,) float32}`` (see :mod:`pe_iqa.feature_distance`)."""
+        return {head.layer: head.weights.clone() for head in self.heads}
 
     @property
     def min_input_size(self) -> int:
@@ -216,22 +204,30 @@ class PEDistance(nn.Module):
         """The device of the backbone (inputs must be on it)."""
         return self.backbone.mean.device
 
+    def _head_dtype(self) -> torch.dtype:
+        return torch.float64 if self.backbone.mean.dtype == torch.float64 else torch.float32
+
+    def _warn_memory(self, images: torch.Tensor) -> None:
+        shape = tuple(images.shape)
+        if shape in self._warned_sizes:
+            return
+        self._warned_sizes.add(shape)
+        estimate = self.backbone.activation_bytes_per_pixel() * shape[0] * shape[-2] * shape[-1]
+        if estimate > MEMORY_WARNING_BYTES:
+            warnings.warn(
+                f"{self.spec.backbone} on a batch of {shape[0]} {shape[-1]}×{shape[-2]} images needs about "
+                f"{estimate / 1024**3:.1f} GiB of activation memory; score smaller batches or downscaled images",
+                ResourceWarning, stacklevel=3)
+
     def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        self._warn_memory(images)
         out = self._run_backbone(images)  # converts images to the backbone's dtype
-        result = []
-        for index, layer in enumerate(self.layers):
-            feats = out[layer]
-            if not self._preselected[index]:
-                feats = feats.index_select(1, getattr(self, f"_channels_{index}"))
-            feats = feats.float()
-            if self.channel_norm:
-                norm = torch.sqrt(feats.pow(2).sum(dim=1, keepdim=True) + _NORM_EPS**2)
-                feats = feats / (norm + _NORM_EPS)
-            result.append(feats)
-        return result
+        dtype = self._head_dtype()
+        return [prepare_features(out[head.layer], None if head.preselected else head.channels,
+                                 self.spec.channel_norm, dtype) for head in self.heads]
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Selected (and, with ``channel_norm``, normalised) float32 features of a batch of images.
+        """Selected (and, with ``channel_norm``, normalised) features of a batch of images.
 
         Args:
             images: ``(N, 3, H, W)`` or ``(N, 1, H, W)`` in ``[0, data_range]`` (validated like ``forward``'s).
@@ -248,7 +244,7 @@ class PEDistance(nn.Module):
             >>> bool(metric(distorted, reference, target_features=cached) == metric(distorted, reference))
             True
         """
-        images = check_images(images, "images", self.data_range, self.check_range, self.min_input_size,
+        images = check_images(images, "images", self.spec.data_range, self.check_range, self.min_input_size,
                               self.device)
         return self._features(images)
 
@@ -258,16 +254,19 @@ class PEDistance(nn.Module):
         Raises:
             TypeError, ValueError: invalid images, or images on another device than this module.
         """
-        return check_image_pair(preds, target, self.data_range, self.check_range, self.min_input_size,
+        return check_image_pair(preds, target, self.spec.data_range, self.check_range, self.min_input_size,
                                 self.device)
 
     def layer_distances(self, preds_feats: list[torch.Tensor], target_feats: list[torch.Tensor]) -> torch.Tensor:
-        """Per-layer distances ``d_k``, ``(N, L)`` float32, from :meth:`features` outputs."""
-        columns = []
-        for index, (a, b) in enumerate(zip(preds_feats, target_feats, strict=True)):
-            weights = getattr(self, f"_weights_{index}").float().view(1, -1, 1, 1)
-            columns.append(((a - b).pow(2) * weights).sum(dim=1).mean(dim=(1, 2)))
-        return torch.stack(columns, dim=1)
+        """Per-layer distances, ``(N, L)``, from :meth:`features` outputs."""
+        return torch.stack([layer_distance(a, b, head.weights)
+                            for head, a, b in zip(self.heads, preds_feats, target_feats, strict=True)], dim=1)
+
+    def layer_maps(self, preds_feats: list[torch.Tensor], target_feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-layer distance maps, ``[(N, H_k, W_k)]``, from :meth:`features` outputs (each averages to its layer's
+        distance)."""
+        return [distance_map(a, b, head.weights)
+                for head, a, b in zip(self.heads, preds_feats, target_feats, strict=True)]
 
     def _check_target_features(self, target_features: Sequence[torch.Tensor], preds_feats: list[torch.Tensor]) -> None:
         if not isinstance(target_features, Sequence) or len(target_features) != len(preds_feats):
@@ -284,6 +283,15 @@ class PEDistance(nn.Module):
                     f"features), got {got}; compute them with features(target) on the same image size and batch"
                 )
 
+    def _pair_features(self, preds: torch.Tensor, target: torch.Tensor,
+                       target_features: list[torch.Tensor] | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        preds, target = self.prepare(preds, target)
+        preds_feats = self._features(preds)
+        if target_features is None:
+            return preds_feats, self._features(target)
+        self._check_target_features(target_features, preds_feats)
+        return preds_feats, list(target_features)
+
     def forward(
         self,
         preds: torch.Tensor,
@@ -299,40 +307,29 @@ class PEDistance(nn.Module):
                 validated, not run through the network).
 
         Returns:
-            A scalar (``reduction`` ``"mean"``/``"sum"``) or ``(N,)`` (``"none"``) float32 tensor.
+            A scalar (``reduction`` ``"mean"``/``"sum"``) or ``(N,)`` (``"none"``) float32 tensor (float64 for a
+            float64 network).
 
         Raises:
             TypeError, ValueError: invalid images (see :func:`~pe_iqa.input_checks.check_image_pair`), images on
                 another device than the module, or ``target_features`` not matching ``preds``.
         """
-        preds, target = self.prepare(preds, target)
-        preds_feats = self._features(preds)
-        if target_features is None:
-            target_feats = self._features(target)
-        else:
-            self._check_target_features(target_features, preds_feats)
-            target_feats = list(target_features)
-        per_image = self.layer_distances(preds_feats, target_feats).mean(dim=1)
-        if self.reduction == "mean":
-            return per_image.mean()
-        if self.reduction == "sum":
-            return per_image.sum()
-        return per_image
+        preds_feats, target_feats = self._pair_features(preds, target, target_features)
+        return reduce(self.layer_distances(preds_feats, target_feats).mean(dim=1), self.reduction)
 
     def extra_repr(self) -> str:
-        counts = {layer: int(getattr(self, f"_channels_{i}").numel()) for i, layer in enumerate(self.layers)}
-        return (f"backbone={self.backbone.spec.name}, subset={self.subset}, top_percent={self.top_percent:g}, "
-                f"score={self.score}, channels={counts}, channel_norm={self.channel_norm}, "
-                f"weighting={self.weighting}, reduction={self.reduction}")
+        counts = {head.layer: int(head.channels.numel()) for head in self.heads}
+        return f"{self.spec.describe()}, channels={counts}, reduction={self.reduction}"
 
 
 class PELoss(PEDistance):
     """:class:`PEDistance` as a training loss: no value-range check (generator outputs may overshoot).
 
-    Gradients flow to ``preds`` (and ``target``); the backbone stays frozen.
+    Gradients flow to ``preds`` (and ``target``); the backbone stays frozen. Same arguments as
+    :class:`PEDistance`.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("check_range", False)
         super().__init__(*args, **kwargs)
 
@@ -342,17 +339,16 @@ _MODULES_LOCK = threading.Lock()
 _MAX_MODULES = 8
 
 
-def _cached_module(device: torch.device, dtype: torch.dtype, options: dict) -> PEDistance:
-    key = (str(device), str(dtype),
-           *sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+def _cached_module(spec: DistanceSpec, device: torch.device, dtype: torch.dtype, check_range: bool) -> PEDistance:
+    key = (spec, str(device), str(dtype), check_range)
     with _MODULES_LOCK:
         module = _MODULES.get(key)
         if module is not None:
             _MODULES.move_to_end(key)
             return module
-    module = PEDistance(**options, device=device)
+    module = PEDistance(spec, reduction="none", check_range=check_range, device=device)
     if dtype != torch.float32:
-        module.backbone.to(dtype)  # the distance head stays float32
+        module.backbone.to(dtype)
     with _MODULES_LOCK:
         _MODULES[key] = module
         while len(_MODULES) > _MAX_MODULES:
@@ -363,31 +359,30 @@ def _cached_module(device: torch.device, dtype: torch.dtype, options: dict) -> P
 def pe_distance(
     preds: torch.Tensor,
     target: torch.Tensor,
-    backbone: str = DEFAULTS["backbone"],
-    layers: list[str] | tuple[str, ...] | None = None,
+    metric: str | DistanceSpec = DEFAULT_METRIC,
     *,
-    weights: str = "DEFAULT",
-    subset: str = DEFAULTS["subset"],
-    top_percent: float = DEFAULTS["top_percent"],
-    channel_norm: bool = DEFAULTS["channel_norm"],
-    weighting: str = DEFAULTS["weighting"],
-    score: str = DEFAULTS["score"],
     reduction: str = "mean",
-    data_range: float = 1.0,
     check_range: bool = True,
+    **options: object,
 ) -> torch.Tensor:
     """PE-selected deep-feature distance between distorted and reference images (functional form).
 
-    The module for a given set of options is built once per device and dtype of the inputs and reused (up
-    to 8 kept): the backbone runs on the inputs' device in their dtype (e.g. float16 inputs on a GPU run a
-    float16 network); the distance head and the result are float32. Arguments are those of :class:`PEDistance`.
+    The module for a given spec is built once per device and dtype of the inputs and reused (up to 8 kept): the
+    backbone runs on the inputs' device in their dtype (e.g. float16 inputs on a GPU run a float16 network); the
+    distance head and the result are float32 (float64 for float64 inputs).
 
     Args:
         preds: distorted images, ``(N, 3, H, W)`` or ``(N, 1, H, W)``, float in ``[0, data_range]``.
         target: reference images, same shape and device (converted to ``preds``' dtype).
+        metric: a preset name or a :class:`~pe_iqa.spec.DistanceSpec` (as :class:`PEDistance`).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
+        check_range: validate values (as :class:`PEDistance`).
+        **options: :class:`~pe_iqa.spec.DistanceSpec` fields replacing the preset's (``backbone`` — a name —,
+            ``layers``, ``weights``, ``subset``, ``top_percent``, ``channel_norm``, ``weighting``, ``score``,
+            ``config``, ``data_range``).
 
     Returns:
-        Scalar (``"mean"``/``"sum"``) or ``(N,)`` (``"none"``) float32 distance; lower = more similar.
+        Scalar (``"mean"``/``"sum"``) or ``(N,)`` (``"none"``) distance; lower = more similar.
 
     Raises:
         TypeError, ValueError: on invalid images or options (see :func:`~pe_iqa.input_checks.check_image_pair`).
@@ -400,10 +395,7 @@ def pe_distance(
     # fail on bad images or options before (possibly) loading a network and measuring rankings
     check_image_structure("preds", preds)
     check_image_structure("target", target)
-    _check_options(subset, top_percent, weighting, score, reduction, data_range)
-    options = {
-        "backbone": backbone, "layers": list(layers) if layers is not None else None, "weights": weights,
-        "subset": subset, "top_percent": top_percent, "channel_norm": channel_norm, "weighting": weighting,
-        "score": score, "reduction": reduction, "data_range": data_range, "check_range": check_range,
-    }
-    return _cached_module(preds.device, preds.dtype, options)(preds, target)
+    reduction = check_reduction(reduction)
+    spec = resolve_spec(metric, **options)
+    module = _cached_module(spec, preds.device, preds.dtype, check_bool("check_range", check_range))
+    return reduce(module(preds, target), reduction)

@@ -19,12 +19,15 @@ differences of ~1e-7 of its level, giving μ values ~1e-14 of the layer's larges
 by the documented secondary keys) instead of being ordered by rounding noise.
 
 The controls ``mu1``, ``mu2`` (each factor alone) and ``magnitude`` (mean absolute grating response) are
-registered here too: PE has to beat them to mean more than "this channel responds strongly".
+registered here too: PE has to beat them to mean more than "this channel responds strongly". The research scores of the
+selection study register themselves through :func:`register_score` from ``benchmarks/selection`` (the core does
+not import them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -33,6 +36,9 @@ from .tuning import AnalysisConfig, TuningCurves
 
 __all__ = [
     "EFFICACY_SCORES",
+    "EfficacyTerms",
+    "compute_score",
+    "efficacy_terms",
     "frequency_sensitivity",
     "orientation_selectivity",
     "perceptual_efficacy",
@@ -86,6 +92,38 @@ def orientation_selectivity(tuning: TuningCurves) -> torch.Tensor:
     return _floor_noise(_finite(((response - response.max(dim=1, keepdim=True).values) ** 2).sum(dim=1)))
 
 
+@dataclass(frozen=True)
+class EfficacyTerms:
+    """The terms of PE for every channel of a layer, each ``(M,)`` float64.
+
+    Attributes:
+        mu1: frequency sensitivity ``μ1`` (:func:`frequency_sensitivity`).
+        mu2: orientation selectivity ``μ2`` (:func:`orientation_selectivity`).
+        pe: Perceptual Efficacy ``μ1 μ2 / (Σμ1 · Σμ2)``.
+        tie_break: ``μ1/Σμ1 + μ2/Σμ2``, the key that orders channels PE cannot tell apart (channels with PE = 0,
+            often silent for every oriented grating in deep layers, still differ in how much of the layer's
+            frequency sensitivity they carry).
+    """
+
+    mu1: torch.Tensor
+    mu2: torch.Tensor
+    pe: torch.Tensor
+    tie_break: torch.Tensor
+
+
+def efficacy_terms(tuning: TuningCurves, csf: str = "mannos_sakrison", integrate: bool = False) -> EfficacyTerms:
+    """``μ1``, ``μ2``, PE and the tie-break key of every channel, each computed once.
+
+    Args:
+        tuning: tuning curves of one layer.
+        csf: CSF model name.
+        integrate: trapezoid-weighted ``μ1`` (see :func:`frequency_sensitivity`).
+    """
+    mu1, mu2 = frequency_sensitivity(tuning, csf, integrate), orientation_selectivity(tuning)
+    share1, share2 = _safe_share(mu1), _safe_share(mu2)
+    return EfficacyTerms(mu1, mu2, _finite(share1 * share2), share1 + share2)
+
+
 def perceptual_efficacy(tuning: TuningCurves, csf: str = "mannos_sakrison") -> torch.Tensor:
     """Perceptual Efficacy ``PE_m = μ1_m μ2_m / (Σμ1 · Σμ2)`` of every channel of a layer.
 
@@ -100,26 +138,12 @@ def perceptual_efficacy(tuning: TuningCurves, csf: str = "mannos_sakrison") -> t
         Perceptual Efficacy channel selection for deep-feature distances (the paper this package implements),
         Eq. 4–6; the CSF from J. L. Mannos and D. J. Sakrison, IEEE Trans. IT 20(4), 1974.
     """
-    return _normalised_product(frequency_sensitivity(tuning, csf), orientation_selectivity(tuning))
-
-
-def tie_break_score(tuning: TuningCurves, csf: str = "mannos_sakrison") -> torch.Tensor:
-    """Secondary key that orders channels PE cannot tell apart: ``μ1/Σμ1 + μ2/Σμ2``.
-
-    Channels with PE = 0 (often silent for every oriented grating in deep layers) still differ in how much
-    of the layer's frequency sensitivity they carry; this sum ranks them by it, then by μ2.
-    """
-    mu1, mu2 = frequency_sensitivity(tuning, csf), orientation_selectivity(tuning)
-    return _safe_share(mu1) + _safe_share(mu2)
+    return efficacy_terms(tuning, csf).pe
 
 
 def _safe_share(values: torch.Tensor) -> torch.Tensor:
     total = values.sum()
     return values / total if float(total) > 0 else torch.zeros_like(values)
-
-
-def _normalised_product(mu1: torch.Tensor, mu2: torch.Tensor) -> torch.Tensor:
-    return _finite(_safe_share(mu1) * _safe_share(mu2))
 
 
 NOISE_FLOOR = 1e-9
@@ -139,9 +163,7 @@ def _finite(values: torch.Tensor) -> torch.Tensor:
 
 EFFICACY_SCORES: dict[str, ScoreFn] = {
     "pe": lambda tuning, config: perceptual_efficacy(tuning, config.csf),
-    "pe_integral": lambda tuning, config: _normalised_product(
-        frequency_sensitivity(tuning, config.csf, integrate=True), orientation_selectivity(tuning)
-    ),
+    "pe_integral": lambda tuning, config: efficacy_terms(tuning, config.csf, integrate=True).pe,
     "mu1": lambda tuning, config: frequency_sensitivity(tuning, config.csf),
     "mu2": lambda tuning, config: orientation_selectivity(tuning),
     "magnitude": lambda tuning, config: tuning.magnitude(),
@@ -175,9 +197,3 @@ def compute_score(name: str, tuning: TuningCurves, config: AnalysisConfig) -> to
     except KeyError:
         raise ValueError(f"score must be one of {sorted(EFFICACY_SCORES)}, got {name!r}") from None
     return _finite(fn(tuning, config).to(torch.float64))
-
-
-# More scores (pe_selectivity, pe_rank, csf_match, osi, csf_response) register themselves on import. Imported
-# last, after every name above exists, so the circular import (efficacy_variants imports this module) is safe
-# whichever of the two modules is imported first.
-from . import efficacy_variants as _efficacy_variants  # noqa: E402, F401

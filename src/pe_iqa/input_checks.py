@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from .spec import check_data_range
+
 __all__ = ["check_image_pair", "check_image_structure", "check_images", "check_value_range"]
 
 # Values may exceed the range by this fraction of data_range (rounding of resampled or converted images).
@@ -29,7 +31,7 @@ def check_image_structure(name: str, images: object) -> torch.Tensor:
 
     Raises:
         TypeError: not a tensor, or not a floating-point tensor (integer, bool, complex).
-        ValueError: not 4-D, not 1 or 3 channels in dim 1, or an empty batch.
+        ValueError: not 4-D, not 1 or 3 channels in dim 1, an empty batch, or a meta tensor (no data).
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, 3, H, W), got {type(images).__name__}")
@@ -50,6 +52,8 @@ def check_image_structure(name: str, images: object) -> torch.Tensor:
         )
     if images.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (N = 0, shape {tuple(images.shape)}); pass at least one image")
+    if images.device.type == "meta":
+        raise ValueError(f"{name} is a meta tensor (shape only, no data): a distance needs real values")
     return images
 
 
@@ -106,13 +110,6 @@ def check_value_range(tensors: dict[str, torch.Tensor], data_range: float = 1.0)
         )
 
 
-def _check_data_range(data_range: float) -> float:
-    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not data_range > 0:
-        raise ValueError(f"data_range must be a number > 0 (1.0 for [0, 1] images, 255 for [0, 255]), "
-                         f"got {data_range!r}")
-    return float(data_range)
-
-
 def check_images(
     images: object,
     name: str = "images",
@@ -137,7 +134,7 @@ def check_images(
     Raises:
         TypeError, ValueError: as :func:`check_image_pair`.
     """
-    data_range = _check_data_range(data_range)
+    data_range = check_data_range(data_range)
     images = check_image_structure(name, images)
     _check_device(f"{name} is", images, device)
     _check_size(images, min_size)
@@ -178,7 +175,7 @@ def check_image_pair(
         ValueError: wrong ndim, channel count, mismatched shapes or devices, empty batch, images smaller
             than ``min_size``, NaN/Inf or out-of-range values, or a ``data_range`` that is not positive.
     """
-    data_range = _check_data_range(data_range)
+    data_range = check_data_range(data_range)
     preds = check_image_structure("preds", preds)
     target = check_image_structure("target", target)
     if preds.shape != target.shape:

@@ -14,8 +14,11 @@ written by :func:`save_figure` with the Agg renderer.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import nn
@@ -24,7 +27,8 @@ from .backbones import Backbone
 from .csf import get_csf
 from .ranking import ChannelRanking
 
-__all__ = ["filter_chromaticity", "input_filters", "plot_layer", "save_figure", "top_bottom_channels"]
+__all__ = ["filter_chromaticity", "input_filters", "pe_histogram_edges", "plot_layer", "save_figure",
+           "top_bottom_channels"]
 
 _TOP_COLOURS = ("#b2182b", "#e66101", "#d6604d", "#f4a582", "#fdb863", "#8c510a")
 _BOTTOM_COLOURS = ("#2166ac", "#4393c3", "#5e3c99", "#92c5de", "#01665e", "#35978f")
@@ -144,16 +148,37 @@ def _tuning_panels(ax_f, ax_t, ranking: ChannelRanking, top: list[int], bottom: 
     ax_t.set_xticks([0, 45, 90, 135, 180])
 
 
+def pe_histogram_edges(values: torch.Tensor, bins: int = 30) -> np.ndarray:
+    """Log-spaced float64 bin edges that contain every positive value (the extremes included).
+
+    Args:
+        values: PE values; only the positive ones are binned (PE = 0 cannot sit on a log axis).
+        bins: number of bins.
+
+    Returns:
+        ``(bins + 1,)`` increasing edges from the smallest to the largest positive value.
+
+    Raises:
+        ValueError: if no value is positive.
+    """
+    positive = values.detach().to("cpu", torch.float64)
+    positive = positive[positive > 0].numpy()
+    if positive.size == 0:
+        raise ValueError("no positive values to bin")
+    low, high = float(positive.min()), float(positive.max())
+    if high <= low:
+        low, high = low / 2, high * 2
+    edges = np.logspace(np.log10(low), np.log10(high), bins + 1)
+    edges[0], edges[-1] = low, high  # exactly: rounding in log10/exp must not drop the extremes
+    return edges
+
+
 def _histogram_panel(ax, ranking: ChannelRanking) -> None:
     pe = ranking.pe
-    positive = pe[pe > 0]
     zeros = int((pe == 0).sum())
-    if positive.numel():
-        low, high = float(positive.min()), float(positive.max())
-        if high <= low:
-            low, high = low / 2, high * 2
-        edges = torch.logspace(torch.log10(torch.tensor(low)), torch.log10(torch.tensor(high)), 31).tolist()
-        ax.hist(positive.tolist(), bins=edges, color="0.35")
+    if bool((pe > 0).any()):
+        positive = pe[pe > 0].to(torch.float64).numpy()
+        ax.hist(positive, bins=pe_histogram_edges(pe), color="0.35")
         ax.set_xscale("log")
         cut = float(ranking.pe[ranking.select("high", 10.0)].min())
         if cut > 0:
@@ -196,14 +221,17 @@ def plot_layer(
     ranking: ChannelRanking,
     n: int = 4,
     filters: torch.Tensor | None = None,
+    weights_label: str | None = None,
 ) -> Figure:
     """Tuning curves of the top-n and bottom-n channels of a layer and its PE histogram (paper Fig. 2–3).
 
     Args:
-        ranking: the layer's ranking (:func:`~pe_iqa.registry.get_ranking`).
+        ranking: the layer's ranking (:func:`~pe_iqa.rankings.get_ranking`).
         n: channels shown per group (clamped to half the layer).
         filters: optional ``(M, 3, h, w)`` RGB filters of the layer (:func:`input_filters`); when given, a
             second row shows those of the shown channels with their :func:`filter_chromaticity`.
+        weights_label: how to name the weights in the title (e.g. the tag ``"DEFAULT"`` or ``"random"``); default:
+            the weights fingerprint.
 
     Returns:
         The figure (save it with :func:`save_figure`).
@@ -232,24 +260,53 @@ def plot_layer(
         _filter_panels(figure, outer[1], filters, top, bottom)
     figure.suptitle(
         f"{ranking.backbone} {ranking.layer}: top-{len(top)} (solid) vs bottom-{len(bottom)} (dashed) channels "
-        f"by {ranking.score_name} — {ranking.n_channels} channels, weights {ranking.weights_id}",
+        f"by {ranking.score_name} — {ranking.n_channels} channels, weights {weights_label or ranking.weights_id}",
         fontsize=11,
     )
     return figure
 
 
+#: Largest PNG written (pixels); a figure of 16×7.6 inches at dpi 1000 has 1.2e8.
+MAX_FIGURE_PIXELS = 200_000_000
+
+
 def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write a figure as PNG (Agg renderer), creating the folder if needed.
+    """Write a figure as PNG (Agg renderer) atomically, creating the folder if needed.
+
+    The image is written to a temporary file in the same folder and renamed over ``path``, so an existing file
+    is either left as it was or replaced by a complete one.
 
     Args:
         figure: the figure.
         path: output file (``.png``).
-        dpi: resolution.
+        dpi: resolution, ``>= 10``.
 
     Returns:
         The written path.
+
+    Raises:
+        ValueError: if ``dpi < 10`` or the image would exceed :data:`MAX_FIGURE_PIXELS`.
+        OSError: if the folder cannot be written.
     """
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10:
+        raise ValueError(f"dpi must be an integer >= 10, got {dpi!r}")
+    width, height = figure.get_size_inches()
+    pixels = int(width * dpi) * int(height * dpi)
+    if pixels > MAX_FIGURE_PIXELS:
+        raise ValueError(f"a {width:g}×{height:g}-inch figure at dpi {dpi} would have {pixels:,} pixels "
+                         f"(at most {MAX_FIGURE_PIXELS:,}); lower the dpi")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi, format="png")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            figure.savefig(handle, dpi=dpi, format="png")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
     return path

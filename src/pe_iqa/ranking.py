@@ -7,7 +7,7 @@ orders the channels. The paper's Eq. 7–8 select by percentile:
 
 Implemented as: ``k = max(1, round(M·x/100))`` channels from the top (H) or bottom (L) of the order. The
 order is by the score, then by the tie-break key ``μ1/Σμ1 + μ2/Σμ2``
-(:func:`~pe_iqa.efficacy.tie_break_score`), then by mean absolute grating response. Never by channel
+(:attr:`~pe_iqa.efficacy.EfficacyTerms.tie_break`), then by mean absolute grating response. Never by channel
 index: channels still tied with the k-th on all three keys (e.g. channels dead for every grating) are all
 included, as the percentile definition would, so a subset can exceed x% only when no measurement can
 separate its members.
@@ -15,16 +15,38 @@ separate its members.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import numbers
+from dataclasses import dataclass, field
 
 import torch
 
-from .efficacy import _normalised_product, _safe_share, compute_score, frequency_sensitivity, orientation_selectivity
+from .efficacy import compute_score, efficacy_terms
 from .tuning import AnalysisConfig, TuningCurves
 
-__all__ = ["SUBSETS", "ChannelRanking"]
+__all__ = ["SUBSETS", "ChannelRanking", "check_selection"]
 
 SUBSETS = ("high", "low", "all")
+
+
+def check_selection(subset: object, percent: object) -> tuple[str, float]:
+    """Validate a channel selection: ``subset`` in :data:`SUBSETS` and ``percent`` (x) a number in ``(0, 100]``.
+
+    Returns:
+        ``(subset, float(percent))``.
+
+    Raises:
+        ValueError: on an unknown subset, a percent outside ``(0, 100]`` or one that is not a real number
+            (``True`` is not 1 %; NumPy numbers are accepted).
+
+    Example:
+        >>> check_selection("high", 10)
+        ('high', 10.0)
+    """
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+    if isinstance(percent, bool) or not isinstance(percent, numbers.Real) or not 0 < float(percent) <= 100:
+        raise ValueError(f"top_percent must be a number in (0, 100] (percent of channels kept), got {percent!r}")
+    return str(subset), float(percent)
 
 
 @dataclass
@@ -37,7 +59,13 @@ class ChannelRanking:
         layer: layer name.
         config: the :class:`~pe_iqa.tuning.AnalysisConfig` of the measurement.
         tuning: the measured :class:`~pe_iqa.tuning.TuningCurves`.
-        score_name: the efficacy score ranking the channels (``"pe"`` by default).
+        score_name: the efficacy score ranking the channels (``"pe"`` by default; a registered score, see
+            :data:`~pe_iqa.efficacy.EFFICACY_SCORES`, unless ``scores`` is given).
+        scores: explicit ``(M,)`` scores to rank by (for scores that need more than the tuning curves, see
+            :meth:`ranked_by`); ``None`` computes the registered score ``score_name``.
+
+    After construction: ``score`` (the ranking score), ``pe``, ``mu1``, ``mu2``, ``tie_break`` and ``magnitude``,
+    each ``(M,)`` float64.
     """
 
     backbone: str
@@ -46,14 +74,18 @@ class ChannelRanking:
     config: AnalysisConfig
     tuning: TuningCurves
     score_name: str = "pe"
+    scores: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.score = compute_score(self.score_name, self.tuning, self.config)
-        self.mu1 = frequency_sensitivity(self.tuning, self.config.csf)
-        self.mu2 = orientation_selectivity(self.tuning)
-        # PE and the tie-break key (efficacy.perceptual_efficacy / tie_break_score) from the μ1, μ2 above
-        self.pe = _normalised_product(self.mu1, self.mu2)
-        self.tie_break = _safe_share(self.mu1) + _safe_share(self.mu2)
+        terms = efficacy_terms(self.tuning, self.config.csf)
+        self.mu1, self.mu2, self.pe, self.tie_break = terms.mu1, terms.mu2, terms.pe, terms.tie_break
+        if self.scores is None:
+            self.score = compute_score(self.score_name, self.tuning, self.config)
+        else:
+            score = torch.as_tensor(self.scores, dtype=torch.float64).reshape(-1)
+            if score.numel() != self.n_channels:
+                raise ValueError(f"scores must have {self.n_channels} values (one per channel), got {score.numel()}")
+            self.score = torch.where(torch.isfinite(score), score, torch.zeros_like(score))
         self.magnitude = self.tuning.magnitude()
         self._order = self._sort()
 
@@ -64,6 +96,15 @@ class ChannelRanking:
     def with_score(self, score_name: str) -> ChannelRanking:
         """The same measurement ranked by another registered efficacy score."""
         return ChannelRanking(self.backbone, self.weights_id, self.layer, self.config, self.tuning, score_name)
+
+    def ranked_by(self, score_name: str, scores: torch.Tensor) -> ChannelRanking:
+        """The same measurement ranked by explicit per-channel ``scores`` (higher = better), labelled ``score_name``.
+
+        For scores computed from more than the tuning curves (e.g. responses to chromatic gratings); ties are
+        broken by the same keys as every ranking.
+        """
+        return ChannelRanking(self.backbone, self.weights_id, self.layer, self.config, self.tuning, score_name,
+                              scores)
 
     def _keys(self) -> torch.Tensor:
         return torch.stack([self.score, self.tie_break, self.magnitude], dim=1)  # (M, 3)
@@ -84,21 +125,18 @@ class ChannelRanking:
 
         Args:
             subset: ``"high"``, ``"low"`` or ``"all"``.
-            percent: x, in ``(0, 100]`` (ignored for ``"all"``).
+            percent: x, in ``(0, 100]`` (checked, but not used, for ``"all"``).
 
         Returns:
             Sorted channel indices, ``(K,)`` int64.
 
         Raises:
-            ValueError: on an unknown subset or a percent outside ``(0, 100]``.
+            ValueError: on an unknown subset or a percent that is not a number in ``(0, 100]``.
         """
-        if subset not in SUBSETS:
-            raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+        subset, percent = check_selection(subset, percent)
         if subset == "all":
             return torch.arange(self.n_channels)
-        if not 0 < float(percent) <= 100:
-            raise ValueError(f"percent must be in (0, 100], got {percent}")
-        k = max(1, round(self.n_channels * float(percent) / 100.0))
+        k = max(1, round(self.n_channels * percent / 100.0))
         order = self._order if subset == "high" else self._order.flip(0)
         keys = self._keys()
         boundary = keys[order[k - 1]]
@@ -119,3 +157,4 @@ class ChannelRanking:
                     "mu1": float(self.mu1[channel]), "mu2": float(self.mu2[channel]),
                 })
         return rows
+

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from tqdm.auto import tqdm
@@ -24,7 +25,7 @@ from .backbones import Backbone
 from .csf import csf_peak_frequency, get_csf
 from .stimuli import ViewingCondition, oriented_gratings, radial_gratings
 
-__all__ = ["AnalysisConfig", "TuningCurves", "measure_tuning"]
+__all__ = ["AnalysisConfig", "TuningCurves", "measure_tuning", "phase_mean_responses"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,9 @@ class TuningCurves:
     orientations: torch.Tensor
     response_theta: torch.Tensor
 
+    #: names of the arrays, in storage order (see :mod:`pe_iqa.tuning_cache`)
+    ARRAYS: ClassVar[tuple[str, ...]] = ("frequencies", "response_f", "orientations", "response_theta")
+
     @property
     def n_channels(self) -> int:
         return int(self.response_f.shape[0])
@@ -123,10 +127,53 @@ class TuningCurves:
         """Mean absolute response of each channel over all stimuli, ``(M,)``."""
         return torch.cat([self.response_f, self.response_theta], dim=1).abs().mean(dim=1)
 
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """The four arrays by name (for storage)."""
+        return {name: getattr(self, name) for name in self.ARRAYS}
 
-def _mean_responses(
-    backbone: Backbone, images: torch.Tensor, n_phases: int, batch_size: int, device: torch.device
+    def check(self, n_channels: int, config: AnalysisConfig) -> None:
+        """Check that these curves are a measurement of ``n_channels`` channels under ``config``.
+
+        Args:
+            n_channels: the layer's channel count in the network the curves are for.
+            config: the analysis configuration they should have been measured with.
+
+        Raises:
+            ValueError: on wrong shapes, a stimulus grid other than ``config``'s, or responses that are not finite
+                float32 values (a network's activations are float32 or narrower).
+        """
+        expected = {"frequencies": (config.n_frequencies,), "response_f": (n_channels, config.n_frequencies),
+                    "orientations": (config.n_orientations,), "response_theta": (n_channels, config.n_orientations)}
+        for name, shape in expected.items():
+            array = getattr(self, name)
+            if not isinstance(array, torch.Tensor) or tuple(array.shape) != shape:
+                got = tuple(array.shape) if isinstance(array, torch.Tensor) else type(array).__name__
+                raise ValueError(f"{name} has shape {got}, expected {shape} ({n_channels} channels)")
+        if not (torch.allclose(self.frequencies.double(), config.frequencies(), rtol=1e-12, atol=0)
+                and torch.allclose(self.orientations.double(), config.orientations(), rtol=1e-12, atol=1e-15)):
+            raise ValueError("the stimulus frequencies or orientations differ from the analysis configuration's")
+        limit = float(torch.finfo(torch.float32).max)
+        for name in ("response_f", "response_theta"):
+            values = getattr(self, name)
+            if not bool(torch.isfinite(values).all()) or float(values.abs().max()) > limit:
+                raise ValueError(f"{name} holds values that are not finite float32 numbers")
+
+
+def phase_mean_responses(
+    backbone: Backbone, images: torch.Tensor, n_phases: int, batch_size: int, device: torch.device | str
 ) -> dict[str, torch.Tensor]:
+    """Spatially averaged responses of every tapped layer to stimuli, averaged over phases.
+
+    Args:
+        backbone: the network.
+        images: stimuli ``(S·P, 3, H, W)``, stimulus-major with ``P = n_phases`` phases each.
+        n_phases: phases per stimulus.
+        batch_size: stimuli per forward pass.
+        device: where to run.
+
+    Returns:
+        ``{layer: (M, S)}`` float64 CPU tensors.
+    """
     chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in backbone.layers}
     for start in range(0, images.shape[0], batch_size):
         batch = images[start:start + batch_size].to(device)
@@ -157,6 +204,10 @@ def measure_tuning(
 
     Returns:
         ``{layer: TuningCurves}`` with float64 CPU tensors.
+
+    Raises:
+        ValueError: if ``batch_size < 1``.
+        RuntimeError: if the network's responses are not finite (broken weights).
     """
     config = config or AnalysisConfig()
     if batch_size < 1:
@@ -176,9 +227,16 @@ def measure_tuning(
                 images = oriented_gratings(
                     config.peak_frequency(), thetas, config.viewing, config.n_phases, config.contrast
                 )
-            outputs[kind] = _mean_responses(backbone, images, config.n_phases, batch_size, run_device)
+            outputs[kind] = phase_mean_responses(backbone, images, config.n_phases, batch_size, run_device)
             del images, values
-    return {
+    curves = {
         layer: TuningCurves(freqs, outputs["radial"][layer], thetas, outputs["oriented"][layer])
         for layer in backbone.layers
     }
+    for layer, tuning in curves.items():
+        try:
+            tuning.check(tuning.n_channels, config)
+        except ValueError as error:
+            raise RuntimeError(f"{backbone.spec.name} {layer}: the network's responses to gratings are unusable "
+                               f"({error}); are its weights broken?") from None
+    return curves

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from benchmarks.protocols.bootstrap import bootstrap_srocc_ci
 from benchmarks.protocols.correlation import (
     LogisticFitWarning,
-    bootstrap_srocc_ci,
     evaluate_scores,
     fit_logistic,
     krcc,

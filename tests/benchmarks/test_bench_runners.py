@@ -19,7 +19,6 @@ from benchmarks.comparison import (
 )
 from benchmarks.datasets.live import load_live_index
 from benchmarks.fixtures import LiveFixture, make_bapps_tree, planted_distance
-from benchmarks.live_features import load_image
 from benchmarks.report import environment_info, markdown_table, write_report
 from benchmarks.run_bapps import main as bapps_main
 from benchmarks.run_bapps import run_bapps
@@ -27,6 +26,8 @@ from benchmarks.run_live import main as live_main
 from benchmarks.run_live import run_live, select_quick_records
 from PIL import Image
 from scipy import stats
+
+from pe_iqa.image_io import read_image
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -164,7 +165,7 @@ def test_comparison_metrics_directions_and_pyiqa_equivalence(live_tree: LiveFixt
     import pyiqa
 
     records = load_live_index(live_tree.root).records[:3]
-    pairs = [(load_image(r.dist_path), load_image(r.ref_path)) for r in records]
+    pairs = [(read_image(r.dist_path), read_image(r.ref_path)) for r in records]
     metrics, unavailable = build_metrics(["lpips", "psnr", "tm_psnr", "tm_ssim", "l2"])
     assert unavailable == {}
     by_name = {m.name: m for m in metrics}

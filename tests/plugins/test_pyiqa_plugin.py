@@ -20,7 +20,8 @@ from pyiqa.default_model_configs import DEFAULT_CONFIGS
 from pyiqa.utils.registry import ARCH_REGISTRY
 
 import pe_iqa_pyiqa
-from pe_iqa.presets import METRIC_PRESETS, create_preset
+from pe_iqa import PEDistance
+from pe_iqa.presets import PRESETS
 from pe_iqa_pyiqa import PEDistanceArch, model_configs, register
 
 
@@ -45,18 +46,18 @@ def images() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_presets_are_listed_as_full_reference_metrics():
-    for name in METRIC_PRESETS:
+    for name in PRESETS:
         assert name in pyiqa.list_models()
         assert name in pyiqa.list_models(metric_mode="FR")
         assert name not in pyiqa.list_models(metric_mode="NR")
         config = DEFAULT_CONFIGS[name]
         assert config["metric_mode"] == "FR" and config["lower_better"] is True
         # bounded by 1 with unit-normalised channels, unbounded on raw features (pe_vgg uses raw Eq. 1)
-        assert config["score_range"] == ("0, 1" if METRIC_PRESETS[name].get("channel_norm", True) else "0, ~")
+        assert config["score_range"] == ("0, 1" if PRESETS[name].channel_norm else "0, ~")
         assert config["metric_opts"] == {"type": "PEDistanceArch", "metric": name}
 
 
-@pytest.mark.parametrize("name", sorted(METRIC_PRESETS))
+@pytest.mark.parametrize("name", sorted(PRESETS))
 def test_create_metric_on_files_and_tensors_equals_the_core(name, images, tmp_path):
     distorted, reference = images
     metric = pyiqa.create_metric(name, device="cpu")
@@ -64,7 +65,7 @@ def test_create_metric_on_files_and_tensors_equals_the_core(name, images, tmp_pa
     assert metric.lower_better is True and metric.score_range == DEFAULT_CONFIGS[name]["score_range"]
     assert metric.metric_mode == "FR"
     with torch.no_grad():
-        expected = create_preset(name, reduction="none")(distorted, reference)
+        expected = PEDistance(name, reduction="none")(distorted, reference)
 
     on_tensors = metric(distorted, reference)  # (distorted, reference), as every pyiqa FR metric
     assert on_tensors.shape == (2,)
@@ -78,14 +79,21 @@ def test_create_metric_on_files_and_tensors_equals_the_core(name, images, tmp_pa
         assert float(on_files) == pytest.approx(float(expected[i]), abs=1e-6)
 
 
-def test_scores_lie_in_the_stated_range():
-    metric = pyiqa.create_metric("pe_alex", device="cpu")
-    black, white = torch.zeros(1, 3, 64, 64), torch.ones(1, 3, 64, 64)
-    noise = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_scores_lie_in_the_stated_range_on_extreme_pairs(name: str):
+    metric = pyiqa.create_metric(name, device="cpu")
+    gen = torch.Generator().manual_seed(1)
+    black, white = torch.zeros(1, 3, 96, 96), torch.ones(1, 3, 96, 96)
+    grey = torch.full_like(black, 0.5)
+    noise = torch.rand(1, 3, 96, 96, generator=gen)
+    image, _ = _pairs(1, size=96, sigma=0.0, seed=2)
+    checker = ((torch.arange(96)[:, None] // 4 + torch.arange(96)[None] // 4) % 2).float().expand(1, 3, 96, 96)
     low, high = (float(v) for v in metric.score_range.split(","))
-    for dist, ref in [(black, white), (white, black), (noise, black), (noise, torch.full_like(noise, 0.5))]:
-        score = float(metric(dist, ref))
-        assert low <= score <= high
+    pairs = [(black, white), (white, black), (noise, black), (noise, grey), (image, grey), (image, 1 - image),
+             (checker, 1 - checker), (checker, grey), (noise, torch.rand(1, 3, 96, 96, generator=gen))]
+    scores = [float(metric(dist, ref)) for dist, ref in pairs]
+    assert all(low <= s <= high for s in scores), scores
+    assert max(scores) > 0.2 * high  # the range is used, not a sliver of it (was ≤ 0.053 of "0, 1")
     assert float(metric(noise, noise)) == 0.0
 
 
@@ -96,7 +104,7 @@ def test_as_loss_gives_gradients_to_the_input(images):
     loss = loss_fn(x, reference)
     assert loss.ndim == 0  # mean over the batch (pyiqa's loss_reduction)
     with torch.no_grad():
-        expected = create_preset("pe_alex")(distorted, reference)
+        expected = PEDistance("pe_alex")(distorted, reference)
     assert float(loss.detach()) == pytest.approx(float(expected), abs=1e-6)
     loss.backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
@@ -108,9 +116,9 @@ def test_as_loss_gives_gradients_to_the_input(images):
 def test_create_metric_passes_options_to_the_preset(images):
     distorted, reference = images
     metric = pyiqa.create_metric("pe_alex", device="cpu", top_percent=20)
-    assert metric.net.distance.top_percent == 20
+    assert metric.net.distance.spec.top_percent == 20
     with torch.no_grad():
-        expected = create_preset("pe_alex", reduction="none", top_percent=20)(distorted, reference)
+        expected = PEDistance("pe_alex", reduction="none", top_percent=20)(distorted, reference)
     torch.testing.assert_close(metric(distorted, reference), expected, rtol=0, atol=1e-6)
     with pytest.raises(TypeError, match="reduction"):
         pyiqa.create_metric("pe_alex", device="cpu", reduction="sum")

@@ -15,8 +15,8 @@ from torchmetrics import MetricCollection
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
+from pe_iqa import PEDistance
 from pe_iqa.backbones import Backbone, load_backbone
-from pe_iqa.presets import create_preset
 from pe_iqa_torchmetrics import PEFeatureDistance, pe_feature_distance
 
 
@@ -51,7 +51,7 @@ def core_scores(images) -> torch.Tensor:
     """Per-image scores of the core ``pe_alex`` preset (real AlexNet weights)."""
     preds, target = images
     with torch.no_grad():
-        return create_preset("pe_alex", reduction="none")(preds, target)
+        return PEDistance("pe_alex", reduction="none")(preds, target)
 
 
 def test_scores_equal_the_core_preset(images, core_scores):
@@ -145,13 +145,15 @@ def test_state_dict_holds_only_states(make, images):
     metric = make()
     assert not any(p.requires_grad for p in metric.parameters())  # frozen: nothing for an optimizer
     assert len(list(metric.distance.parameters())) > 0  # … though the network is a registered submodule
-    assert len(metric.state_dict()) == 0  # states are not persistent by default, and no network weights
+    # states are not persistent by default, and no network weights; the identity slot is empty then
+    assert metric.state_dict() == {"_extra_state": None}
     metric.persistent(True)
     metric.update(preds, target)
-    assert set(metric.state_dict()) == {"sum_scores", "total"}
+    assert set(metric.state_dict()) == {"sum_scores", "total", "_extra_state"}
     holder = torch.nn.ModuleDict({"val_pe": metric})  # nested as in a LightningModule
     saved = holder.state_dict()
-    assert set(saved) == {"val_pe.sum_scores", "val_pe.total"}
+    assert set(saved) == {"val_pe.sum_scores", "val_pe.total", "val_pe._extra_state"}
+    assert "relu3" in saved["val_pe._extra_state"]["spec"]
 
     restored = make()
     restored.persistent(True)
@@ -167,6 +169,22 @@ def test_state_dict_holds_only_states(make, images):
     for key, value in restored.distance.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert float(restored.sum_scores) == 1.0 and int(restored.total) == 4
+
+
+def test_states_of_a_differently_configured_metric_are_refused(make, alexnet, images):
+    preds, target = images
+    other = PEFeatureDistance("pe_alex_f", backbone=alexnet)  # all relu3 channels: another distance
+    other.persistent(True)
+    other.update(preds, target)
+    saved = other.state_dict()
+    mine = make()
+    mine.persistent(True)
+    with pytest.raises(ValueError, match="computed by another distance"):
+        mine.load_state_dict(saved)
+    same = PEFeatureDistance("pe_alex_f", backbone=alexnet)
+    same.persistent(True)
+    same.load_state_dict(saved)
+    assert float(same.sum_scores) == float(other.sum_scores)
 
 
 def test_device_and_dtype(make, images):
@@ -226,7 +244,7 @@ def test_functional_matches_the_core(images, core_scores):
     assert float(pe_feature_distance(preds, target, reduction="sum")) == pytest.approx(
         float(core_scores.sum()), abs=1e-5)
     full = pe_feature_distance(preds, target, metric="pe_alex", subset="all", reduction=None)
-    expected = create_preset("pe_alex_f", reduction="none")(preds, target)
+    expected = PEDistance("pe_alex_f", reduction="none")(preds, target)
     torch.testing.assert_close(full, expected, rtol=0, atol=1e-6)  # an override equals the matching preset
 
 

@@ -1,16 +1,15 @@
-"""Tests of the efficacy scores beyond PE (pe_iqa.efficacy_variants): known answers on synthetic tuning curves,
-degenerate channels, and registration through get_rankings / PEDistance."""
+"""Tests of the research efficacy scores (benchmarks.selection.variant_scores): known answers on synthetic tuning
+curves, degenerate channels, and explicit registration through get_rankings / PEDistance."""
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import pytest
 import torch
+from benchmarks.selection import variant_scores as variants
 
 from pe_iqa import PEDistance, get_rankings, load_backbone
-from pe_iqa import efficacy_variants as variants
 from pe_iqa.csf import get_csf
 from pe_iqa.efficacy import EFFICACY_SCORES, compute_score, perceptual_efficacy
 from pe_iqa.tuning import AnalysisConfig, TuningCurves
@@ -35,6 +34,12 @@ def bump(centre: float = 0.0, width: float = 0.3) -> torch.Tensor:
 def band(peak_cpd: float, octaves: float = 1.0) -> torch.Tensor:
     """A log-Gaussian band-pass frequency response, values in (0, 1]."""
     return torch.exp(-0.5 * (torch.log2(FREQS / peak_cpd) / octaves) ** 2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered() -> None:
+    """The variants are registered explicitly, never by importing a module."""
+    variants.register_variant_scores()
 
 
 def test_variants_are_registered() -> None:
@@ -179,10 +184,10 @@ def test_score_functions_reject_a_non_tuning_argument() -> None:
 
 # ---- registration, import order ---------------------------------------------------------------------------------
 
-def test_reimport_is_idempotent_and_keeps_user_scores() -> None:
+def test_registration_is_idempotent_and_keeps_user_scores() -> None:
     before = dict(EFFICACY_SCORES)
-    importlib.reload(variants)
-    assert set(EFFICACY_SCORES) == set(before)
+    assert variants.register_variant_scores() == ()  # already registered by the fixture
+    assert EFFICACY_SCORES == before
 
 
 @pytest.fixture(scope="module")
@@ -208,8 +213,8 @@ def test_pedistance_by_variant_score_with_a_deeper_shared_backbone(random_rankin
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PE_IQA_CACHE", str(random_rankings["cache"]))
     deep = load_backbone("alexnet", ["relu1", "relu2"], weights="random")  # taps deeper than compared
-    shared = PEDistance(deep, ["relu1"], score=name, top_percent=25, config=SMALL)
-    own = PEDistance("alexnet", ["relu1"], weights="random", score=name, top_percent=25, config=SMALL)
+    shared = PEDistance(backbone=deep, layers=["relu1"], score=name, top_percent=25, config=SMALL)
+    own = PEDistance(backbone="alexnet", layers=["relu1"], weights="random", score=name, top_percent=25, config=SMALL)
     expected = get_rankings("alexnet", ["relu1"], weights="random", config=SMALL, score=name,
                             cache_dir=random_rankings["cache"])["relu1"].select("high", 25)
     assert torch.equal(shared.selected_channels()["relu1"], expected)

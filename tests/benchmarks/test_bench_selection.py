@@ -13,20 +13,16 @@ import math
 import numpy as np
 import pytest
 import torch
-from benchmarks.cross_validation import leave_one_group_out, rowwise_srocc
+from benchmarks.cross_validation import leave_one_group_out
 from benchmarks.datasets.live import load_live_index
 from benchmarks.fixtures import make_live_tree
-from benchmarks.live_features import load_image
-from benchmarks.selection_study import (
-    COMPARISONS,
-    PairedBootstrap,
-    layer_windows,
-    main,
-    win_counts,
-)
+from benchmarks.protocols.correlation import rowwise_srocc
+from benchmarks.selection import COMPARISONS, PairedBootstrap, layer_windows, win_counts
+from benchmarks.selection.__main__ import main
 from scipy.stats import spearmanr
 
 from pe_iqa import PEDistance
+from pe_iqa.image_io import read_image
 
 LAYERS = ("relu1", "relu2", "relu3", "relu4", "relu5")
 
@@ -205,11 +201,11 @@ def metric_values(study_run):
                ("relu1", "low", 50.0, False): None}
     out = {}
     for layer, subset, x, norm in configs:
-        metric = PEDistance("alexnet", [layer], weights="random", subset=subset, top_percent=x, channel_norm=norm,
-                            reduction="none")
+        metric = PEDistance(backbone="alexnet", layers=[layer], weights="random", subset=subset, top_percent=x,
+                            channel_norm=norm, reduction="none")
         with torch.inference_mode():
             out[(layer, subset, x, norm)] = np.array(
-                [float(metric(load_image(r.dist_path), load_image(r.ref_path))) for r in records])
+                [float(metric(read_image(r.dist_path), read_image(r.ref_path))) for r in records])
     return records, out
 
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from benchmarks.selection import chromatic as chroma
 
-from pe_iqa import PEDistance, get_rankings
-from pe_iqa import chromatic_tuning as chroma
-from pe_iqa.efficacy import EFFICACY_SCORES, compute_score, perceptual_efficacy
+from pe_iqa import get_rankings, load_backbone
+from pe_iqa.backbones import Backbone
+from pe_iqa.efficacy import EFFICACY_SCORES, perceptual_efficacy
 from pe_iqa.stimuli import ViewingCondition
-from pe_iqa.tuning import AnalysisConfig, TuningCurves
+from pe_iqa.tuning import AnalysisConfig
 
 SMALL = AnalysisConfig(size=64, n_frequencies=6, n_orientations=6, n_phases=1)
 SMALL_CHROMA = chroma.ChromaticConfig(n_orientations=4, n_phases=2)
@@ -82,17 +83,9 @@ def test_achromatic_share_needs_the_achromatic_direction_and_consistent_shapes()
         chroma.ChromaticResponses(("achromatic",), torch.zeros(2), torch.zeros(3, 1, 2), torch.zeros(4))
 
 
-def test_chromatic_scores_are_registered() -> None:
-    assert {"achromatic", "pe_achromatic"} <= set(EFFICACY_SCORES)
-
-
-@pytest.mark.parametrize("name", ["achromatic", "pe_achromatic"])
-def test_chromatic_score_without_preparation_says_what_to_call(name: str) -> None:
-    tuning = TuningCurves(torch.ones(3), torch.rand(2, 3), torch.ones(2), torch.rand(2, 2))
-    with pytest.raises(ValueError, match="prepare_chromatic"):
-        compute_score(name, tuning, SMALL)
-    silent = TuningCurves(torch.ones(3), torch.zeros(2, 3), torch.ones(2), torch.zeros(2, 2))
-    assert torch.equal(compute_score(name, silent, SMALL), torch.zeros(2, dtype=torch.float64))
+def test_chromatic_scores_are_not_registered_in_the_core() -> None:
+    # they need chromatic responses, not only tuning curves: ranked explicitly by chromatic_rankings
+    assert not {"achromatic", "pe_achromatic"} & set(EFFICACY_SCORES)
 
 
 @pytest.fixture(scope="module")
@@ -101,52 +94,57 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def prepared(cache: Path) -> dict[str, chroma.ChromaticResponses]:
-    return chroma.prepare_chromatic("alexnet", ["relu1"], weights="random", config=SMALL, chroma=SMALL_CHROMA,
-                                    cache_dir=cache)
+def net() -> Backbone:
+    return load_backbone("alexnet", ["relu1"], weights="random")
 
 
-def test_prepare_measures_caches_and_links(prepared: dict, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="module")
+def prepared(net: Backbone, cache: Path) -> dict[str, chroma.ChromaticResponses]:
+    return chroma.chromatic_responses(net, config=SMALL, chroma=SMALL_CHROMA, cache_dir=cache)
+
+
+def test_responses_are_measured_and_cached(prepared: dict, net: Backbone, cache: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     responses = prepared["relu1"]
     assert responses.responses.shape == (64, 3, 4) and responses.baseline.shape == (64,)
     assert bool(torch.isfinite(responses.responses).all())
-    files = sorted(cache.glob("alexnet__*__relu1__chroma-*.json"))
+    files = sorted(cache.glob("alexnet__*__relu1__chroma2-*.json"))
     assert len(files) == 1
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("measured again despite a cache entry")
 
     monkeypatch.setattr(chroma, "measure_chromatic", no_measuring)
-    again = chroma.prepare_chromatic("alexnet", ["relu1"], weights="random", config=SMALL, chroma=SMALL_CHROMA,
-                                     cache_dir=cache)
+    again = chroma.chromatic_responses(net, config=SMALL, chroma=SMALL_CHROMA, cache_dir=cache)
     torch.testing.assert_close(again["relu1"].responses, responses.responses)
     torch.testing.assert_close(again["relu1"].baseline, responses.baseline)
 
 
-def test_corrupt_chromatic_cache_is_rebuilt_with_a_warning(prepared: dict, cache: Path) -> None:
-    (path,) = cache.glob("alexnet__*__relu1__chroma-*.json")
+def test_corrupt_chromatic_cache_is_rebuilt_with_a_warning(prepared: dict, net: Backbone, cache: Path) -> None:
+    (path,) = cache.glob("alexnet__*__relu1__chroma2-*.json")
     document = json.loads(path.read_text())
     document["payload"]["torch_version"] = "edited"
     path.write_text(json.dumps(document))
     with pytest.warns(RuntimeWarning, match="untrusted chromatic cache"):
-        rebuilt = chroma.prepare_chromatic("alexnet", ["relu1"], weights="random", config=SMALL,
-                                           chroma=SMALL_CHROMA, cache_dir=cache)
+        rebuilt = chroma.chromatic_responses(net, config=SMALL, chroma=SMALL_CHROMA, cache_dir=cache)
     torch.testing.assert_close(rebuilt["relu1"].responses, prepared["relu1"].responses)
     json.loads(path.read_text())  # rewritten, valid again
 
 
-def test_rankings_and_distance_by_chromatic_scores(prepared: dict, cache: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rankings_by_chromatic_scores(prepared: dict, net: Backbone, cache: Path) -> None:
+    rankings = get_rankings(net, config=SMALL, cache_dir=cache)
+    by_score = chroma.chromatic_rankings(rankings, prepared)
     share = chroma.achromatic_share(prepared["relu1"])
-    ranking = get_rankings("alexnet", ["relu1"], weights="random", config=SMALL, score="achromatic",
-                           cache_dir=cache)["relu1"]
-    torch.testing.assert_close(ranking.score, share)
-    combined = ranking.with_score("pe_achromatic")
-    torch.testing.assert_close(combined.score, perceptual_efficacy(ranking.tuning) * share)
-
-    monkeypatch.setenv("PE_IQA_CACHE", str(cache))
-    metric = PEDistance("alexnet", ["relu1"], weights="random", score="pe_achromatic", top_percent=25, config=SMALL)
-    assert torch.equal(metric.selected_channels()["relu1"], combined.select("high", 25))
-    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    assert float(metric(x, x)) == 0.0
-    assert float(metric(x, x.flip(-1))) > 0.0
+    achromatic = by_score["achromatic"]["relu1"]
+    torch.testing.assert_close(achromatic.score, share)
+    assert achromatic.score_name == "achromatic"
+    combined = by_score["pe_achromatic"]["relu1"]
+    torch.testing.assert_close(combined.score, perceptual_efficacy(achromatic.tuning) * share)
+    # the ranking orders by the explicit scores, ties broken as every ranking
+    top = combined.select("high", 25)
+    dropped = torch.ones(64, dtype=torch.bool)
+    dropped[top] = False
+    assert combined.score[top].min() >= combined.score[dropped].max()
+    with pytest.raises(ValueError, match="channels"):
+        chroma.chromatic_rankings(rankings, {"relu1": chroma.ChromaticResponses(
+            ("achromatic", "red_green", "blue_yellow"), torch.zeros(4), torch.zeros(3, 3, 4), torch.zeros(3))})

@@ -1,8 +1,9 @@
 """Chromatic tuning: each channel's response to achromatic vs isoluminant colour gratings, and the scores on it.
 
-The PE paper observes that high-PE channels are achromatic. To test that as a selection rule, this module
-measures, for every channel, the response to oriented gratings at the CSF peak frequency in three colour
-directions, defined in linear-light sRGB around a mean grey:
+Research code of the selection study (the shipped core does not import it). The PE paper observes that high-PE
+channels are achromatic. To test that as a selection rule, this module measures, for every channel, the response to
+oriented gratings at the CSF peak frequency in three colour directions, defined in linear-light sRGB around a mean
+grey:
 
 * ``achromatic``  — all primaries in phase, ``d = (1, 1, 1)``;
 * ``red_green``   — red against green at constant luminance, ``d ∝ (1, −w_R/w_G, 0)``;
@@ -15,20 +16,15 @@ is ``linear_c(x) = L0 (1 + contrast · d_c · cos(carrier(x)))``, encoded back w
 where ``L0`` is the linear value of the mean grey and the carrier is that of
 :func:`~pe_iqa.stimuli.oriented_gratings` (same geometry, orientations and phases).
 
-Measurements are cached like tuning curves (one file per backbone, weights, layer and configuration, written
-with :func:`pe_iqa.ranking_cache.write_entry` and verified on read) and linked, in this process, to the
-layer's :class:`~pe_iqa.tuning.TuningCurves` by a fingerprint of the curves. Because an efficacy score sees
-only the tuning curves, the scores registered here (``achromatic``, ``pe_achromatic``) work once
-:func:`prepare_chromatic` has run for the backbone and layers being ranked (otherwise they raise a
-``ValueError`` saying so; tuning curves silent for every grating score 0 without a lookup)::
+Measurements are cached like tuning curves (one file per backbone, weights, layer and configuration, written and
+verified by :mod:`pe_iqa.tuning_cache`, arrays ``orientations``, ``responses``, ``baseline``). The scores
+(``achromatic``, ``pe_achromatic``) need these responses, not only the tuning curves, so they are not registered
+efficacy scores: :func:`chromatic_rankings` ranks a layer's channels by them explicitly
+(:meth:`pe_iqa.ChannelRanking.ranked_by`)::
 
-    from pe_iqa.chromatic_tuning import prepare_chromatic
-    prepare_chromatic("alexnet", ["relu1", "relu3"])
-    metric = PEDistance(layers=["relu3"], score="pe_achromatic")
-
-Storage in the tuning-curve file format: ``frequencies`` ← the orientations ``(T,)``, ``response_f`` ← the
-responses ``(M, D·T)`` (direction-major), ``orientations`` ← the direction indices ``(D,)``,
-``response_theta`` ← the grey-field baseline ``(M, 1)``.
+    net = load_backbone("alexnet", ["relu1", "relu3"])
+    rankings = get_rankings(net)
+    by_score = chromatic_rankings(rankings, chromatic_responses(net))  # {"achromatic": {...}, "pe_achromatic": ...}
 """
 
 from __future__ import annotations
@@ -36,30 +32,30 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import threading
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .backbones import Backbone, load_backbone, resolve_backbone_name
-from .efficacy import EFFICACY_SCORES, perceptual_efficacy, register_score
-from .ranking_cache import CacheEntryError, RankingKey, default_cache_dir, read_entry, write_entry
-from .registry import get_rankings
-from .stimuli import ViewingCondition, oriented_gratings
-from .tuning import AnalysisConfig, TuningCurves
+from pe_iqa.backbones import Backbone
+from pe_iqa.ranking import ChannelRanking
+from pe_iqa.stimuli import ViewingCondition, oriented_gratings
+from pe_iqa.tuning import AnalysisConfig, phase_mean_responses
+from pe_iqa.tuning_cache import CacheEntryError, TuningKey, default_cache_dir, read_entry, write_entry
 
 __all__ = [
+    "CHROMATIC_SCORES",
     "COLOUR_DIRECTIONS",
     "ChromaticConfig",
     "ChromaticResponses",
     "achromatic_share",
-    "chromatic_for",
     "chromatic_gratings",
+    "chromatic_rankings",
+    "chromatic_responses",
     "linear_to_srgb",
     "measure_chromatic",
-    "prepare_chromatic",
     "srgb_to_linear",
 ]
 
@@ -234,18 +230,6 @@ def achromatic_share(responses: ChromaticResponses) -> torch.Tensor:
     return torch.where(alive & torch.isfinite(share), share, torch.zeros_like(share)).clamp(0.0, 1.0)
 
 
-def _phase_mean_responses(backbone, images, n_phases, batch_size, device) -> dict[str, torch.Tensor]:
-    chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in backbone.layers}
-    for start in range(0, images.shape[0], batch_size):
-        for layer, act in backbone(images[start:start + batch_size].to(device)).items():
-            chunks[layer].append(act.float().mean(dim=(2, 3)).double().cpu())
-    result = {}
-    for layer, parts in chunks.items():
-        acts = torch.cat(parts)  # (T·P, M)
-        result[layer] = acts.view(-1, n_phases, acts.shape[1]).mean(dim=1).T.contiguous()  # (M, T)
-    return result
-
-
 def measure_chromatic(
     backbone: Backbone,
     config: AnalysisConfig | None = None,
@@ -272,7 +256,6 @@ def measure_chromatic(
     config = config or AnalysisConfig()
     chroma = chroma or ChromaticConfig()
     run_device = torch.device(device) if device is not None else backbone.mean.device
-    backbone = backbone.to(run_device)
     thetas = chroma.orientations()
     directions = tuple(COLOUR_DIRECTIONS)
     per_direction = []
@@ -280,7 +263,7 @@ def measure_chromatic(
         for direction in directions:
             images = chromatic_gratings(config.peak_frequency(), thetas, direction, config.viewing, chroma.n_phases,
                                         chroma.contrast, chroma.mean)
-            per_direction.append(_phase_mean_responses(backbone, images, chroma.n_phases, batch_size, run_device))
+            per_direction.append(phase_mean_responses(backbone, images, chroma.n_phases, batch_size, run_device))
             del images
         grey = torch.full((1, 3, config.size, config.size), chroma.mean, device=run_device)
         baseline = {layer: act.float().mean(dim=(2, 3))[0].double().cpu() for layer, act in backbone(grey).items()}
@@ -291,63 +274,39 @@ def measure_chromatic(
     }
 
 
-# ---- cache and the link to tuning curves ----------------------------------------------------------------------
-
-_LINKED: dict[str, ChromaticResponses] = {}
-_LOCK = threading.Lock()
+_ARRAYS = ("orientations", "responses", "baseline")
 
 
-def _tuning_fingerprint(tuning: TuningCurves) -> str:
-    digest = hashlib.sha256()
-    for tensor in (tuning.frequencies, tuning.response_f, tuning.orientations, tuning.response_theta):
-        data = tensor.detach().to("cpu", torch.float64).contiguous()
-        digest.update(str(tuple(data.shape)).encode())
-        digest.update(data.numpy().tobytes())
-    return digest.hexdigest()
+def _key(net: Backbone, layer: str, config: AnalysisConfig, chroma: ChromaticConfig) -> TuningKey:
+    return TuningKey(net.spec.name, net.weights_id, layer, f"chroma2-{chroma.key()}-{config.key()}")
 
 
-def _pack(responses: ChromaticResponses) -> TuningCurves:
-    m, d, t = responses.responses.shape
-    return TuningCurves(responses.orientations, responses.responses.reshape(m, d * t),
-                        torch.arange(d, dtype=torch.float64), responses.baseline.reshape(m, 1))
+def _read(path: Path, key: TuningKey, n_channels: int, chroma: ChromaticConfig) -> ChromaticResponses:
+    arrays = read_entry(path, key, _ARRAYS)
+    try:
+        responses = ChromaticResponses(tuple(COLOUR_DIRECTIONS), arrays["orientations"], arrays["responses"],
+                                       arrays["baseline"])
+    except ValueError as error:
+        raise CacheEntryError(f"{path}: {error}") from None
+    if responses.n_channels != n_channels or not torch.allclose(responses.orientations, chroma.orientations()):
+        raise CacheEntryError(f"{path}: does not fit {key.backbone} {key.layer}")
+    return responses
 
 
-def _unpack(packed: TuningCurves, directions: tuple[str, ...]) -> ChromaticResponses:
-    m, t, d = packed.response_f.shape[0], packed.frequencies.numel(), packed.orientations.numel()
-    if d != len(directions) or packed.response_f.shape[1] != d * t or packed.response_theta.shape != (m, 1):
-        raise CacheEntryError("chromatic cache entry has inconsistent shapes")
-    return ChromaticResponses(directions, packed.frequencies, packed.response_f.reshape(m, d, t),
-                              packed.response_theta.reshape(m))
-
-
-def _key(name: str, weights_id: str, layer: str, config: AnalysisConfig, chroma: ChromaticConfig) -> RankingKey:
-    return RankingKey(name, weights_id, layer, f"chroma-{chroma.key()}-{config.key()}")
-
-
-def prepare_chromatic(
-    backbone: str | Backbone = "alexnet",
-    layers: list[str] | tuple[str, ...] | None = None,
-    *,
-    weights: str = "DEFAULT",
+def chromatic_responses(
+    net: Backbone,
     config: AnalysisConfig | None = None,
     chroma: ChromaticConfig | None = None,
-    device: torch.device | str | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
 ) -> dict[str, ChromaticResponses]:
-    """Chromatic responses of several layers (cached), linked to their tuning curves for the chromatic scores.
-
-    After this call, :func:`~pe_iqa.registry.get_rankings` and :class:`~pe_iqa.distance.PEDistance` accept
-    ``score="achromatic"`` and ``score="pe_achromatic"`` for these layers (same backbone, weights, config).
+    """Chromatic responses of every tapped layer of ``net``, from the cache or measured (then cached).
 
     Args:
-        backbone: backbone name or loaded :class:`~pe_iqa.backbones.Backbone`.
-        layers: layer names (default: the backbone's default layers or the given Backbone's taps).
-        weights: weights tag when ``backbone`` is a name.
-        config: the PE analysis configuration of the rankings to link to.
+        net: the network, analysed as it is (its weights fingerprint keys the cache).
+        config: the PE analysis configuration (grating frequency, viewing condition).
         chroma: the chromatic stimulus set.
-        device: where to measure if needed.
-        cache_dir: cache folder (default :func:`~pe_iqa.ranking_cache.default_cache_dir`).
+        cache_dir: cache folder (default :func:`~pe_iqa.tuning_cache.default_cache_dir`).
         use_cache: read and write cache files; ``False`` always measures afresh.
 
     Returns:
@@ -355,83 +314,69 @@ def prepare_chromatic(
     """
     config = config or AnalysisConfig()
     chroma = chroma or ChromaticConfig()
-    if isinstance(backbone, Backbone):
-        net = backbone
-        layers = net.spec.check_layers(layers if layers is not None else net.layers)
-        if any(layer not in net.layers for layer in layers):
-            net = load_backbone(net.spec.name, layers, weights=net.weights, device=device)
-    else:
-        net = load_backbone(resolve_backbone_name(backbone), layers, weights=weights, device=device)
-        layers = net.layers
-    rankings = get_rankings(net, list(layers), config=config, device=device, cache_dir=cache_dir,
-                            use_cache=use_cache)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    directions = tuple(COLOUR_DIRECTIONS)
+    counts = net.channels()
     found: dict[str, ChromaticResponses] = {}
-    for layer in layers:
-        path = folder / _key(net.spec.name, net.weights_id, layer, config, chroma).filename()
+    for layer in net.layers:
+        key = _key(net, layer, config, chroma)
+        path = folder / key.filename()
         if use_cache and path.is_file():
             try:
-                found[layer] = _unpack(read_entry(path, _key(net.spec.name, net.weights_id, layer, config, chroma)),
-                                       directions)
-            except (CacheEntryError, OSError, UnicodeDecodeError) as error:
-                warnings.warn(f"ignoring untrusted chromatic cache entry, rebuilding it: {error}", RuntimeWarning,
+                found[layer] = _read(path, key, counts[layer], chroma)
+            except (CacheEntryError, OSError) as error:
+                warnings.warn(f"ignoring untrusted chromatic cache entry, replacing it: {error}", RuntimeWarning,
                               stacklevel=2)
-    missing = [layer for layer in layers if layer not in found]
+    missing = [layer for layer in net.layers if layer not in found]
     if missing:
-        measured = measure_chromatic(net, config, chroma, device=device)
+        measured = measure_chromatic(net, config, chroma)
         for layer in missing:
             found[layer] = measured[layer]
             if use_cache:
+                responses = measured[layer]
+                arrays = {"orientations": responses.orientations, "responses": responses.responses,
+                          "baseline": responses.baseline}
                 try:
-                    write_entry(folder, _key(net.spec.name, net.weights_id, layer, config, chroma), config,
-                                _pack(measured[layer]))
+                    write_entry(folder, _key(net, layer, config, chroma), chroma, arrays)
                 except OSError as error:
                     warnings.warn(f"could not write the chromatic cache in {folder} ({error}); kept in memory",
                                   RuntimeWarning, stacklevel=2)
-    with _LOCK:
-        for layer in layers:
-            if found[layer].n_channels != rankings[layer].n_channels:
-                raise RuntimeError(f"{layer}: chromatic and tuning measurements disagree on the channel count")
-            _LINKED[_tuning_fingerprint(rankings[layer].tuning)] = found[layer]
-    return {layer: found[layer] for layer in layers}
+    return {layer: found[layer] for layer in net.layers}
 
 
-def chromatic_for(tuning: TuningCurves) -> ChromaticResponses:
-    """The chromatic responses linked to ``tuning`` by :func:`prepare_chromatic`.
+def _achromatic(ranking: ChannelRanking, responses: ChromaticResponses) -> torch.Tensor:
+    if not bool(ranking.tuning.magnitude().ne(0).any()):
+        # silent for every achromatic grating: no achromatic modulation to share, whatever the network
+        return torch.zeros(ranking.n_channels, dtype=torch.float64)
+    return achromatic_share(responses)
+
+
+#: The chromatic scores: ``achromatic`` (the achromatic share of each channel's grating modulation, see
+#: :func:`achromatic_share`) and ``pe_achromatic`` (PE discounted by the chromatic fraction of the response).
+CHROMATIC_SCORES = {
+    "achromatic": lambda ranking, responses: _achromatic(ranking, responses),
+    "pe_achromatic": lambda ranking, responses: ranking.pe * _achromatic(ranking, responses),
+}
+
+
+def chromatic_rankings(
+    rankings: Mapping[str, ChannelRanking], responses: Mapping[str, ChromaticResponses]
+) -> dict[str, dict[str, ChannelRanking]]:
+    """The layers' channels ranked by each chromatic score.
+
+    Args:
+        rankings: ``{layer: ChannelRanking}`` (the PE rankings of the layers).
+        responses: ``{layer: ChromaticResponses}`` of the same network (:func:`chromatic_responses`).
+
+    Returns:
+        ``{score name: {layer: ChannelRanking}}`` for every score in :data:`CHROMATIC_SCORES`.
 
     Raises:
-        ValueError: if none were prepared for these tuning curves.
+        ValueError: if a layer's responses have another channel count than its ranking.
     """
-    with _LOCK:
-        found = _LINKED.get(_tuning_fingerprint(tuning))
-    if found is None:
-        raise ValueError(
-            "no chromatic responses for these tuning curves: call "
-            "pe_iqa.chromatic_tuning.prepare_chromatic(backbone, layers, weights=..., config=...) first"
-        )
-    if found.n_channels != tuning.n_channels:
-        raise ValueError(f"chromatic responses have {found.n_channels} channels, tuning curves {tuning.n_channels}")
-    return found
-
-
-def _linked_share(tuning: TuningCurves) -> torch.Tensor:
-    if not bool(tuning.magnitude().ne(0).any()):
-        # silent for every achromatic grating: no achromatic modulation to share, whatever the network
-        return torch.zeros(tuning.n_channels, dtype=torch.float64)
-    return achromatic_share(chromatic_for(tuning))
-
-
-def _achromatic_score(tuning: TuningCurves, config: AnalysisConfig) -> torch.Tensor:
-    """Achromatic share of the linked chromatic responses (see :func:`achromatic_share`)."""
-    return _linked_share(tuning)
-
-
-def _pe_achromatic_score(tuning: TuningCurves, config: AnalysisConfig) -> torch.Tensor:
-    """``PE_m × achromatic share_m``: PE, discounted by the fraction of the response that is chromatic."""
-    return perceptual_efficacy(tuning, config.csf) * _linked_share(tuning)
-
-
-for _name, _fn in {"achromatic": _achromatic_score, "pe_achromatic": _pe_achromatic_score}.items():
-    if _name not in EFFICACY_SCORES:
-        register_score(_name, _fn)
+    for layer, ranking in rankings.items():
+        if responses[layer].n_channels != ranking.n_channels:
+            raise ValueError(f"{layer}: chromatic responses have {responses[layer].n_channels} channels, "
+                             f"the ranking {ranking.n_channels}")
+    return {name: {layer: ranking.ranked_by(name, score(ranking, responses[layer]))
+                   for layer, ranking in rankings.items()}
+            for name, score in CHROMATIC_SCORES.items()}

@@ -1,4 +1,4 @@
-"""The evaluation engine reproduces PEDistance for every configuration, from one forward pass per image."""
+"""Many configurations from one forward pass per image give exactly PEDistance's numbers (the same kernel)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from benchmarks.datasets.live import load_live_index
-from benchmarks.fixtures import LiveFixture
-from benchmarks.live_features import (
-    DistanceVariant,
+from benchmarks.channel_sets import (
+    Variant,
     downscale,
     evaluate_variants,
-    load_image,
     mean_over_layers,
-    pair_layer_distances,
     random_channel_sets,
-    score_weights,
+    selected_scores,
     standard_channel_sets,
 )
+from benchmarks.datasets.live import load_live_index
+from benchmarks.fixtures import LiveFixture
 
 from pe_iqa import PEDistance, get_rankings, load_backbone
+from pe_iqa.image_io import read_image
 
 PERCENTS = (5, 10, 25, 50)
 # (subset, x, channel_norm, weighting, layers)
@@ -58,26 +57,25 @@ def reference_values(metric: PEDistance, records, scale: float = 1.0) -> np.ndar
     out = []
     with torch.inference_mode():
         for r in records:
-            dist, ref = downscale(load_image(r.dist_path), scale), downscale(load_image(r.ref_path), scale)
+            dist, ref = downscale(read_image(r.dist_path), scale), downscale(read_image(r.ref_path), scale)
             out.append(float(metric(dist, ref)))
     return np.array(out)
 
 
 def test_engine_equals_pedistance_for_many_configs(net, rankings, records) -> None:
     sets = standard_channel_sets(rankings, PERCENTS)
-    weights = score_weights(rankings, sets)
     variants = {
-        f"{name}|{norm}|{w}": DistanceVariant(channels, norm, weights[name] if w == "pe" else None)
+        (name, norm, w): Variant(channels, norm, selected_scores(rankings, channels) if w == "pe" else None)
         for name, channels in sets.items() for norm in (True, False) for w in ("uniform", "pe")
     }
     distances = evaluate_variants(net, records, variants, progress=False)
     assert set(distances) == set(variants)
     assert all(v.shape == (len(records), 5) for v in distances.values())
     for k, (subset, x, norm, weighting, layers) in enumerate(CONFIGS):
-        ours = mean_over_layers(distances[f"{set_name(subset, x)}|{norm}|{weighting}"], net.layers, layers)
+        ours = mean_over_layers(distances[(set_name(subset, x), norm, weighting)], net.layers, layers)
         for prune in (False, True) if k < 2 else (False,):
-            metric = PEDistance(net, layers, subset=subset, top_percent=x, channel_norm=norm, weighting=weighting,
-                                reduction="none", prune=prune)
+            metric = PEDistance(backbone=net, layers=layers, subset=subset, top_percent=x, channel_norm=norm,
+                                weighting=weighting, reduction="none", prune=prune)
             expected = reference_values(metric, records)
             assert np.all(expected > 0)
             # the pruned deepest convolution (fewer output filters) rounds its float32 outputs differently, which
@@ -87,32 +85,34 @@ def test_engine_equals_pedistance_for_many_configs(net, rankings, records) -> No
 
 def test_per_layer_columns_equal_pedistance_layer_distances(net, rankings, records) -> None:
     sets = {"H-25": standard_channel_sets(rankings, [25])["H-25"]}
-    distances = pair_layer_distances(net, records[:4], sets, channel_norm=True, progress=False)["H-25"]
-    metric = PEDistance(net, list(net.layers), subset="high", top_percent=25, reduction="none", prune=False)
+    distances = evaluate_variants(net, records[:4], {"H-25": Variant(sets["H-25"])}, progress=False)["H-25"]
+    metric = PEDistance(backbone=net, layers=net.layers, subset="high", top_percent=25, reduction="none", prune=False)
     with torch.inference_mode():
         for i, r in enumerate(records[:4]):
-            a, b = metric.features(load_image(r.dist_path)), metric.features(load_image(r.ref_path))
+            a, b = metric.features(read_image(r.dist_path)), metric.features(read_image(r.ref_path))
             np.testing.assert_allclose(distances[i], metric.layer_distances(a, b)[0].numpy(), rtol=1e-6)
 
 
-def test_pair_layer_distances_with_weights_and_scale(net, rankings, records) -> None:
+def test_raw_pe_weighted_variants_with_scale(net, rankings, records) -> None:
     sets = standard_channel_sets(rankings, [10])
-    weights = score_weights(rankings, {"H-10": sets["H-10"]})
-    out = pair_layer_distances(net, records, sets, channel_norm=False, weights=weights, scale=0.8, progress=False)
+    variants = {"H-10": Variant(sets["H-10"], False, selected_scores(rankings, sets["H-10"])),
+                "L-10": Variant(sets["L-10"], False), "F": Variant(sets["F"], False)}
+    out = evaluate_variants(net, records, variants, scale=0.8, progress=False)
     for name, weighting in (("H-10", "pe"), ("L-10", "uniform"), ("F", "uniform")):
         subset = {"H": "high", "L": "low", "F": "all"}[name[0]]
-        metric = PEDistance(net, ["relu2"], subset=subset, top_percent=10, channel_norm=False, weighting=weighting,
-                            reduction="none")
+        metric = PEDistance(backbone=net, layers=["relu2"], subset=subset, top_percent=10, channel_norm=False,
+                            weighting=weighting, reduction="none")
         np.testing.assert_allclose(out[name][:, 1], reference_values(metric, records, 0.8), rtol=1e-6)
 
 
-def test_score_weights_match_pedistance(net, rankings) -> None:
+@pytest.mark.parametrize("channel_norm", [True, False])
+def test_variant_weights_are_pedistance_weights(net, rankings, channel_norm: bool) -> None:
     sets = standard_channel_sets(rankings, [25])
-    weights = score_weights(rankings, sets)
-    metric = PEDistance(net, list(net.layers), subset="high", top_percent=25, weighting="pe")
+    variant = Variant(sets["H-25"], channel_norm, selected_scores(rankings, sets["H-25"]))
+    metric = PEDistance(backbone=net, layers=net.layers, subset="high", top_percent=25, weighting="pe",
+                        channel_norm=channel_norm)
     for layer, w in metric.channel_weights().items():
-        torch.testing.assert_close(weights["H-25"][layer], w)
-        assert float(weights["H-25"][layer].sum()) == pytest.approx(1.0)
+        torch.testing.assert_close(variant.channel_set(layer).weights, w)
     assert all(torch.equal(sets["H-25"][k], v) for k, v in metric.selected_channels().items())
 
 
@@ -120,7 +120,7 @@ def test_each_reference_runs_through_the_network_once(net, rankings, records) ->
     calls = []
     handle = net.register_forward_hook(lambda module, inputs, output: calls.append(tuple(inputs[0].shape[-2:])))
     try:
-        pair_layer_distances(net, records, {"F": standard_channel_sets(rankings, [])["F"]}, progress=False)
+        evaluate_variants(net, records, {"F": Variant(standard_channel_sets(rankings, [])["F"])}, progress=False)
     finally:
         handle.remove()
     n_refs = len({r.ref_path for r in records})
@@ -154,20 +154,18 @@ def test_downscale_is_antialiased_bilinear() -> None:
 def test_bad_inputs(net, rankings, records) -> None:
     sets = standard_channel_sets(rankings, [10])
     with pytest.raises(ValueError, match="records is empty"):
-        pair_layer_distances(net, [], sets, progress=False)
+        evaluate_variants(net, [], {"F": Variant(sets["F"])}, progress=False)
     with pytest.raises(ValueError, match="every layer"):
-        pair_layer_distances(net, records, {"x": {"relu1": torch.tensor([0])}}, progress=False)
+        evaluate_variants(net, records, {"x": Variant({"relu1": torch.tensor([0])})}, progress=False)
     bad = {k: v.clone() for k, v in sets["F"].items()}
     bad["relu1"] = torch.tensor([0, 64])
     with pytest.raises(ValueError, match="distinct and in"):
-        pair_layer_distances(net, records, {"bad": bad}, progress=False)
+        evaluate_variants(net, records, {"bad": Variant(bad)}, progress=False)
     negative = {k: -torch.ones(v.numel()) for k, v in sets["H-10"].items()}
     with pytest.raises(ValueError, match="non-negative"):
-        pair_layer_distances(net, records, {"H-10": sets["H-10"]}, weights={"H-10": negative}, progress=False)
-    with pytest.raises(ValueError, match="not in channel_sets"):
-        pair_layer_distances(net, records, {"F": sets["F"]}, weights={"H-10": negative}, progress=False)
+        evaluate_variants(net, records, {"H-10": Variant(sets["H-10"], True, negative)}, progress=False)
     with pytest.raises(ValueError, match="needs >="):
-        pair_layer_distances(net, records[:1], {"F": sets["F"]}, scale=0.1, progress=False)
+        evaluate_variants(net, records[:1], {"F": Variant(sets["F"])}, scale=0.1, progress=False)
     with pytest.raises(ValueError, match="subset"):
         mean_over_layers(np.zeros((3, 5)), net.layers, ["relu9"])
     with pytest.raises(ValueError, match="shape"):

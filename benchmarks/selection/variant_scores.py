@@ -1,4 +1,7 @@
-"""Channel-efficacy scores beyond PE, registered by name at import (``get_rankings(..., score=NAME)``).
+"""Channel-efficacy scores beyond PE, for the selection study (research code; the shipped core does not import it).
+
+:func:`register_variant_scores` registers them through the public :func:`pe_iqa.register_score`, after which
+``get_rankings(..., score=NAME)`` and ``PEDistance(score=NAME)`` accept them.
 
 PE multiplies two *loudness-dependent* sums: ``μ1`` grows linearly and ``μ2`` quadratically with a channel's
 response level, so PE largely ranks channels by how strongly they respond to gratings, and ``μ1``, ``μ2``
@@ -36,9 +39,9 @@ import math
 import torch
 from scipy.stats import rankdata
 
-from .csf import get_csf
-from .efficacy import EFFICACY_SCORES, ScoreFn, frequency_sensitivity, orientation_selectivity, register_score
-from .tuning import TuningCurves
+from pe_iqa.csf import get_csf
+from pe_iqa.efficacy import EFFICACY_SCORES, ScoreFn, frequency_sensitivity, orientation_selectivity, register_score
+from pe_iqa.tuning import TuningCurves
 
 __all__ = [
     "VARIANT_SCORES",
@@ -46,6 +49,7 @@ __all__ = [
     "csf_response",
     "orientation_selectivity_index",
     "rank_efficacy",
+    "register_variant_scores",
     "selectivity_efficacy",
 ]
 
@@ -237,10 +241,13 @@ VARIANT_SCORES: dict[str, ScoreFn] = {
 }
 
 
-def _register_all(scores: dict[str, ScoreFn]) -> None:
-    for name, fn in scores.items():
-        if name not in EFFICACY_SCORES:  # idempotent under re-import; never clobbers a user's score
-            register_score(name, fn)
+def register_variant_scores() -> tuple[str, ...]:
+    """Register every score of :data:`VARIANT_SCORES` (idempotent; a user's score of the same name is kept).
 
-
-_register_all(VARIANT_SCORES)
+    Returns:
+        The names registered by this call.
+    """
+    added = tuple(name for name in VARIANT_SCORES if name not in EFFICACY_SCORES)
+    for name in added:
+        register_score(name, VARIANT_SCORES[name])
+    return added

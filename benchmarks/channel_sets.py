@@ -1,0 +1,258 @@
+"""Per-layer distances of many channel configurations from one forward pass per image.
+
+Scoring a grid of configurations (F, H-x, L-x for several x, random subsets, other scores, channel normalisation
+on/off, uniform or score-proportional channel weights) with :class:`~pe_iqa.PEDistance` would run the network once
+per configuration and image. Here each image goes through the backbone **once** (each reference once for all its
+distorted images) and every configuration is evaluated from the same activations by the core's Eq. 1 kernel,
+:func:`pe_iqa.feature_distance.set_distances` — the code :class:`~pe_iqa.PEDistance` runs, so a number here is the
+shipped metric's number. The result is, per configuration, an ``(N, L)`` array of per-layer distances; a
+multi-layer distance is the mean of its layers' columns (:func:`mean_over_layers`), as ``PEDistance`` averages
+layers.
+
+Typical use (the selection study: random subsets, other scores, cross-validation over layer combinations)::
+
+    net = load_backbone("alexnet")                      # all five taps
+    rankings = get_rankings(net)
+    sets = standard_channel_sets(rankings, (5, 10, 25, 50))            # {"F": {...}, "H-5": {...}, ...}
+    d = evaluate_variants(net, live_index.records, {name: Variant(c) for name, c in sets.items()})
+    srocc(mean_over_layers(d["H-10"], net.layers, ["relu3"]), dmos)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from pe_iqa.backbones import Backbone
+from pe_iqa.feature_distance import ChannelSet, channel_weights, set_distances
+from pe_iqa.image_io import read_image
+from pe_iqa.ranking import ChannelRanking
+
+__all__ = [
+    "PairRecord",
+    "Variant",
+    "downscale",
+    "evaluate_variants",
+    "group_by_reference",
+    "mean_over_layers",
+    "random_channel_sets",
+    "selected_scores",
+    "standard_channel_sets",
+]
+
+ChannelSets = Mapping[str, torch.Tensor]
+
+
+class PairRecord(Protocol):
+    """Anything with a distorted and a reference image path (e.g. :class:`benchmarks.datasets.live.LiveRecord`)."""
+
+    dist_path: Path
+    ref_path: Path
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One distance configuration evaluated by :func:`evaluate_variants`.
+
+    Attributes:
+        channels: per layer, the selected channel indices, ``{layer: (K,) int64}``; must name every tapped layer.
+        channel_norm: unit-normalise the selected channels at each position (LPIPS-style) before comparing.
+        scores: per layer, non-negative scores of the selected channels (``(K,)``) for score-proportional weights
+            (``weighting="pe"``); ``None`` = uniform weights (exactly Eq. 1 for raw distances).
+    """
+
+    channels: ChannelSets
+    channel_norm: bool = True
+    scores: ChannelSets | None = None
+
+    def channel_set(self, layer: str) -> ChannelSet:
+        """The layer's channels with their weights, as :class:`~pe_iqa.PEDistance` weights them."""
+        channels = self.channels[layer].to(torch.long).reshape(-1)
+        scores = None if self.scores is None else self.scores[layer]
+        return ChannelSet(channels, channel_weights(channels.numel(), self.channel_norm, scores))
+
+
+def standard_channel_sets(
+    rankings: Mapping[str, ChannelRanking], percents: Sequence[float] = (5, 10, 25, 50)
+) -> dict[str, dict[str, torch.Tensor]]:
+    """The paper's subsets for every ranked layer: ``F`` and ``H-x``, ``L-x`` for each ``x`` in ``percents``.
+
+    Args:
+        rankings: ``{layer: ChannelRanking}`` (e.g. from :func:`pe_iqa.get_rankings`).
+        percents: the values of ``x``, each in ``(0, 100]``.
+
+    Returns:
+        ``{"F": {layer: idx}, "H-5": {...}, "L-5": {...}, ...}`` with indices as
+        :meth:`~pe_iqa.ChannelRanking.select` returns them (so identical to ``PEDistance``'s).
+
+    Raises:
+        ValueError: if ``rankings`` is empty or a percent is out of range.
+    """
+    if not rankings:
+        raise ValueError("rankings must hold at least one layer")
+    sets: dict[str, dict[str, torch.Tensor]] = {"F": {k: r.select("all") for k, r in rankings.items()}}
+    for x in percents:
+        sets[f"H-{float(x):g}"] = {k: r.select("high", x) for k, r in rankings.items()}
+        sets[f"L-{float(x):g}"] = {k: r.select("low", x) for k, r in rankings.items()}
+    return sets
+
+
+def random_channel_sets(
+    rankings: Mapping[str, ChannelRanking], percent: float, seed: int
+) -> dict[str, torch.Tensor]:
+    """A random control subset of the same size as ``H-x`` in every layer (seeded, reproducible).
+
+    Args:
+        rankings: ``{layer: ChannelRanking}``; only the channel counts and the ``H-x`` sizes are used.
+        percent: ``x``, in ``(0, 100]``.
+        seed: seed of the ``torch.Generator`` (layer ``i`` uses ``seed`` mixed with ``i``).
+
+    Returns:
+        ``{layer: (K,) int64}`` sorted indices, ``K = len(ranking.select("high", percent))``.
+    """
+    out = {}
+    for i, (layer, ranking) in enumerate(rankings.items()):
+        k = int(ranking.select("high", percent).numel())
+        generator = torch.Generator().manual_seed(int(seed) * 1000003 + i)
+        out[layer] = torch.sort(torch.randperm(ranking.n_channels, generator=generator)[:k]).values
+    return out
+
+
+def selected_scores(rankings: Mapping[str, ChannelRanking], channels: ChannelSets) -> dict[str, torch.Tensor]:
+    """The ranking scores of the selected channels, ``{layer: (K,)}`` (the weights of ``weighting="pe"``)."""
+    return {layer: rankings[layer].score[idx] for layer, idx in channels.items()}
+
+
+def downscale(images: torch.Tensor, scale: float) -> torch.Tensor:
+    """Bilinear downscaling with antialiasing (a no-op for ``scale == 1``).
+
+    Args:
+        images: ``(N, 3, H, W)`` in ``[0, 1]``.
+        scale: factor in ``(0, 1]`` (0.5 halves both sides).
+
+    Returns:
+        ``(N, 3, round(H·scale), round(W·scale))``, clamped to ``[0, 1]``.
+
+    Raises:
+        ValueError: if ``scale`` is outside ``(0, 1]``.
+    """
+    if not 0 < float(scale) <= 1:
+        raise ValueError(f"scale must be in (0, 1], got {scale}")
+    if float(scale) == 1.0:
+        return images
+    size = (max(1, round(images.shape[-2] * scale)), max(1, round(images.shape[-1] * scale)))
+    return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+
+
+def mean_over_layers(distances: np.ndarray, layers: Sequence[str], chosen: Sequence[str]) -> np.ndarray:
+    """Multi-layer distance: the mean of the chosen layers' columns (as ``PEDistance`` averages layers).
+
+    Args:
+        distances: ``(N, L)`` per-layer distances, columns in the order of ``layers``.
+        layers: the column names (the backbone's taps).
+        chosen: the layers to average (non-empty subset of ``layers``).
+
+    Returns:
+        ``(N,)`` float64.
+
+    Raises:
+        ValueError: on an empty or unknown choice or a column-count mismatch.
+    """
+    layers = list(layers)
+    if distances.ndim != 2 or distances.shape[1] != len(layers):
+        raise ValueError(f"distances must have shape (N, {len(layers)}), got {distances.shape}")
+    if not chosen or any(layer not in layers for layer in chosen):
+        raise ValueError(f"chosen must be a non-empty subset of {layers}, got {list(chosen)}")
+    return distances[:, [layers.index(layer) for layer in chosen]].mean(axis=1)
+
+
+def group_by_reference(records: Sequence[PairRecord]) -> dict[Path, list[int]]:
+    """Indices of the records of each reference image, in order of first appearance."""
+    groups: dict[Path, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        groups[Path(record.ref_path)].append(i)
+    return dict(groups)
+
+
+@torch.inference_mode()
+def evaluate_variants(
+    backbone: Backbone,
+    records: Sequence[PairRecord],
+    variants: Mapping[Hashable, Variant],
+    *,
+    scale: float = 1.0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+) -> dict[Hashable, np.ndarray]:
+    """Per-image, per-layer distances of many configurations, one forward pass per image.
+
+    Each reference is read and run through the network once, then every distorted image of it once; all variants
+    are evaluated from those activations (:func:`pe_iqa.feature_distance.set_distances`).
+
+    Args:
+        backbone: a loaded :class:`~pe_iqa.backbones.Backbone`; its taps are the columns of the result.
+        records: pairs with ``dist_path`` and ``ref_path`` (e.g. ``LiveIndex.records``), shape ``(N,)``.
+        variants: ``{key: Variant}``; every variant names channels (and scores, if any) for every tapped layer.
+        scale: downscale both images by this factor first (bilinear, antialiased; see :func:`downscale`).
+        device: where to compute (default: the backbone's device; the backbone is not moved).
+        progress: show a progress bar over the images.
+        desc: progress-bar label.
+
+    Returns:
+        ``{key: (N, L) float64}``: row ``i`` is ``records[i]``, column ``k`` is ``backbone.layers[k]``.
+
+    Raises:
+        ValueError: if ``records`` or ``variants`` is empty, a variant misses a layer or has bad indices or
+            scores, an image pair differs in size, or an image is smaller than the backbone accepts.
+    """
+    if not records:
+        raise ValueError("records is empty")
+    if not variants:
+        raise ValueError("variants is empty")
+    if not isinstance(backbone, Backbone):
+        raise TypeError(f"backbone must be a pe_iqa Backbone, got {type(backbone).__name__}")
+    run_device = torch.device(device) if device is not None else backbone.mean.device
+    layers = list(backbone.layers)
+    keys = list(variants)
+    for key, variant in variants.items():
+        if any(layer not in variant.channels or (variant.scores is not None and layer not in variant.scores)
+               for layer in layers):
+            raise ValueError(f"variant {key!r} must give channels (and scores, if any) for every layer {layers}")
+    groups = {norm: [q for q, key in enumerate(keys) if variants[key].channel_norm == norm] for norm in (True, False)}
+    sets = {(layer, norm): [variants[keys[q]].channel_set(layer) for q in rows]
+            for layer in layers for norm, rows in groups.items() if rows}
+    min_size = backbone.min_input_size
+    result = np.full((len(keys), len(records), len(layers)), math.nan)
+
+    def features(path: Path) -> dict[str, torch.Tensor]:
+        image = downscale(read_image(path).to(run_device), scale)
+        if min(image.shape[-2:]) < min_size:
+            raise ValueError(f"{path} is {tuple(image.shape[-2:])} px after scaling; {backbone.spec.name} needs "
+                             f">= {min_size}")
+        return backbone(image)
+
+    bar = tqdm(total=len(records), desc=desc or f"{backbone.spec.name} features", disable=not progress, unit="img")
+    for ref_path, indices in group_by_reference(records).items():
+        reference = features(ref_path)
+        for i in indices:
+            distorted = features(Path(records[i].dist_path))
+            for k, layer in enumerate(layers):
+                a, b = distorted[layer], reference[layer]
+                if a.shape != b.shape:
+                    raise ValueError(f"{records[i].dist_path} and its reference {ref_path} differ in size")
+                for norm, rows in groups.items():
+                    if rows:
+                        result[rows, i, k] = set_distances(a, b, sets[(layer, norm)], norm).numpy()
+            bar.update(1)
+    bar.close()
+    return {key: result[q] for q, key in enumerate(keys)}

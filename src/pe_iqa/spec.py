@@ -1,0 +1,134 @@
+"""The specification of a PE distance: one frozen, validated, hashable value.
+
+A :class:`DistanceSpec` says everything that determines a distance's value: the backbone and its weights, the
+layers compared, which channels (H-x / L-x / F by an efficacy score), whether they are unit-normalised, how they
+are weighted, the PE analysis configuration and the input range. Every entry point — :class:`~pe_iqa.PEDistance`,
+:func:`~pe_iqa.pe_distance`, the TorchMetrics metric, the pyiqa architecture, the command line and the benchmarks —
+builds one, so options are validated here, once. Named presets (``pe_alex`` …) are instances of it
+(:data:`pe_iqa.presets.PRESETS`). How a distance is *run* (reduction, range checks, device, pruning, compilation)
+is not part of the spec: it never changes the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backbones import backbone_spec, canonical_name
+from .efficacy import EFFICACY_SCORES
+from .ranking import check_selection
+from .tuning import AnalysisConfig
+
+__all__ = ["WEIGHTINGS", "DistanceSpec", "check_bool", "check_data_range"]
+
+WEIGHTINGS = ("uniform", "pe")
+
+
+def check_bool(name: str, value: object) -> bool:
+    """``value`` as a bool if it is one (NumPy bools included), else a ``TypeError`` (``"no"`` is not ``False``)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def check_data_range(value: object) -> float:
+    """``value`` as a float if it is a finite number > 0, else a ``ValueError`` (shared by the input checks)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not (
+            math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(f"data_range must be a finite number > 0 (1.0 for [0, 1] images, 255 for [0, 255]), "
+                         f"got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class DistanceSpec:
+    """What a PE distance is (validated on construction; immutable and hashable).
+
+    Attributes:
+        backbone: backbone name (aliases accepted, stored canonical), e.g. ``"alexnet"``, ``"vgg16"``,
+            ``"timm:resnet50"``.
+        layers: layers compared, shallow to deep; ``None`` (the default) means the backbone's default layers
+            (LPIPS's taps where LPIPS has them). Stored as a tuple.
+        weights: backbone weights tag (``"DEFAULT"``, a weight-enum name, ``"random[:SEED]"`` or a file path).
+        subset: ``"high"`` (H-x), ``"low"`` (L-x) or ``"all"`` (F).
+        top_percent: x, the percentage of channels kept per layer, in ``(0, 100]``.
+        channel_norm: unit-normalise the selected channels at each position (LPIPS-style). The distance is then
+            ``½ Σ_m w_m (â_m − b̂_m)²`` averaged over positions, with weights averaging 1: ``1 − cos`` of the
+            feature vectors, in ``[0, 1]`` for ReLU features. Without it, the raw Eq. 1 (mean over channels).
+        weighting: ``"uniform"`` or ``"pe"`` (channel weights proportional to their score).
+        score: registered efficacy score ranking the channels (:data:`~pe_iqa.efficacy.EFFICACY_SCORES`).
+        config: the PE analysis configuration (:class:`~pe_iqa.tuning.AnalysisConfig`).
+        data_range: the maximum of the input range (``1.0`` for ``[0, 1]``, ``255`` for 8-bit data).
+
+    Raises:
+        TypeError: a field of the wrong type (e.g. ``channel_norm="no"``).
+        ValueError: an unknown backbone, layer, subset, weighting or score, or a number out of range.
+
+    Example:
+        >>> spec = DistanceSpec("alex", ["relu3"], top_percent=25)
+        >>> spec.backbone, spec.layers, spec.top_percent
+        ('alexnet', ('relu3',), 25.0)
+        >>> spec.replace(backbone="vgg16").layers  # another backbone: its default layers
+        ('relu1_2', 'relu2_2', 'relu3_3', 'relu4_3', 'relu5_3')
+    """
+
+    backbone: str = "alexnet"
+    layers: tuple[str, ...] | None = None
+    weights: str = "DEFAULT"
+    subset: str = "high"
+    top_percent: float = 10.0
+    channel_norm: bool = True
+    weighting: str = "uniform"
+    score: str = "pe"
+    config: AnalysisConfig = field(default_factory=AnalysisConfig)
+    data_range: float = 1.0
+
+    def __post_init__(self) -> None:
+        backbone = canonical_name(self.backbone)
+        layers = backbone_spec(backbone).check_layers(self.layers)
+        if not isinstance(self.weights, str):
+            raise TypeError(f"weights must be a string tag or file path, got {type(self.weights).__name__}")
+        subset, top_percent = check_selection(self.subset, self.top_percent)
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        if self.score not in EFFICACY_SCORES:
+            raise ValueError(f"score must be one of {sorted(EFFICACY_SCORES)}, got {self.score!r}")
+        if not isinstance(self.config, AnalysisConfig):
+            raise TypeError(f"config must be an AnalysisConfig, got {type(self.config).__name__}")
+        values = {"backbone": backbone, "layers": layers, "subset": subset, "top_percent": top_percent,
+                  "channel_norm": check_bool("channel_norm", self.channel_norm),
+                  "data_range": check_data_range(self.data_range)}
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def option_names(cls) -> frozenset[str]:
+        """The names of the fields (the options that change a distance's value)."""
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **changes: object) -> DistanceSpec:
+        """A copy with some fields changed, validated.
+
+        Changing the backbone without giving ``layers`` selects the new backbone's default layers.
+
+        Raises:
+            TypeError: an unknown option name, or a value of the wrong type.
+            ValueError: an invalid value.
+        """
+        unknown = sorted(set(changes) - self.option_names())
+        if unknown:
+            raise TypeError(f"unknown distance option(s) {unknown}; options are {sorted(self.option_names())}")
+        if "backbone" in changes and "layers" not in changes and canonical_name(changes["backbone"]) != self.backbone:
+            changes["layers"] = None
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        """A one-line summary, e.g. ``"alexnet relu3, H-10 by pe, unit-norm, uniform weights"``."""
+        selection = "F" if self.subset == "all" else f"{self.subset[0].upper()}-{self.top_percent:g} by {self.score}"
+        norm = "unit-norm" if self.channel_norm else "raw Eq. 1"
+        weights = "" if self.weights == "DEFAULT" else f" ({self.weights} weights)"
+        return f"{self.backbone}{weights} {'+'.join(self.layers)}, {selection}, {norm}, {self.weighting} weights"
