@@ -6,7 +6,7 @@ from typing import Literal
 
 from torch import Tensor
 
-from pe_iqa.distance import pe_distance
+from pe_iqa.functional import pe_distance
 from pe_iqa.presets import DEFAULT_METRIC
 from pe_iqa.spec import DistanceSpec
 
@@ -22,7 +22,7 @@ def pe_feature_distance(
 ) -> Tensor:
     """PE-selected deep-feature distance between distorted ``preds`` and reference ``target``.
 
-    A thin wrapper of :func:`pe_iqa.distance.pe_distance` (same module cache, same validation). Lower = more
+    A thin wrapper of :func:`pe_iqa.functional.pe_distance` (same module cache, same validation). Lower = more
     similar; presets lie in ``[0, 1]``.
 
     Args:
@@ -31,7 +31,7 @@ def pe_feature_distance(
         metric: a preset of :data:`pe_iqa.presets.PRESETS` (``"pe_alex"``, ``"pe_vgg"``, ``"pe_alex_f"``), a
             :class:`~pe_iqa.spec.DistanceSpec`, or ``None`` for the default (``"pe_alex"``).
         reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"``/``None`` for the ``(N,)`` scores.
-        **kwargs: options of :func:`pe_iqa.distance.pe_distance` replacing the preset's (``backbone``, ``layers``,
+        **kwargs: options of :func:`pe_iqa.functional.pe_distance` replacing the preset's (``backbone``, ``layers``,
             ``weights``, ``subset``, ``top_percent``, ``channel_norm``, ``weighting``, ``score``, ``config``,
             ``data_range``, ``check_range``).
 

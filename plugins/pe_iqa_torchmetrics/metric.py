@@ -32,10 +32,11 @@ def _split_options(kwargs: dict) -> tuple[dict, dict]:
 class PEFeatureDistance(Metric):
     """PE-selected deep-feature distance (lower = more similar), accumulated over batches.
 
-    Wraps a :class:`pe_iqa.distance.PEDistance` (so scores equal the core's). By default the metric keeps two scalar states, the sum of per-image scores and the image count,
-    so memory is constant and a DDP sync is two all-reduces; :meth:`compute` returns their ratio, the mean over
-    all images seen. With ``per_sample=True`` it keeps every per-image score (a ``"cat"`` state) and
-    :meth:`compute` returns the ``(N,)`` scores in update order (rank order under DDP).
+    Wraps a :class:`pe_iqa.distance.PEDistance` (so scores equal the core's). By default the metric keeps two scalar
+    states, the sum of per-image scores and the image count, so memory is constant and a DDP sync is two
+    all-reduces; :meth:`compute` returns their ratio, the mean over all images seen. With ``per_sample=True`` it
+    keeps every per-image score (a ``"cat"`` state) and :meth:`compute` returns the ``(N,)`` scores in update order
+    (rank order under DDP).
 
     The distance network is configuration, not state: it is frozen (``requires_grad=False``), moves with
     ``.to(device)``, and is left out of :meth:`state_dict` (which holds only the metric states, and only after
@@ -45,8 +46,10 @@ class PEFeatureDistance(Metric):
     raises a ``ValueError`` instead of mixing two distances' sums.
 
     ``feature_network = "net"``: TorchMetrics' ``FeatureShare`` can share one network between PE metrics on the
-    same backbone (build them with ``prune=False``, so the shared network computes every channel). As for every TorchMetrics metric, ``.half()``/``.float()``/``.double()`` are no-ops;
-    :meth:`set_dtype` casts the states and the network's floating-point tensors (channel indices stay integer).
+    same backbone (build them with ``prune=False``, so the shared network computes every channel).
+
+    As for every TorchMetrics metric, ``.half()``/``.float()``/``.double()`` are no-ops; :meth:`set_dtype` casts
+    the states and the network's floating-point tensors (channel indices stay integer).
 
     As input to ``forward`` and ``update``:
 

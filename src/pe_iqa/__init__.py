@@ -8,8 +8,9 @@ run by :class:`PEDistance`). The core imports neither pyiqa nor TorchMetrics; th
 """
 
 from .backbones import Backbone, WeightsMismatchError, WeightsNotFoundError, list_layers, load_backbone
-from .distance import PEDistance, PELoss, pe_distance
+from .distance import PEDistance, PELoss
 from .efficacy import perceptual_efficacy, register_score
+from .functional import pe_distance
 from .presets import PRESETS
 from .ranking import ChannelRanking
 from .rankings import get_ranking, get_rankings

@@ -1,4 +1,4 @@
-"""The PE-selected deep-feature distance: the :class:`PEDistance` module, :class:`PELoss` and :func:`pe_distance`.
+"""The PE-selected deep-feature distance: the :class:`PEDistance` module and :class:`PELoss`.
 
 A distance is named by a preset (``"pe_alex"``, the default; ``"pe_vgg"``; ``"pe_alex_f"``) or given as a
 :class:`~pe_iqa.spec.DistanceSpec`, with any of its fields overridden by keyword (``layers=``, ``top_percent=`` …).
@@ -24,22 +24,22 @@ backbone in :func:`torch.compile`.
 
 from __future__ import annotations
 
-import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .backbones import Backbone, prune_deepest_tap
 from .feature_distance import distance_map, layer_distance, prepare_features
-from .input_checks import check_image_pair, check_image_structure, check_images
+from .input_checks import check_image_pair, check_images
 from .presets import DEFAULT_METRIC, resolve_spec
 from .resolver import resolve
 from .spec import DistanceSpec, check_bool
 
-__all__ = ["DISTANCE_OPTIONS", "MODULE_OPTIONS", "REDUCTIONS", "PEDistance", "PELoss", "pe_distance", "reduce"]
+__all__ = ["DISTANCE_OPTIONS", "MODULE_OPTIONS", "REDUCTIONS", "DistanceMaps", "PEDistance", "PELoss", "reduce",
+           "upsample_map"]
 
 REDUCTIONS = ("mean", "sum", "none")
 #: Keyword arguments of :class:`PEDistance` that say how the distance is run, not what it is (the rest are
@@ -66,6 +66,37 @@ def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "sum":
         return values.sum()
     return values
+
+
+@dataclass(frozen=True)
+class DistanceMaps:
+    """Where two images differ: per-position distances of a batch of pairs (see :meth:`PEDistance.maps`).
+
+    Attributes:
+        scores: the distances, ``(N,)`` — the mean of every map below.
+        combined: ``(N, H, W)`` at the input size: the mean over layers of the layers' maps.
+        layers: ``{layer: (N, H, W)}`` each layer's map upsampled to the input size.
+        native: ``{layer: (N, H_k, W_k)}`` each layer's map at its own resolution (what the distance averages).
+    """
+
+    scores: torch.Tensor
+    combined: torch.Tensor
+    layers: dict[str, torch.Tensor]
+    native: dict[str, torch.Tensor]
+
+
+def upsample_map(native: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear upsampling of ``(N, h, w)`` maps to ``size``, rescaled per image so the mean is unchanged.
+
+    Bilinear interpolation (as LPIPS's ``spatial=True``) weighs border positions less than inner ones; the rescale
+    (a factor close to 1) keeps each upsampled map's mean equal to the native map's, so the maps of an image still
+    average to its score. Maps that are zero everywhere stay zero.
+    """
+    up = torch.nn.functional.interpolate(native[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    native_mean, up_mean = native.mean(dim=(1, 2)), up.mean(dim=(1, 2))
+    factor = torch.where(up_mean > 0, native_mean / up_mean.clamp_min(torch.finfo(up.dtype).tiny),
+                         torch.ones_like(up_mean))
+    return up * factor[:, None, None]
 
 
 class _LayerHead(nn.Module):
@@ -283,8 +314,9 @@ class PEDistance(nn.Module):
                     f"features), got {got}; compute them with features(target) on the same image size and batch"
                 )
 
-    def _pair_features(self, preds: torch.Tensor, target: torch.Tensor,
-                       target_features: list[torch.Tensor] | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def pair_features(self, preds: torch.Tensor, target: torch.Tensor,
+                      target_features: list[torch.Tensor] | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Validated pair → (:meth:`features` of ``preds``, those of ``target`` or the given ``target_features``)."""
         preds, target = self.prepare(preds, target)
         preds_feats = self._features(preds)
         if target_features is None:
@@ -314,8 +346,47 @@ class PEDistance(nn.Module):
             TypeError, ValueError: invalid images (see :func:`~pe_iqa.input_checks.check_image_pair`), images on
                 another device than the module, or ``target_features`` not matching ``preds``.
         """
-        preds_feats, target_feats = self._pair_features(preds, target, target_features)
+        preds_feats, target_feats = self.pair_features(preds, target, target_features)
         return reduce(self.layer_distances(preds_feats, target_feats).mean(dim=1), self.reduction)
+
+    def maps(
+        self,
+        preds: torch.Tensor,
+        target: torch.Tensor,
+        target_features: list[torch.Tensor] | None = None,
+    ) -> DistanceMaps:
+        """Per-position distances of each pair: per layer and combined, at the input size (differentiable).
+
+        Each layer's map is :func:`~pe_iqa.feature_distance.distance_map` of the selected (normalised) channels;
+        it is upsampled bilinearly to the input size as LPIPS does, keeping its mean (:func:`upsample_map`), and the
+        combined map is the mean over layers. Every map averages exactly (to float rounding) to the pair's score.
+
+        Args:
+            preds: ``(N, 3, H, W)`` or ``(N, 1, H, W)`` in ``[0, data_range]``.
+            target: same shape as ``preds``.
+            target_features: optional precomputed :meth:`features` of ``target``.
+
+        Returns:
+            A :class:`DistanceMaps`.
+
+        Example:
+            >>> metric = PEDistance(weights="random", layers=["relu1", "relu2"])
+            >>> x = torch.rand(1, 3, 67, 61)
+            >>> maps = metric.maps(x.clamp(0.2, 0.8), x)
+            >>> tuple(maps.combined.shape), bool(torch.isclose(maps.combined.mean(), maps.scores[0]))
+            ((1, 67, 61), True)
+        """
+        preds_feats, target_feats = self.pair_features(preds, target, target_features)
+        return self.maps_from_features(preds_feats, target_feats, (int(preds.shape[-2]), int(preds.shape[-1])))
+
+    def maps_from_features(self, preds_feats: list[torch.Tensor], target_feats: list[torch.Tensor],
+                           size: tuple[int, int]) -> DistanceMaps:
+        """:meth:`maps` from :meth:`features` outputs, upsampled to ``size`` (the images' ``(H, W)``)."""
+        native = dict(zip(self.layers, self.layer_maps(preds_feats, target_feats), strict=True))
+        layers = {layer: upsample_map(m, size) for layer, m in native.items()}
+        combined = torch.stack(list(layers.values())).mean(dim=0)
+        scores = torch.stack([m.mean(dim=(1, 2)) for m in native.values()], dim=1).mean(dim=1)
+        return DistanceMaps(scores, combined, layers, native)
 
     def extra_repr(self) -> str:
         counts = {head.layer: int(head.channels.numel()) for head in self.heads}
@@ -332,70 +403,3 @@ class PELoss(PEDistance):
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("check_range", False)
         super().__init__(*args, **kwargs)
-
-
-_MODULES: OrderedDict[tuple, PEDistance] = OrderedDict()
-_MODULES_LOCK = threading.Lock()
-_MAX_MODULES = 8
-
-
-def _cached_module(spec: DistanceSpec, device: torch.device, dtype: torch.dtype, check_range: bool) -> PEDistance:
-    key = (spec, str(device), str(dtype), check_range)
-    with _MODULES_LOCK:
-        module = _MODULES.get(key)
-        if module is not None:
-            _MODULES.move_to_end(key)
-            return module
-    module = PEDistance(spec, reduction="none", check_range=check_range, device=device)
-    if dtype != torch.float32:
-        module.backbone.to(dtype)
-    with _MODULES_LOCK:
-        _MODULES[key] = module
-        while len(_MODULES) > _MAX_MODULES:
-            _MODULES.popitem(last=False)
-    return module
-
-
-def pe_distance(
-    preds: torch.Tensor,
-    target: torch.Tensor,
-    metric: str | DistanceSpec = DEFAULT_METRIC,
-    *,
-    reduction: str = "mean",
-    check_range: bool = True,
-    **options: object,
-) -> torch.Tensor:
-    """PE-selected deep-feature distance between distorted and reference images (functional form).
-
-    The module for a given spec is built once per device and dtype of the inputs and reused (up to 8 kept): the
-    backbone runs on the inputs' device in their dtype (e.g. float16 inputs on a GPU run a float16 network); the
-    distance head and the result are float32 (float64 for float64 inputs).
-
-    Args:
-        preds: distorted images, ``(N, 3, H, W)`` or ``(N, 1, H, W)``, float in ``[0, data_range]``.
-        target: reference images, same shape and device (converted to ``preds``' dtype).
-        metric: a preset name or a :class:`~pe_iqa.spec.DistanceSpec` (as :class:`PEDistance`).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
-        check_range: validate values (as :class:`PEDistance`).
-        **options: :class:`~pe_iqa.spec.DistanceSpec` fields replacing the preset's (``backbone`` — a name —,
-            ``layers``, ``weights``, ``subset``, ``top_percent``, ``channel_norm``, ``weighting``, ``score``,
-            ``config``, ``data_range``).
-
-    Returns:
-        Scalar (``"mean"``/``"sum"``) or ``(N,)`` (``"none"``) distance; lower = more similar.
-
-    Raises:
-        TypeError, ValueError: on invalid images or options (see :func:`~pe_iqa.input_checks.check_image_pair`).
-
-    Example:
-        >>> x = torch.rand(1, 3, 64, 64)
-        >>> float(pe_distance(x, x, weights="random", layers=["relu1"]))
-        0.0
-    """
-    # fail on bad images or options before (possibly) loading a network and measuring rankings
-    check_image_structure("preds", preds)
-    check_image_structure("target", target)
-    reduction = check_reduction(reduction)
-    spec = resolve_spec(metric, **options)
-    module = _cached_module(spec, preds.device, preds.dtype, check_bool("check_range", check_range))
-    return reduce(module(preds, target), reduction)

@@ -3,8 +3,8 @@
 A :class:`DistanceSpec` says everything that determines a distance's value: the backbone and its weights, the
 layers compared, which channels (H-x / L-x / F by an efficacy score), whether they are unit-normalised, how they
 are weighted, the PE analysis configuration and the input range. Every entry point — :class:`~pe_iqa.PEDistance`,
-:func:`~pe_iqa.pe_distance`, the TorchMetrics metric, the pyiqa architecture, the command line and the benchmarks —
-builds one, so options are validated here, once. Named presets (``pe_alex`` …) are instances of it
+:func:`~pe_iqa.functional.pe_distance`, the TorchMetrics metric, the pyiqa architecture, the command line and the
+benchmarks — builds one, so options are validated here, once. Named presets (``pe_alex`` …) are instances of it
 (:data:`pe_iqa.presets.PRESETS`). How a distance is *run* (reduction, range checks, device, pruning, compilation)
 is not part of the spec: it never changes the value.
 """

@@ -1,0 +1,81 @@
+"""The functional form of the PE distance: :func:`pe_distance` (a cached :class:`~pe_iqa.distance.PEDistance`)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import torch
+
+from .distance import PEDistance, check_reduction, reduce
+from .input_checks import check_image_structure
+from .presets import DEFAULT_METRIC, resolve_spec
+from .spec import DistanceSpec, check_bool
+
+__all__ = ["pe_distance"]
+
+_MODULES: OrderedDict[tuple, PEDistance] = OrderedDict()
+_MODULES_LOCK = threading.Lock()
+_MAX_MODULES = 8
+
+
+def _cached_module(spec: DistanceSpec, device: torch.device, dtype: torch.dtype, check_range: bool) -> PEDistance:
+    key = (spec, str(device), str(dtype), check_range)
+    with _MODULES_LOCK:
+        module = _MODULES.get(key)
+        if module is not None:
+            _MODULES.move_to_end(key)
+            return module
+    module = PEDistance(spec, reduction="none", check_range=check_range, device=device)
+    if dtype != torch.float32:
+        module.backbone.to(dtype)
+    with _MODULES_LOCK:
+        _MODULES[key] = module
+        while len(_MODULES) > _MAX_MODULES:
+            _MODULES.popitem(last=False)
+    return module
+
+
+def pe_distance(
+    preds: torch.Tensor,
+    target: torch.Tensor,
+    metric: str | DistanceSpec = DEFAULT_METRIC,
+    *,
+    reduction: str = "mean",
+    check_range: bool = True,
+    **options: object,
+) -> torch.Tensor:
+    """PE-selected deep-feature distance between distorted and reference images (functional form).
+
+    The module for a given spec is built once per device and dtype of the inputs and reused (up to 8 kept): the
+    backbone runs on the inputs' device in their dtype (e.g. float16 inputs on a GPU run a float16 network); the
+    distance head and the result are float32 (float64 for float64 inputs).
+
+    Args:
+        preds: distorted images, ``(N, 3, H, W)`` or ``(N, 1, H, W)``, float in ``[0, data_range]``.
+        target: reference images, same shape and device (converted to ``preds``' dtype).
+        metric: a preset name or a :class:`~pe_iqa.spec.DistanceSpec` (as :class:`PEDistance`).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
+        check_range: validate values (as :class:`PEDistance`).
+        **options: :class:`~pe_iqa.spec.DistanceSpec` fields replacing the preset's (``backbone`` — a name —,
+            ``layers``, ``weights``, ``subset``, ``top_percent``, ``channel_norm``, ``weighting``, ``score``,
+            ``config``, ``data_range``).
+
+    Returns:
+        Scalar (``"mean"``/``"sum"``) or ``(N,)`` (``"none"``) distance; lower = more similar.
+
+    Raises:
+        TypeError, ValueError: on invalid images or options (see :func:`~pe_iqa.input_checks.check_image_pair`).
+
+    Example:
+        >>> x = torch.rand(1, 3, 64, 64)
+        >>> float(pe_distance(x, x, weights="random", layers=["relu1"]))
+        0.0
+    """
+    # fail on bad images or options before (possibly) loading a network and measuring rankings
+    check_image_structure("preds", preds)
+    check_image_structure("target", target)
+    reduction = check_reduction(reduction)
+    spec = resolve_spec(metric, **options)
+    module = _cached_module(spec, preds.device, preds.dtype, check_bool("check_range", check_range))
+    return reduce(module(preds, target), reduction)
