@@ -185,7 +185,7 @@ def _integer_gray(path: Path, image) -> np.ndarray:
 
 
 def _float_gray(path: Path, image) -> np.ndarray:
-    values = np.asarray(image, dtype=np.float32)
+    values = np.array(image, dtype=np.float32)
     if not np.isfinite(values).all():
         raise ImageReadError(f"{path} holds NaN or infinite float pixels")
     low, high = float(values.min()), float(values.max())
@@ -248,9 +248,9 @@ def decode_image(path: str | Path, *, alpha: str = "error") -> DecodedImage:
     try:
         with _open_checked(path) as image:
             _check_frames(path, image)
+            _warn_16_bit_rgb(path, image)  # before anything loads the image (PNG's getexif() does)
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1) if image.format != "BMP" else 1
             orientation = orientation if orientation in _ORIENTATIONS else 1
-            _warn_16_bit_rgb(path, image)
             image.load()
             if orientation != 1:
                 image = ImageOps.exif_transpose(image)

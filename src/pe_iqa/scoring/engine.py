@@ -321,7 +321,7 @@ def _run(scorer: _Scorer, pairs: list[ScorePair], todo: list[int], table: ScoreT
     bar = tqdm(total=len(todo), desc=label, unit="pair", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
                disable=not (progress and group.is_main) or None, leave=False)
     shown = 0
-    dataset = PairDataset(pairs, todo, alpha=alpha, as_float=scorer.device.type == "cpu")
+    dataset = PairDataset(pairs, todo, alpha=alpha, as_float=False)  # uint8 crosses processes: 4× fewer bytes
     try:
         with torch.inference_mode():
             for items in pair_batches(dataset, batch_size, workers, pin_memory=scorer.device.type == "cuda"):
