@@ -21,8 +21,8 @@ from .download_errors import explain_download_failure
 __all__ = ["PROVIDER", "PyiqaMetrics"]
 
 
-class MetricDownloadError(RuntimeError):
-    """A pyiqa metric whose weights are missing and could not be downloaded (one line, names the file)."""
+class MetricDownloadError(FileNotFoundError):
+    """A pyiqa metric whose weight file is missing and could not be downloaded (one line, names the file)."""
 
 
 class PyiqaMetrics:

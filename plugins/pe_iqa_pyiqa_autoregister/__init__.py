@@ -1,24 +1,11 @@
-"""Adds pe-iqa's metrics to pyiqa's model configs the moment pyiqa first imports them — and only then.
+"""Adds pe-iqa's metrics to pyiqa's model configs when pyiqa first imports them, and only then.
 
-pyiqa checks ``pyiqa.default_model_configs.DEFAULT_CONFIGS`` (plain dicts) before it loads any entry point, so
-without help a fresh ``pyiqa pe_alex -t DIST -r REF`` or ``pyiqa.create_metric("pe_alex")`` cannot know the
-presets. pe-iqa installs ``pe_iqa_pyiqa.pth`` into site-packages; at interpreter start it runs::
-
-    import pe_iqa_pyiqa_autoregister as hook; hook.install()
-
-which puts a tiny finder at the front of ``sys.meta_path``. The finder answers ``None`` for every module except
-``pyiqa.default_model_configs``; for that one it lets the normal machinery load pyiqa's file, then adds the
-PE presets' configs (through :func:`pe_iqa_pyiqa.register`, which also registers their architecture) and removes
-itself. Nothing else is imported at start-up: this module uses only ``os`` and ``sys`` (measured in
-``benchmarks/autoregister_startup.py``). pyiqa's own ``pyiqa.archs`` entry point would register the
-architecture on its own; the configs are what needs the hook.
-
-Opt out with ``PE_IQA_PYIQA_AUTOREGISTER=0`` (also ``false``/``no``/``off``), read at start-up and again when
-pyiqa is imported; ``import pe_iqa_pyiqa`` still registers explicitly. A failure inside the hook never breaks
-pyiqa: it becomes a ``RuntimeWarning``.
+``pe_iqa_pyiqa.pth`` (written by :mod:`.build_pth`) runs :func:`install` at start-up: a finder first on
+``sys.meta_path`` that answers ``None`` for every module but ``pyiqa.default_model_configs``; for that one it
+lets pyiqa's file load, then imports :mod:`pe_iqa_pyiqa` (which registers the presets) and removes itself.
+Only ``os`` and ``sys`` are used here (start-up cost: ``benchmarks/autoregister_startup.py``). Opt out with
+``PE_IQA_PYIQA_AUTOREGISTER=0``; a failure in the hook is a ``RuntimeWarning``, never a broken pyiqa.
 """
-
-from __future__ import annotations
 
 import os
 import sys
