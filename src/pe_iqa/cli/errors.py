@@ -48,7 +48,10 @@ def one_line(error: BaseException | str) -> str:
 def show_warnings_as_lines(prefix: str) -> None:
     """Print every warning as ``<prefix>: warning: <message>`` on standard error (one line each)."""
 
+    quiet = os.environ.get("RANK", "0") != "0"  # under torchrun, process 0 speaks for all
+
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"{prefix}: warning: {one_line(str(message))}", file=sys.stderr, flush=True)
+        if not quiet:
+            print(f"{prefix}: warning: {one_line(str(message))}", file=sys.stderr, flush=True)
 
     warnings.showwarning = show
