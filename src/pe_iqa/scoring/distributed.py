@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import torch
 
-__all__ = ["ProcessGroup", "process_group", "shard_range"]
+__all__ = ["TIMEOUT_ENV", "ProcessGroup", "process_group", "shard_range"]
 
 
 @dataclass(frozen=True)
@@ -77,14 +77,21 @@ def _process_device(device: torch.device, local_rank: int, world_size: int) -> t
     return device
 
 
+#: How long the gather after scoring waits for the slowest process (seconds; default 24 h).
+TIMEOUT_ENV = "PE_IQA_DIST_TIMEOUT_S"
+
+
 @contextlib.contextmanager
-def process_group(device: torch.device | str, timeout_s: float = 3600.0) -> Iterator[ProcessGroup]:
+def process_group(device: torch.device | str, timeout_s: float | None = None) -> Iterator[ProcessGroup]:
     """This process's place in a torchrun job; joins (and afterwards leaves) the process group if needed.
 
     Args:
         device: the device asked for; ``cuda`` without an index becomes ``cuda:<LOCAL_RANK>`` under torchrun.
-        timeout_s: how long a collective waits (the slowest shard must finish within it).
+        timeout_s: how long a collective waits — the fastest process waits there for the slowest to finish
+            its shard (default ``$PE_IQA_DIST_TIMEOUT_S`` or 24 hours).
     """
+    if timeout_s is None:
+        timeout_s = float(os.environ.get(TIMEOUT_ENV, 24 * 3600))
     device = torch.device(device)
     world_size = _env_int("WORLD_SIZE", 1)
     if world_size <= 1:
