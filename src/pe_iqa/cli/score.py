@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-from ..presets import METRIC_PRESETS
 from .errors import EXIT_FAILED, UsageError
 from .output import format_value, info, parse_device, plural, print_table
 
@@ -66,12 +65,13 @@ def _count(text: str, name: str, low: int) -> int | None:
 
 def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     from ..image_io import ALPHA_POLICIES
+    from ..scoring.metrics import preset_names
 
     parser = commands.add_parser(
         "score", help="score distorted images against references", parents=parents,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Score distorted images against their references (full-reference metrics).",
-        epilog=EXAMPLES.format(presets=", ".join(METRIC_PRESETS)),
+        epilog=EXAMPLES.format(presets=", ".join(preset_names())),
     )
     parser.add_argument("metrics", nargs="*", metavar="METRIC", help="metrics to compute (default: pe_alex)")
     source = parser.add_argument_group("inputs (one of)")

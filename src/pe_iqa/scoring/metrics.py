@@ -20,8 +20,6 @@ from typing import Protocol
 
 import torch
 
-from ..presets import METRIC_PRESETS
-
 __all__ = [
     "METRIC_ENTRY_POINTS",
     "MetricProvider",
@@ -32,6 +30,7 @@ __all__ = [
     "build_pe_metric",
     "check_metric_names",
     "metric_providers",
+    "preset_names",
 ]
 
 #: Entry-point group of metric providers (name = the pe-iqa extra that installs the provider's requirements).
@@ -69,6 +68,13 @@ class ScoringMetric:
         return self.features is not None and self.score_with_features is not None
 
 
+def preset_names() -> list[str]:
+    """The pe-iqa preset names (``pe_alex``, ...), in the package's order."""
+    from ..presets import METRIC_PRESETS  # the one place the engine and the CLI read the preset table
+
+    return list(METRIC_PRESETS)
+
+
 def _create_pe_distance(name: str, device: torch.device):
     """The one place the scoring engine builds a PE module (switched to ``PEDistance(name)`` with the redesign)."""
     from ..presets import create_preset
@@ -82,8 +88,8 @@ def build_pe_metric(name: str, device: torch.device | str = "cpu") -> ScoringMet
     Raises:
         ValueError: ``name`` is not a preset.
     """
-    if name not in METRIC_PRESETS:
-        raise ValueError(f"metric must be one of {sorted(METRIC_PRESETS)}, got {name!r}")
+    if name not in preset_names():
+        raise ValueError(f"metric must be one of {preset_names()}, got {name!r}")
     module = _create_pe_distance(name, torch.device(device))
     return ScoringMetric(
         name=name,
@@ -119,9 +125,9 @@ def _provider_for(name: str) -> MetricProvider | None:
     Raises:
         MetricUnavailableError: nobody provides ``name``.
     """
-    if name in METRIC_PRESETS:
+    if name in preset_names():
         return None
-    presets = ", ".join(METRIC_PRESETS)
+    presets = ", ".join(preset_names())
     entry_points = metric_providers()
     missing: list[tuple[str, str]] = []
     for entry_point in entry_points:
