@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pe_iqa import PEDistance
+from pe_iqa import PEDistance, safe_files
 from pe_iqa import rankings as registry
 from pe_iqa import tuning_cache as ranking_cache
 from pe_iqa.backbones import Backbone, load_backbone
@@ -92,8 +92,8 @@ def _half_written_then_full(document: object, handle, **kwargs: object) -> None:
 FAULTS: dict[str, tuple[object, str, Callable[..., object]]] = {
     "mkdir": (Path, "mkdir", _no_space),
     "json_write": (ranking_cache.json, "dump", _half_written_then_full),
-    "fsync": (ranking_cache.os, "fsync", _no_space),
-    "replace": (ranking_cache.os, "replace", _no_space),
+    "fsync": (safe_files.os, "fsync", _no_space),
+    "replace": (safe_files.os, "replace", _no_space),
 }
 
 
@@ -126,7 +126,7 @@ def test_full_disk_leaves_an_existing_file_untouched(
     path = tmp_path / _key(alexnet_random).filename()
     path.write_text('{"checksum": "from an interrupted older write"}', encoding="utf-8")
     before = path.read_bytes()
-    monkeypatch.setattr(ranking_cache.os, "fsync", _no_space)
+    monkeypatch.setattr(safe_files.os, "fsync", _no_space)
     with pytest.warns(RuntimeWarning) as record:
         get_rankings(alexnet_random, config=CONFIG, cache_dir=tmp_path)
     messages = [str(w.message) for w in record]
@@ -137,7 +137,7 @@ def test_full_disk_leaves_an_existing_file_untouched(
 
 def test_metric_works_on_a_full_disk(alexnet_random: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PE_IQA_CACHE", str(tmp_path))
-    monkeypatch.setattr(ranking_cache.os, "replace", _no_space)
+    monkeypatch.setattr(safe_files.os, "replace", _no_space)
     with pytest.warns(RuntimeWarning, match=f"could not write the ranking cache.*{NO_SPACE}"):
         metric = PEDistance(backbone=alexnet_random, layers=alexnet_random.layers, config=CONFIG, top_percent=25,
                             reduction="none")
@@ -288,7 +288,7 @@ def test_write_entry_reports_full_disk_to_its_caller(tmp_path: Path, monkeypatch
     key = TuningKey("alexnet", "0123456789abcdef", "relu1", CONFIG.key())
     tuning = TuningCurves(CONFIG.frequencies(), torch.zeros(3, 6, dtype=torch.float64),
                           CONFIG.orientations(), torch.zeros(3, 4, dtype=torch.float64))
-    monkeypatch.setattr(ranking_cache.os, "fsync", _no_space)
+    monkeypatch.setattr(safe_files.os, "fsync", _no_space)
     with pytest.raises(OSError, match=NO_SPACE) as info:
         write_entry(tmp_path, key, CONFIG, tuning.arrays())
     assert info.value.errno == errno.ENOSPC

@@ -1,6 +1,6 @@
 """pyiqa adapter: registers the PE metric presets (``pe_alex``, ``pe_vgg``, ``pe_alex_f``) as pyiqa metrics.
 
-:func:`register` adds one entry per preset of :data:`pe_iqa.presets.METRIC_PRESETS` to pyiqa's model configs
+:func:`register` adds one entry per preset of :data:`pe_iqa.presets.PRESETS` to pyiqa's model configs
 (``pyiqa.default_model_configs.DEFAULT_CONFIGS``: full-reference, ``lower_better=True``, ``score_range="0, 1"``,
 see :func:`~pe_iqa_pyiqa.model_configs.score_range`) and registers :class:`~pe_iqa_pyiqa.arch.PEDistanceArch`
 in ``pyiqa.utils.registry.ARCH_REGISTRY``. It is idempotent and runs

@@ -14,8 +14,6 @@ written by :func:`save_figure` with the Agg renderer.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +24,10 @@ from torch import nn
 from .backbones import Backbone
 from .csf import get_csf
 from .ranking import ChannelRanking
+from .safe_files import atomic_write
 
-__all__ = ["filter_chromaticity", "input_filters", "pe_histogram_edges", "plot_layer", "save_figure",
-           "top_bottom_channels"]
+__all__ = ["MAX_FIGURE_PIXELS", "filter_chromaticity", "input_filters", "pe_histogram_edges", "plot_layer",
+           "save_figure", "top_bottom_channels"]
 
 _TOP_COLOURS = ("#b2182b", "#e66101", "#d6604d", "#f4a582", "#fdb863", "#8c510a")
 _BOTTOM_COLOURS = ("#2166ac", "#4393c3", "#5e3c99", "#92c5de", "#01665e", "#35978f")
@@ -271,14 +270,11 @@ MAX_FIGURE_PIXELS = 200_000_000
 
 
 def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write a figure as PNG (Agg renderer) atomically, creating the folder if needed.
-
-    The image is written to a temporary file in the same folder and renamed over ``path``, so an existing file
-    is either left as it was or replaced by a complete one.
+    """Write a figure as PNG (Agg renderer) atomically (:func:`~pe_iqa.safe_files.atomic_write`).
 
     Args:
         figure: the figure.
-        path: output file (``.png``).
+        path: output file (``.png``); its folder is created if needed.
         dpi: resolution, ``>= 10``.
 
     Returns:
@@ -286,27 +282,16 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
 
     Raises:
         ValueError: if ``dpi < 10`` or the image would exceed :data:`MAX_FIGURE_PIXELS`.
-        OSError: if the folder cannot be written.
+        OSError: if the folder cannot be written (an existing file is then left as it was).
     """
     if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10:
         raise ValueError(f"dpi must be an integer >= 10, got {dpi!r}")
-    width, height = figure.get_size_inches()
-    pixels = int(width * dpi) * int(height * dpi)
-    if pixels > MAX_FIGURE_PIXELS:
-        raise ValueError(f"a {width:g}×{height:g}-inch figure at dpi {dpi} would have {pixels:,} pixels "
-                         f"(at most {MAX_FIGURE_PIXELS:,}); lower the dpi")
+    width, height = (float(v) * dpi for v in figure.get_size_inches())
+    if width * height > MAX_FIGURE_PIXELS:
+        raise ValueError(f"dpi {dpi} would render a {width:.0f}×{height:.0f} image ({width * height / 1e6:.0f} "
+                         f"megapixels, limit {MAX_FIGURE_PIXELS / 1e6:.0f}); lower the dpi")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, dpi=dpi, format="png")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    with atomic_write(path, "wb") as handle:
+        figure.savefig(handle, dpi=dpi, format="png")
     return path

@@ -8,9 +8,9 @@ the arrays' encoding, and raises :class:`CacheEntryError` on any failure, so a c
 foreign or stale file is rebuilt instead of trusted. (Whether the arrays fit the network they are for is checked by
 :meth:`pe_iqa.tuning.TuningCurves.check` in :mod:`pe_iqa.rankings`.)
 
-:func:`write_entry` writes to a temporary file in the same folder, flushes and fsyncs it, then renames it over the
-target (``os.replace``): concurrent writers each leave a complete file, the last one wins, and a reader never sees a
-torn file.
+:func:`write_entry` writes atomically (:func:`~pe_iqa.safe_files.atomic_write`: a temporary file in the same folder,
+fsynced, renamed over the target): concurrent writers each leave a complete file, the last one wins, and a reader never
+sees a torn file.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .safe_files import atomic_write
 
 __all__ = ["FORMAT_VERSION", "MAX_ENTRY_BYTES", "CacheEntryError", "TuningKey", "default_cache_dir", "read_entry",
            "write_entry"]
@@ -123,18 +124,8 @@ def write_entry(directory: str | os.PathLike[str], key: TuningKey, config: objec
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / key.filename()
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; cache and shipped files are meant to be shared
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    with atomic_write(target) as handle:
+        json.dump(document, handle, separators=(",", ":"))
     return target
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -164,6 +165,8 @@ def test_fresh_process_core_import_and_entry_point():
         assert "pe_iqa_pyiqa" in sys.modules and "pe_alex" in DEFAULT_CONFIGS
         print("ok")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    # without the start-up hook (test_pyiqa_autoregister.py), to test the pyiqa.archs entry point alone
+    env = {**os.environ, "PE_IQA_PYIQA_AUTOREGISTER": "0"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")

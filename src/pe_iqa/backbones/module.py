@@ -23,10 +23,17 @@ from .weights import build_network, fingerprint
 __all__ = ["Backbone", "load_backbone"]
 
 
+def _version(tensor: torch.Tensor) -> int | None:
+    try:
+        return tensor._version
+    except RuntimeError:  # inference tensors (created under torch.inference_mode) keep no version counter
+        return None
+
+
 def _parameter_state(module: nn.Module) -> tuple:
     """Identity of the tensors a module holds now (object, storage, in-place version), cheap to compare."""
     tensors = module.state_dict(keep_vars=True).items()
-    return tuple((name, id(t), t.data_ptr(), t._version, t.dtype) for name, t in tensors)
+    return tuple((name, id(t), t.data_ptr(), _version(t), t.dtype) for name, t in tensors)
 
 
 class Backbone(nn.Module):

@@ -1,0 +1,205 @@
+"""``pe-iqa score``: a thin layer over :func:`pe_iqa.scoring.score_pairs` (inputs, table, summary, exit status)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import EXIT_FAILED, UsageError
+from .output import format_value, info, parse_device, plural, print_table
+
+__all__ = ["SAMPLE_DIR", "add_parser", "default_workers", "run"]
+
+#: The bundled sample scored by ``pe-iqa score --sample`` (``distorted/`` and ``reference/`` PNGs).
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample"
+_LISTED_FAILURES = 10
+
+EXAMPLES = """examples:
+  pe-iqa score --sample pe_alex lpips ssim            the bundled sample, three metrics
+  pe-iqa score -t distorted/ -r reference/ -v         folders paired by sorted file name
+  pe-iqa score -t out.png -r ref.png pe_alex pe_vgg psnr --csv scores.csv
+  pe-iqa score --pairs pairs.csv pe_alex lpips --csv scores.csv --workers 4 --resume
+  pe-iqa score --pairs meta_info_LIVEIQADataset.csv --root datasets/LIVE --csv live.csv
+  torchrun --nproc-per-node 4 -m pe_iqa score --pairs pairs.csv --device cuda --csv scores.csv
+
+inputs: -t/-r take files or folders (paired by sorted name; a warning names differing names);
+--pairs takes a CSV with distorted,reference columns (paths relative to the CSV; other columns are
+copied to the output) or a pyiqa meta-info file (ref_name,dist_name,mos; paths relative to --root).
+
+metrics: pe-iqa presets ({presets}) use the pe-iqa core; any other name
+(lpips, dists, ssim, psnr, ...) is computed by pyiqa: pip install 'pe-iqa[pyiqa]'.
+
+exit status: 0 every pair scored; 1 some pair failed (its error is in the CSV's error column) or the
+run failed; 2 the command line is wrong."""
+
+
+def default_workers(device: torch.device | str = "cpu", n_pairs: int | None = None) -> int:
+    """Decoding processes for ``--workers auto``.
+
+    Decoding runs beside the network only on cores the network does not use: on CPU the cores of this process's
+    share (torchrun splits the machine) minus torch's threads; on a GPU all but one core of the share. At most 4
+    (a worker decodes ≈100 LIVE-size pairs/s), and none for fewer than 64 pairs (starting one costs ≈0.5 s).
+    """
+    if n_pairs is not None and n_pairs < 64:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
+    busy = torch.get_num_threads() if torch.device(device).type == "cpu" else 1
+    return max(0, min(4, share - busy))
+
+
+def _count(text: str, name: str, low: int) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name} must be an integer or 'auto', got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    from ..image_io import ALPHA_POLICIES
+    from ..scoring.metrics import preset_names
+
+    parser = commands.add_parser(
+        "score", help="score distorted images against references", parents=parents,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score distorted images against their references (full-reference metrics).",
+        epilog=EXAMPLES.format(presets=", ".join(preset_names())),
+    )
+    parser.add_argument("metrics", nargs="*", metavar="METRIC", help="metrics to compute (default: pe_alex)")
+    source = parser.add_argument_group("inputs (one of)")
+    source.add_argument("-t", "--target", metavar="DIST", help="distorted image file or folder")
+    source.add_argument("-r", "--ref", metavar="REF", help="reference image file or folder (folders are paired "
+                                                           "by sorted file name)")
+    source.add_argument("--pairs", metavar="FILE.csv", help="pairs manifest or pyiqa meta-info file")
+    source.add_argument("--root", metavar="DIR", help="folder the --pairs paths start from (default: the "
+                                                      "manifest's folder)")
+    source.add_argument("--sample", action="store_true", help="score the bundled sample (implies -v)")
+    output = parser.add_argument_group("output")
+    output.add_argument("-v", "--verbose", action="store_true", help="print every pair's scores, not only the means")
+    output.add_argument("--csv", metavar="FILE", help="write one row per pair (streamed while scoring, final "
+                                                      "file in input order)")
+    output.add_argument("--resume", action="store_true", help="continue an interrupted run of the same --csv")
+    output.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run_options = parser.add_argument_group("how")
+    run_options.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu; "
+                                                            "under torchrun cuda means cuda:LOCAL_RANK)")
+    run_options.add_argument("--workers", type=lambda t: _count(t, "--workers", 0), default=None, metavar="N",
+                             help="processes decoding images (default: auto = cores the network leaves free, "
+                                  "at most 4)")
+    run_options.add_argument("--batch-size", type=lambda t: _count(t, "--batch-size", 1), default=None,
+                             metavar="N", help="pairs per batch (default: auto = 1 on CPU, 16 on GPUs)")
+    run_options.add_argument("--no-reuse", action="store_true", help="encode every reference again (slower; "
+                                                                     "same scores)")
+    run_options.add_argument("--reference-cache-mb", type=float, default=1024.0, metavar="MB",
+                             help="memory for cached reference features (default: %(default)g)")
+    run_options.add_argument("--alpha", choices=ALPHA_POLICIES, default="error",
+                             help="images with transparent pixels: error (default), drop the alpha channel (as "
+                                  "pyiqa), or composite over white/black")
+    parser.set_defaults(func=run)
+
+
+def _pairs(args: argparse.Namespace):
+    from ..scoring import pairs_from_paths, read_pairs_manifest
+
+    given = [name for name, value in (("--sample", args.sample), ("--pairs", args.pairs),
+                                      ("-t/-r", args.target or args.ref)) if value]
+    if len(given) > 1:
+        raise UsageError(f"give one input: {' or '.join(given)}, not both")
+    if args.root and not args.pairs:
+        raise UsageError("--root goes with --pairs")
+    if args.sample:
+        return pairs_from_paths(SAMPLE_DIR / "distorted", SAMPLE_DIR / "reference"), []
+    if args.pairs:
+        return read_pairs_manifest(args.pairs, root=args.root), [Path(args.pairs)]
+    if not args.target or not args.ref:
+        raise UsageError("give the distorted images with -t DIST and the references with -r REF (files or "
+                         "folders), a pairs manifest with --pairs FILE.csv, or --sample for the bundled sample")
+    return pairs_from_paths(args.target, args.ref), []
+
+
+def _display_names(pairs) -> tuple[list[str], list[str]]:
+    def names(paths: list[Path]) -> list[str]:
+        short = [p.name for p in paths]
+        return short if len(set(short)) == len(short) else [str(p) for p in paths]
+
+    return names([p.distorted for p in pairs]), names([p.reference for p in pairs])
+
+
+def _print_results(result, verbose: bool, sample: bool) -> None:
+    names = result.metric_names
+    dist_names, ref_names = _display_names(result.pairs)
+    same = dist_names == ref_names
+    keys_header = ["image"] if same else ["distorted", "reference"]
+    flag = verbose and bool(result.table.errors)  # a last column marks failed pairs
+    rows = []
+    if verbose:
+        for index in range(len(result.pairs)):
+            keys = [dist_names[index]] if same else [dist_names[index], ref_names[index]]
+            values = [format_value(v) for v in result.table.row_values(index)]
+            rows.append([*keys, *values, *(["failed" if index in result.table.errors else ""] if flag else [])])
+    total, ok = len(result.pairs), result.n_ok
+    label = f"mean ({plural(total, 'pair')})" if ok == total else f"mean ({ok} of {plural(total, 'pair')})"
+    means = result.means()
+    rows.append([label, *([] if same else [""]), *(format_value(means[name]) for name in names),
+                 *([""] if flag else [])])
+    if sample:
+        print(f"bundled sample {SAMPLE_DIR}: one reference, each distortion mild (_1) and strong (_2)")
+    print_table([*keys_header, *names, *([""] if flag else [])], rows)
+    lower = [name for name in names if result.metric_directions[name]]
+    higher = [name for name in names if not result.metric_directions[name]]
+    print("; ".join(part for part in (
+        f"lower = better: {', '.join(lower)}" if lower else "",
+        f"higher = better: {', '.join(higher)}" if higher else "",
+    ) if part))
+
+
+def _summary(result, listed_live: bool) -> None:
+    failures = result.failures
+    speed = f", {result.pairs_per_s:.1f} pairs/s" if result.scored and result.score_s > 0 else ""
+    processes = f" by {result.world_size} processes" if result.world_size > 1 else ""
+    resumed = f" ({result.resumed} taken from the earlier run)" if result.resumed else ""
+    info(f"scored {plural(result.scored, 'pair')}{resumed} in {result.score_s:.2f} s{speed} on "
+         f"{result.device}{processes}")
+    if failures:
+        where = f" (see the error column of {result.csv_path})" if result.csv_path else ""
+        info(f"{len(failures)} of {plural(len(result.pairs), 'pair')} failed and are left out of the means{where}")
+        if not listed_live:
+            for index, pair, message in failures[:_LISTED_FAILURES]:
+                info(f"  pair {index} ({pair.distorted} | {pair.reference}): {message}")
+            if len(failures) > _LISTED_FAILURES:
+                info(f"  ... and {len(failures) - _LISTED_FAILURES} more")
+    if result.csv_path is not None:
+        info(f"wrote {result.csv_path}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score, print the means table (stdout) and a summary (stderr); exit status 1 if any pair failed."""
+    from ..scoring import check_metric_names, score_pairs
+
+    names = list(dict.fromkeys(args.metrics or ["pe_alex"]))
+    device = parse_device(args.device)
+    pairs, protect = _pairs(args)
+    check_metric_names(names)
+    main_process = os.environ.get("RANK", "0") == "0"
+    workers = default_workers(device, len(pairs)) if args.workers is None else args.workers
+    batch_size = args.batch_size or (1 if device.type == "cpu" else 16)
+    progress = not args.no_progress
+    result = score_pairs(
+        pairs, names, device=device, workers=workers, batch_size=batch_size, reuse_references=not args.no_reuse,
+        csv_path=args.csv, resume=args.resume, progress=progress, alpha=args.alpha,
+        reference_cache_mb=args.reference_cache_mb, protect=protect,
+    )
+    if not main_process:
+        return EXIT_FAILED if result.failures else 0
+    info(f"loaded {plural(len(names), 'metric')} in {result.load_s:.2f} s")
+    _print_results(result, args.verbose or args.sample, args.sample)
+    _summary(result, listed_live=progress)
+    return EXIT_FAILED if result.failures else 0
