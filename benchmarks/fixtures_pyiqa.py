@@ -143,7 +143,7 @@ def make_pyiqa_fr_tree(
     found: list[tuple[str, str, float, float]] = []
     candidate = 0
     for j in range(n_refs):
-        height, width = ((24, 32), (32, 24))[j % 2]
+        height, width = ((40, 56), (56, 40))[j % 2]  # two sizes; large enough for AlexNet's five taps
         green = 40 + 20 * (j % 3)
         ref_written = j < n_refs - n_missing_refs
         for t in range(n_types):
