@@ -164,7 +164,7 @@ def run_fr(
     out_dir: str | os.PathLike[str] | None = None,
     name: str = "fr",
     layout: FRLayout = "auto",
-    scorer: PairScorer = score_with_engine,
+    scorer: PairScorer | None = None,
     options: ScoringOptions = ScoringOptions(),
     n_boot: int = 1000,
     limit: int | None = None,
@@ -181,7 +181,7 @@ def run_fr(
         out_dir: folder of the outputs (``None``: write nothing).
         name: output file stem.
         layout: ``"auto"``, ``"pyiqa"`` or ``"official"`` (LIVE).
-        scorer: the scoring function (default: the engine of ``pe-iqa score``).
+        scorer: the scoring function (default: :func:`score_with_engine`, the engine of ``pe-iqa score``).
         options: scoring options; ``csv_path`` is set per dataset when ``out_dir`` is given.
         n_boot: bootstrap resamples of the SRCC intervals.
         limit: score only the first ``limit`` pairs of each dataset (smoke runs).
@@ -201,6 +201,7 @@ def run_fr(
         raise ValueError("give at least one dataset and one metric")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
+    scorer = score_with_engine if scorer is None else scorer
     start = time.perf_counter()
     run = FRRun()
     out = Path(out_dir) if out_dir is not None else None
