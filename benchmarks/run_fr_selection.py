@@ -127,10 +127,19 @@ def select_per_reference(records: Sequence[FRRecord], per_ref: int) -> list[FRRe
 
 @dataclass
 class SelectionRun:
-    """What one run produced (rows as written to the CSV files)."""
+    """What one run produced (rows as written to the CSV files).
+
+    Attributes:
+        index: the dataset index; ``records`` the images used; ``labels`` their oriented labels (lower = better).
+        dists: the study's ``BackboneDistances`` per backbone.
+        srocc, comparisons, wins_total, wins_by_layer, cv: the result rows.
+        timings: seconds per stage; ``files`` the written outputs.
+    """
 
     index: FRIndex
     records: list[FRRecord]
+    labels: np.ndarray
+    dists: list = field(default_factory=list)
     srocc: list[dict] = field(default_factory=list)
     comparisons: list[dict] = field(default_factory=list)
     wins_total: list[dict] = field(default_factory=list)
@@ -213,8 +222,8 @@ def run_fr_selection(
     percents = tuple(float(x) for x in (percents or api.DEFAULT_PERCENTS))
     labels = np.array([r.dmos for r in records], dtype=np.float64)  # oriented lower-is-better
     boot = api.PairedBootstrap(labels, n_boot=n_boot, seed=0)
-    run = SelectionRun(index=index, records=records)
-    dists = []
+    run = SelectionRun(index=index, records=records, labels=labels)
+    dists = run.dists
     for name in backbones:
         t0 = time.perf_counter()
         net = _load_backbone(name, weights)
