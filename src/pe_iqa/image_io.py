@@ -1,35 +1,348 @@
-"""Reading image files and folders into ``(1, 3, H, W)`` float tensors in ``[0, 1]``, and pairing them.
+"""The one image reader of pe-iqa: files to ``(1, 3, H, W)`` float32 tensors in ``[0, 1]``, and folder pairing.
 
-A distorted path and a reference path are each a single image file or a folder of images. Folders are
-paired by sorted file name (the i-th distorted image with the i-th reference image, as pyiqa's command line
-does), so both folders must hold the same number of images. Pixels are read with Pillow and converted to RGB
-(grayscale is repeated, alpha dropped, palettes expanded), then scaled to ``[0, 1]`` by the bit depth: the
-same tensor ``torchvision.transforms.functional.to_tensor`` (and so pyiqa) produces for 8-bit images.
+Every path of this package that reads an image file (``pe-iqa score``, :func:`pe_iqa.scoring.score_pairs`, the
+benchmarks) goes through :func:`decode_image`, so one file gives one tensor — and one score — everywhere.
+
+What a file becomes (Pillow decodes it; the rules are ours):
+
+============================  ==================================================================================
+stored as                     read as
+============================  ==================================================================================
+8-bit RGB / gray / palette    ``value / 255`` in float32 — bit for bit what ``torchvision``'s ``to_tensor`` (and
+                              so pyiqa) computes; gray is repeated to three channels, palettes expanded
+16-bit gray (PNG, TIFF, PGM)  ``value / 65535`` (pyiqa's reader clips these at 255/65535 instead: see below)
+16-bit RGB (PNG, TIFF)        Pillow keeps the top 8 bits of each channel (a warning says so), then ``/ 255``
+32-bit float (TIFF ``F``)     taken as is when every value is finite and within ``[0, 1]``; **refused** otherwise
+                              (a float image holding 0..255 or [-1, 1] has no scale we could guess safely)
+32-bit integer (TIFF ``I``)   **refused**: no standard white level (0..255? 0..65535? 0..2³²−1?)
+alpha channel                 fully opaque: dropped. Any transparency: **refused** unless the caller chooses a
+                              policy (``alpha="drop"`` as pyiqa does, or ``"white"``/``"black"`` to composite)
+EXIF orientation              applied, as every image viewer does: images are scored as displayed. A pair whose
+                              two orientations differ is refused (which one is meant cannot be known)
+animated GIF/PNG/WebP,        **refused** (scoring the first frame silently is a surprise); camera MPO files
+multi-page TIFF               (a JPEG with embedded previews) are read as their primary image
+more than max pixels          **refused** before decoding (:func:`max_image_pixels`; Pillow's decompression-bomb
+                              limit, 178,956,970 px, unless ``PE_IQA_MAX_IMAGE_PIXELS`` says otherwise)
+anything else Pillow cannot   **refused** with one :class:`ImageReadError` line naming the file
+decode
+============================  ==================================================================================
+
+No colour management: ICC profiles are ignored (as by pyiqa and torchvision). Pixels are the stored values.
+
+Folders are paired by sorted file name (the i-th distorted image with the i-th reference, pyiqa's convention);
+hidden files (names starting with ``.``, e.g. macOS ``._x.png`` metadata) are skipped with a warning, and a
+:class:`PairingWarning` says when paired names differ.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "pair_images", "read_image", "read_pair"]
+__all__ = [
+    "ALPHA_POLICIES",
+    "IMAGE_EXTENSIONS",
+    "DecodedImage",
+    "ImageReadError",
+    "PairingWarning",
+    "decode_image",
+    "decode_pair",
+    "list_images",
+    "max_image_pixels",
+    "pair_images",
+    "read_image",
+    "read_pair",
+    "to_float_image",
+]
 
 #: File name endings (lower case) treated as images when a folder is listed.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
+#: What to do with transparent pixels: refuse the image, drop alpha (pyiqa), composite over white or black.
+ALPHA_POLICIES = ("error", "drop", "white", "black")
+#: Environment variable overriding :func:`max_image_pixels` (an integer; ``0`` for no limit).
+MAX_PIXELS_ENV = "PE_IQA_MAX_IMAGE_PIXELS"
+_PILLOW_BOMB_ERROR_PIXELS = 178_956_970  # 2 × PIL.Image.MAX_IMAGE_PIXELS, where Pillow raises DecompressionBombError
+_EXIF_ORIENTATION = 0x0112
+_ORIENTATIONS = {1: "upright", 2: "mirrored", 3: "rotated 180°", 4: "flipped", 5: "transposed",
+                 6: "rotated 90° clockwise", 7: "transversed", 8: "rotated 90° counter-clockwise"}
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be read as the documented ``[0, 1]`` RGB tensor (the message names the file)."""
+
+
+class PairingWarning(UserWarning):
+    """Folders paired by sorted name hold different names, or files were skipped while listing a folder."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded image before scaling: ``pixels`` is ``(3, H, W)`` uint8 (8-bit files) or float32 in ``[0, 1]``."""
+
+    pixels: torch.Tensor
+    orientation: int = 1  #: the EXIF orientation that was applied (1 = none)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` as displayed."""
+        return int(self.pixels.shape[-2]), int(self.pixels.shape[-1])
+
+
+def max_image_pixels() -> int | None:
+    """Largest ``width × height`` read (``None``: no limit): ``$PE_IQA_MAX_IMAGE_PIXELS`` or Pillow's bomb limit.
+
+    Raises:
+        ValueError: the environment variable is not a non-negative integer.
+    """
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return _PILLOW_BOMB_ERROR_PIXELS
+    try:
+        value = int(text)
+        if value < 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{MAX_PIXELS_ENV} must be a non-negative integer (0 = no limit), got {text!r}") from None
+    return value or None
+
+
+def to_float_image(pixels: torch.Tensor) -> torch.Tensor:
+    """Scale decoded pixels to float32 ``[0, 1]`` (uint8: ``/ 255`` exactly as ``to_tensor``; float32: unchanged).
+
+    Works on any device and batch shape, so the scoring pipeline can move compact uint8 batches to a GPU first.
+
+    Example:
+        >>> to_float_image(torch.tensor([0, 51, 255], dtype=torch.uint8)).tolist()
+        [0.0, 0.20000000298023224, 1.0]
+    """
+    if pixels.dtype == torch.uint8:
+        return pixels.float().div(255.0)
+    if pixels.dtype == torch.float32:
+        return pixels
+    raise TypeError(f"decoded pixels are uint8 or float32, got {pixels.dtype}")
+
+
+def _open_checked(path: Path):
+    from PIL import Image
+
+    limit = max_image_pixels()
+    if limit is None or limit > _PILLOW_BOMB_ERROR_PIXELS:  # the user asked for more than Pillow allows
+        Image.MAX_IMAGE_PIXELS = None if limit is None else max(Image.MAX_IMAGE_PIXELS or 0, limit // 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
+        try:
+            image = Image.open(path)
+        except Image.DecompressionBombError as error:
+            raise ImageReadError(f"{path}: {error}; set {MAX_PIXELS_ENV} to read larger images") from None
+    width, height = image.size
+    if limit is not None and width * height > limit:
+        image.close()
+        raise ImageReadError(
+            f"{path} is {width}×{height} = {width * height / 1e6:.0f} megapixels, above the limit of "
+            f"{limit / 1e6:.0f} (a decompression-bomb guard); set {MAX_PIXELS_ENV} to read larger images"
+        )
+    if width == 0 or height == 0:
+        image.close()
+        raise ImageReadError(f"{path} is {width}×{height} pixels: empty")
+    return image
+
+
+def _check_frames(path: Path, image) -> None:
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1 and image.format != "MPO":
+        raise ImageReadError(
+            f"{path} holds {frames} frames ({image.format}); pe-iqa scores still images and will not pick one "
+            f"for you: extract the frame to score (e.g. PIL: Image.open(p).seek(i); .save('frame.png'))"
+        )
+
+
+def _integer_gray(path: Path, image) -> np.ndarray:
+    """16-bit gray pixels as float32 in [0, 1] (``I;16*`` modes, or ``I`` from a 16-bit PNG/PGM/TIFF)."""
+    if image.mode == "I":
+        bits = None
+        if image.format in ("PNG", "PPM"):  # at most 16 bits per sample (Pillow scales PGM maxval to 16 bits)
+            bits = 16
+        elif image.format == "TIFF":
+            tags = getattr(image, "tag_v2", {})
+            bits = tags.get(258, (None,))[0] if tags.get(339, (1,))[0] == 1 else None
+        if bits != 16:
+            raise ImageReadError(
+                f"{path} holds 32-bit integer pixels ({image.format}); they have no standard white level "
+                f"(0..255? 0..65535? 0..2^32-1?), so pe-iqa does not guess one: save it as 8- or 16-bit, or as a "
+                f"float TIFF in [0, 1]"
+            )
+    elif image.mode.endswith("S"):
+        raise ImageReadError(f"{path} holds signed 16-bit pixels ({image.mode}); save it as unsigned 8 or 16 bit")
+    values = np.asarray(image).astype(np.float32)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ImageReadError(f"{path}: 16-bit pixels outside 0..65535 (found {values.min():g}..{values.max():g})")
+    return values / np.float32(65535.0)
+
+
+def _float_gray(path: Path, image) -> np.ndarray:
+    values = np.asarray(image, dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise ImageReadError(f"{path} holds NaN or infinite float pixels")
+    low, high = float(values.min()), float(values.max())
+    if low < 0.0 or high > 1.0:
+        raise ImageReadError(
+            f"{path} holds float pixels in [{low:g}, {high:g}]; pe-iqa reads float images as [0, 1] and does not "
+            f"guess another scale (0..255? [-1, 1]?): rescale it to [0, 1] first"
+        )
+    return values
+
+
+def _composite(path: Path, rgba: np.ndarray, alpha: str) -> np.ndarray:
+    opacity = rgba[..., 3]
+    if opacity.min() == 255 or alpha == "drop":
+        return rgba[..., :3]
+    if alpha == "error":
+        share = float((opacity < 255).mean())
+        raise ImageReadError(
+            f"{path} has transparent pixels ({share:.0%} of the image; a fully transparent image would score as "
+            f"its hidden colours); choose how to read it: alpha='drop' (ignore alpha, as pyiqa does), 'white' or "
+            f"'black' (composite over that background) — on the command line --alpha"
+        )
+    background = 255.0 if alpha == "white" else 0.0
+    weight = opacity[..., None].astype(np.float32) / np.float32(255.0)
+    mixed = rgba[..., :3].astype(np.float32) * weight + np.float32(background) * (np.float32(1.0) - weight)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def _warn_16_bit_rgb(path: Path, image) -> None:
+    for tile in getattr(image, "tile", None) or []:
+        args = getattr(tile, "args", None)
+        rawmode = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(rawmode, str) and rawmode.startswith("RGB") and ";16" in rawmode:
+            warnings.warn(f"{path} has 16 bits per colour channel; Pillow decodes it to the top 8 bits (as pyiqa "
+                          f"does), so differences below 1/255 are not seen", stacklevel=4)
+            return
+
+
+def decode_image(path: str | Path, *, alpha: str = "error") -> DecodedImage:
+    """Decode one image file into compact RGB pixels, applying the rules of this module's table.
+
+    Args:
+        path: an image file.
+        alpha: one of :data:`ALPHA_POLICIES` for images with transparent pixels.
+
+    Returns:
+        A :class:`DecodedImage` (``(3, H, W)`` uint8, or float32 in ``[0, 1]`` for 16-bit and float files).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ImageReadError: the file cannot be read as documented (the message says why and names the file).
+    """
+    if alpha not in ALPHA_POLICIES:
+        raise ValueError(f"alpha must be one of {ALPHA_POLICIES}, got {alpha!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such image file: {path}")
+    from PIL import ImageOps
+
+    try:
+        with _open_checked(path) as image:
+            _check_frames(path, image)
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1) if image.format != "BMP" else 1
+            orientation = orientation if orientation in _ORIENTATIONS else 1
+            _warn_16_bit_rgb(path, image)
+            image.load()
+            if orientation != 1:
+                image = ImageOps.exif_transpose(image)
+            if image.mode in ("F",):
+                gray: np.ndarray | None = _float_gray(path, image)
+            elif image.mode == "I" or image.mode.startswith("I;16"):
+                gray = _integer_gray(path, image)
+            else:
+                gray = None
+            if gray is not None:
+                pixels = torch.from_numpy(np.ascontiguousarray(gray)).expand(3, *gray.shape).contiguous()
+                return DecodedImage(pixels, orientation)
+            has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+            if has_alpha:
+                array = _composite(path, np.asarray(image.convert("RGBA")), alpha)
+            else:
+                array = np.asarray(image.convert("RGB"))
+    except (ImageReadError, MemoryError):
+        raise
+    except Exception as error:  # Pillow raises many types on damaged files (OSError, SyntaxError, struct.error …)
+        raise ImageReadError(f"cannot read {path} as an image: {type(error).__name__}: {error}") from error
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ImageReadError(f"cannot read {path} as an RGB image (decoded to {array.dtype} {array.shape})")
+    return DecodedImage(torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))), orientation)
+
+
+def read_image(path: str | Path, *, alpha: str = "error") -> torch.Tensor:
+    """Read one image as an RGB float tensor (see the module docstring for every file type's rule).
+
+    Args:
+        path: an image file.
+        alpha: one of :data:`ALPHA_POLICIES` for images with transparent pixels.
+
+    Returns:
+        ``(1, 3, H, W)`` float32 in ``[0, 1]``, contiguous.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ImageReadError: (a ``ValueError``) if it cannot be read as documented.
+    """
+    return to_float_image(decode_image(path, alpha=alpha).pixels).unsqueeze(0).contiguous()
+
+
+def decode_pair(distorted: str | Path, reference: str | Path, *,
+                alpha: str = "error") -> tuple[DecodedImage, DecodedImage]:
+    """Decode a distorted image and its reference, checking that they are comparable.
+
+    Raises:
+        FileNotFoundError: a file does not exist.
+        ImageReadError: a file cannot be read, the EXIF orientations differ, or the sizes differ.
+    """
+    dist, ref = decode_image(distorted, alpha=alpha), decode_image(reference, alpha=alpha)
+    if dist.orientation != ref.orientation:
+        raise ImageReadError(
+            f"distorted {distorted} is stored {_ORIENTATIONS[dist.orientation]} (EXIF orientation "
+            f"{dist.orientation}) but reference {reference} {_ORIENTATIONS[ref.orientation]} ({ref.orientation}); "
+            f"pe-iqa scores images as displayed and cannot tell which is meant: make the orientations agree"
+        )
+    if dist.size != ref.size:
+        (dh, dw), (rh, rw) = dist.size, ref.size
+        raise ImageReadError(
+            f"distorted {distorted} is {dw}×{dh} but reference {reference} is {rw}×{rh} pixels; a full-reference "
+            f"metric needs equal sizes"
+        )
+    return dist, ref
+
+
+def read_pair(distorted: str | Path, reference: str | Path, *,
+              alpha: str = "error") -> tuple[torch.Tensor, torch.Tensor]:
+    """Read a distorted image and its reference (see :func:`decode_pair` for the checks).
+
+    Returns:
+        ``(distorted, reference)``, each ``(1, 3, H, W)`` float32 in ``[0, 1]``.
+
+    Raises:
+        FileNotFoundError: if a file does not exist.
+        ImageReadError: if a file is not readable as documented or the two differ in size or orientation.
+    """
+    dist, ref = decode_pair(distorted, reference, alpha=alpha)
+    return (to_float_image(dist.pixels).unsqueeze(0).contiguous(),
+            to_float_image(ref.pixels).unsqueeze(0).contiguous())
 
 
 def list_images(path: str | Path, name: str = "path") -> list[Path]:
     """The image files a path stands for: the file itself, or a folder's images sorted by file name.
 
-    Args:
-        path: an image file or a folder (not searched recursively).
-        name: what the argument is called, for error messages (e.g. ``"distorted"``).
+    Hidden files (names starting with ``.``, such as macOS ``._x.png`` resource forks) are skipped with a
+    :class:`PairingWarning`; sub-folders are not searched.
 
-    Returns:
-        Image paths; one for a file, every file in the folder with an :data:`IMAGE_EXTENSIONS` ending,
-        sorted by name, for a folder.
+    Args:
+        path: an image file or a folder.
+        name: what the argument is called, for error messages (e.g. ``"distorted"``).
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
@@ -42,19 +355,22 @@ def list_images(path: str | Path, name: str = "path") -> list[Path]:
         raise FileNotFoundError(f"{name}: no such file or folder: {path}")
     if not path.is_dir():
         raise ValueError(f"{name}: expected an image file or a folder, got {path}")
-    images = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
-                    key=lambda p: p.name)
+    found = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+    hidden = sorted(p.name for p in found if p.name.startswith("."))
+    if hidden:
+        warnings.warn(f"{name}: skipped {len(hidden)} hidden file(s) in {path} (e.g. {hidden[0]}; names starting "
+                      f"with '.', such as macOS '._' metadata files)", PairingWarning, stacklevel=2)
+    images = sorted((p for p in found if not p.name.startswith(".")), key=lambda p: p.name)
     if not images:
         raise ValueError(f"{name}: folder {path} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return images
 
 
 def pair_images(distorted: str | Path, reference: str | Path) -> list[tuple[Path, Path]]:
-    """Pair distorted images with their references by sorted file name.
+    """Pair distorted images with their references by sorted file name (pyiqa's convention).
 
-    Args:
-        distorted: a distorted image file or a folder of them.
-        reference: the reference image file or a folder with as many images as ``distorted``.
+    When both are folders and some paired names differ, a :class:`PairingWarning` names how many and the
+    first such pair (the pairing is kept: ``a.png`` ↔ ``a_ref.png`` is a common layout).
 
     Returns:
         ``[(distorted_path, reference_path), ...]``.
@@ -70,59 +386,12 @@ def pair_images(distorted: str | Path, reference: str | Path) -> list[tuple[Path
             f"distorted and reference must hold the same number of images to be paired by sorted name, got "
             f"{len(dist_files)} in {distorted} and {len(ref_files)} in {reference}"
         )
+    if Path(distorted).is_dir() and Path(reference).is_dir():
+        differ = [(d.name, r.name) for d, r in zip(dist_files, ref_files, strict=True) if d.name != r.name]
+        if differ:
+            warnings.warn(
+                f"paired by sorted file name, but {len(differ)} of {len(dist_files)} pairs have different names "
+                f"(first: {differ[0][0]} ↔ {differ[0][1]}); use a pairs manifest (--pairs) to pair explicitly",
+                PairingWarning, stacklevel=2,
+            )
     return list(zip(dist_files, ref_files, strict=True))
-
-
-def read_image(path: str | Path) -> torch.Tensor:
-    """Read one image as an RGB float tensor.
-
-    Args:
-        path: an image file Pillow can read.
-
-    Returns:
-        ``(1, 3, H, W)`` float32 in ``[0, 1]``.
-
-    Raises:
-        FileNotFoundError: if the file does not exist.
-        ValueError: if Pillow cannot read it as an image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode.startswith("I;16") or image.mode in ("I", "F"):  # 16-bit / float grayscale
-                scale = 1.0 if image.mode == "F" else 65535.0
-                gray = torch.from_numpy(np.asarray(image, dtype=np.float64) / scale).clamp(0.0, 1.0).float()
-                return gray.expand(1, 3, *gray.shape).contiguous()
-            pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)  # (H, W, 3)
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"cannot read {path} as an image: {error}") from error
-    # float32 division by 255, exactly as torchvision's to_tensor (and so pyiqa) computes it
-    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).unsqueeze(0).float().div(255.0).contiguous()
-
-
-def read_pair(distorted: str | Path, reference: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read a distorted image and its reference, checking they have the same size.
-
-    Args:
-        distorted: the distorted image file.
-        reference: the reference image file.
-
-    Returns:
-        ``(distorted, reference)``, each ``(1, 3, H, W)`` float32 in ``[0, 1]``.
-
-    Raises:
-        FileNotFoundError: if a file does not exist.
-        ValueError: if a file is not an image or the two sizes differ.
-    """
-    dist, ref = read_image(distorted), read_image(reference)
-    if dist.shape != ref.shape:
-        raise ValueError(
-            f"distorted {distorted} is {dist.shape[-1]}×{dist.shape[-2]} but reference {reference} is "
-            f"{ref.shape[-1]}×{ref.shape[-2]} pixels; a full-reference metric needs equal sizes"
-        )
-    return dist, ref

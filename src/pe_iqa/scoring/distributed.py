@@ -1,0 +1,107 @@
+"""Sharding a scoring run over the processes ``torchrun`` starts (``torch.distributed``; gloo on CPU, NCCL on CUDA).
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) each process takes one contiguous block of the pairs
+(contiguous, so a reference's distortions — adjacent in dataset manifests — stay on one process and its features
+are computed once), scores it on its own device (``cuda:<LOCAL_RANK>`` on GPUs), and the per-pair results are
+gathered so every process holds the whole table; process 0 writes the output. Without ``torchrun`` nothing here
+touches ``torch.distributed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+
+__all__ = ["ProcessGroup", "process_group", "shard_range"]
+
+
+@dataclass(frozen=True)
+class ProcessGroup:
+    """Where this process stands: ``rank`` of ``world_size`` on ``device`` (``world_size == 1``: no torchrun)."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            if self.device.type == "cuda":
+                dist.barrier(device_ids=[self.device.index or 0])
+            else:
+                dist.barrier()
+
+    def all_gather(self, payload: object) -> list[object]:
+        """Every process's ``payload`` (picklable), in rank order."""
+        if self.world_size == 1:
+            return [payload]
+        import torch.distributed as dist
+
+        gathered: list[object] = [None] * self.world_size
+        dist.all_gather_object(gathered, payload)
+        return gathered
+
+
+def shard_range(n_items: int, rank: int, world_size: int) -> range:
+    """The contiguous block of ``range(n_items)`` process ``rank`` scores (sizes differ by at most one).
+
+    Example:
+        >>> [list(shard_range(5, r, 2)) for r in range(2)]
+        [[0, 1, 2], [3, 4]]
+    """
+    base, extra = divmod(n_items, world_size)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (1 if rank < extra else 0))
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _process_device(device: torch.device, local_rank: int, world_size: int) -> torch.device:
+    if device.type == "cuda" and world_size > 1 and device.index is None:
+        return torch.device("cuda", local_rank)
+    return device
+
+
+@contextlib.contextmanager
+def process_group(device: torch.device | str, timeout_s: float = 3600.0) -> Iterator[ProcessGroup]:
+    """This process's place in a torchrun job; joins (and afterwards leaves) the process group if needed.
+
+    Args:
+        device: the device asked for; ``cuda`` without an index becomes ``cuda:<LOCAL_RANK>`` under torchrun.
+        timeout_s: how long a collective waits (the slowest shard must finish within it).
+    """
+    device = torch.device(device)
+    world_size = _env_int("WORLD_SIZE", 1)
+    if world_size <= 1:
+        yield ProcessGroup(0, 1, device)
+        return
+    import torch.distributed as dist
+
+    local_rank = _env_int("LOCAL_RANK", 0)
+    device = _process_device(device, local_rank, world_size)
+    created = not dist.is_initialized()
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if created:
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+    try:
+        yield ProcessGroup(dist.get_rank(), dist.get_world_size(), device)
+    finally:
+        if created and dist.is_initialized():
+            dist.destroy_process_group()

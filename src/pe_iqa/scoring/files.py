@@ -1,0 +1,158 @@
+"""Writing result files safely: never onto an input, never torn, destination checked before any work.
+
+* :func:`check_destination` runs before anything is scored or measured: the destination is not a folder, its
+  folder exists (or can be created) and is writable, and it is not one of the inputs — compared by resolved
+  path and by inode (hard links, symbolic links, ``./a/../a.png``) — nor an existing image file.
+* :func:`atomic_write` writes to a temporary file in the destination's folder, ``fsync``\\ s it and renames it over
+  the destination (``os.replace``): a reader sees the old file or the new one, never a partial one, and a full
+  disk leaves the old file untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+__all__ = ["DestinationError", "atomic_write", "check_destination", "looks_like_image"]
+
+#: Leading bytes of the image formats pe-iqa reads.
+_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6",
+                     b"P2", b"P3")
+#: Up to this many input paths are compared by inode (one ``stat`` each); beyond, only same-named ones.
+_MAX_INODE_CHECKS = 200_000
+
+
+class DestinationError(ValueError):
+    """An output path that must not or cannot be written (the message says why)."""
+
+
+def looks_like_image(path: Path) -> bool:
+    """Whether the file starts like an image pe-iqa reads (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return False
+    if head.startswith(b"RIFF"):
+        return head[8:12] == b"WEBP"
+    return any(head.startswith(signature) for signature in _IMAGE_SIGNATURES if signature != b"RIFF")
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def check_destination(path: str | Path, inputs: Iterable[str | Path] = (), what: str = "output file") -> Path:
+    """Check that ``path`` can be written without harming anything; create its folder if missing.
+
+    Args:
+        path: the file to be written.
+        inputs: files the run reads (images, manifest); none of them may be ``path``.
+        what: how the file is called in messages (e.g. ``"--csv"``).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        DestinationError: ``path`` is a folder, an input (same resolved path or inode), an existing image, or
+            its folder cannot be created or written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DestinationError(f"{what} {path} is a folder; give a file name")
+    resolved = Path(os.path.realpath(path))
+    existing = path.stat() if path.exists() else None
+    inputs = [Path(p) for p in inputs]
+    candidates = inputs if existing is not None and len(inputs) <= _MAX_INODE_CHECKS else [
+        p for p in inputs if p.name == path.name or p.name == resolved.name
+    ]
+    for source in candidates:
+        same = Path(os.path.realpath(source)) == resolved
+        if not same and existing is not None:
+            with contextlib.suppress(OSError):
+                same = _same_file(source.stat(), existing)
+        if same:
+            raise DestinationError(f"{what} {path} is one of the inputs ({source}); pe-iqa never writes onto an input")
+    if existing is not None and looks_like_image(path):
+        raise DestinationError(f"{what} {path} exists and holds an image; pe-iqa will not overwrite it")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DestinationError(f"cannot create the folder of {what} {path}: {error.strerror or error}") from None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise DestinationError(f"cannot write {what} {path}: folder {folder} is not writable "
+                               f"({error.strerror or error})") from None
+    return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not supported everywhere (e.g. Windows); the rename is still atomic
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", **open_options) -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success it replaces ``path`` atomically (fsynced).
+
+    On any exception the temporary file is removed and ``path`` is left as it was.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+        >>> with atomic_write(target) as handle:
+        ...     _ = handle.write("done\\n")
+        >>> target.read_text()
+        'done\\n'
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if "b" not in mode:
+        open_options.setdefault("encoding", "utf-8")
+        open_options.setdefault("newline", "")
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, mode, **open_options) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(OSError):  # keep the permissions a replaced file had
+            os.chmod(temporary, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_folder(folder)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # read once, at import (single-threaded): os.umask has no read-only form
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_write(path) as handle:
+        handle.write(text)
+
+
+def write_with(path: str | Path, writer: Callable[[IO], None]) -> None:
+    """Call ``writer(handle)`` on a temporary file that then atomically replaces ``path``."""
+    with atomic_write(path) as handle:
+        writer(handle)

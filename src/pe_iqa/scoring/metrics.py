@@ -1,0 +1,178 @@
+"""The metrics the scoring engine runs: pe-iqa presets, and whatever installed plugins provide.
+
+A :class:`ScoringMetric` scores a batch of same-size pairs ``(N, 3, H, W)`` in ``[0, 1]`` to ``(N,)`` and, when it
+can, splits off the reference's features so a reference scored against many distortions is encoded once.
+
+pe-iqa presets (``pe_alex``, ...) are built here, by :func:`build_pe_metric`. Every other name is offered to the
+**metric providers** installed under the entry-point group ``pe_iqa.metrics``: each entry point loads an object
+with ``knows(name) -> bool`` (cheap: no model is built) and ``build(name, device) -> ScoringMetric``. The entry
+point's name is the pe-iqa *extra* that installs what the provider needs, so a provider that cannot be imported
+(its library is missing) turns into one line: ``pip install 'pe-iqa[<entry point name>]'``. The core never names
+a plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Protocol
+
+import torch
+
+from ..presets import METRIC_PRESETS
+
+__all__ = [
+    "METRIC_ENTRY_POINTS",
+    "MetricProvider",
+    "MetricUnavailableError",
+    "ScoringMetric",
+    "build_metric",
+    "build_metrics",
+    "build_pe_metric",
+    "check_metric_names",
+    "metric_providers",
+]
+
+#: Entry-point group of metric providers (name = the pe-iqa extra that installs the provider's requirements).
+METRIC_ENTRY_POINTS = "pe_iqa.metrics"
+
+
+class MetricUnavailableError(ValueError):
+    """A metric name no installed component can build (the message says what to install)."""
+
+
+@dataclass
+class ScoringMetric:
+    """One metric as the engine runs it.
+
+    Attributes:
+        name: the name it was asked for (the output column).
+        lower_better: ``True`` for distances.
+        score: ``(distorted, reference) -> (N,)`` on same-size float32 batches in ``[0, 1]``.
+        features: optional ``reference -> list[Tensor]`` (one ``(N, ...)`` tensor per part), to be cached.
+        score_with_features: ``(distorted, reference, features) -> (N,)`` using precomputed reference features
+            (required with ``features``); must equal ``score`` on the same inputs.
+        needs_reference: ``False`` for no-reference metrics (``score`` then ignores the reference).
+    """
+
+    name: str
+    lower_better: bool
+    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    features: Callable[[torch.Tensor], list[torch.Tensor]] | None = None
+    score_with_features: Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor] | None = None
+    needs_reference: bool = True
+
+    @property
+    def reuses_references(self) -> bool:
+        """Whether reference features can be cached (``features`` and ``score_with_features`` given)."""
+        return self.features is not None and self.score_with_features is not None
+
+
+def _create_pe_distance(name: str, device: torch.device):
+    """The one place the scoring engine builds a PE module (switched to ``PEDistance(name)`` with the redesign)."""
+    from ..presets import create_preset
+
+    return create_preset(name, device=device, reduction="none")
+
+
+def build_pe_metric(name: str, device: torch.device | str = "cpu") -> ScoringMetric:
+    """A pe-iqa preset as a :class:`ScoringMetric` (reference features reusable through ``target_features=``).
+
+    Raises:
+        ValueError: ``name`` is not a preset.
+    """
+    if name not in METRIC_PRESETS:
+        raise ValueError(f"metric must be one of {sorted(METRIC_PRESETS)}, got {name!r}")
+    module = _create_pe_distance(name, torch.device(device))
+    return ScoringMetric(
+        name=name,
+        lower_better=True,
+        score=lambda dist, ref: module(dist, ref),
+        features=module.features,
+        score_with_features=lambda dist, ref, feats: module(dist, ref, target_features=feats),
+    )
+
+
+class MetricProvider(Protocol):
+    """What a ``pe_iqa.metrics`` entry point loads."""
+
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` is one of this provider's metrics (without building anything)."""
+
+    def build(self, name: str, device: torch.device) -> ScoringMetric:
+        """Build metric ``name`` on ``device``."""
+
+
+def metric_providers() -> list[metadata.EntryPoint]:
+    """The installed ``pe_iqa.metrics`` entry points, sorted by name."""
+    return sorted(metadata.entry_points(group=METRIC_ENTRY_POINTS), key=lambda ep: ep.name)
+
+
+def _install_hint(extra: str) -> str:
+    return f"pip install 'pe-iqa[{extra}]'"
+
+
+def _provider_for(name: str) -> MetricProvider | None:
+    """The provider of ``name`` (``None`` for a preset).
+
+    Raises:
+        MetricUnavailableError: nobody provides ``name``.
+    """
+    if name in METRIC_PRESETS:
+        return None
+    presets = ", ".join(METRIC_PRESETS)
+    entry_points = metric_providers()
+    missing: list[tuple[str, str]] = []
+    for entry_point in entry_points:
+        try:
+            provider = entry_point.load()
+        except ImportError as error:
+            missing.append((entry_point.name, str(error)))
+            continue
+        if provider.knows(name):
+            return provider
+    if missing:
+        extra, reason = missing[0]
+        raise MetricUnavailableError(
+            f"metric {name!r} is not a pe-iqa preset ({presets}); other metrics come from the {extra!r} extra, "
+            f"which is not installed ({reason}): {_install_hint(extra)}"
+        )
+    if entry_points:
+        raise MetricUnavailableError(
+            f"unknown metric {name!r}: neither a pe-iqa preset ({presets}) nor a metric of the installed providers "
+            f"({', '.join(ep.name for ep in entry_points)}; list pyiqa's with `pe-iqa pyiqa -ls`)"
+        )
+    raise MetricUnavailableError(
+        f"metric {name!r} is not a pe-iqa preset ({presets}) and no metric provider is installed; other "
+        f"metrics (lpips, ssim, ...) come with {_install_hint('pyiqa')}"
+    )
+
+
+def check_metric_names(names: Sequence[str]) -> None:
+    """Fail on the first name no installed component provides, before any model is built.
+
+    Raises:
+        MetricUnavailableError: with what to install, if anything would provide it.
+    """
+    for name in dict.fromkeys(names):
+        _provider_for(name)
+
+
+def build_metric(name: str, device: torch.device | str = "cpu") -> ScoringMetric:
+    """Build a metric by name: a pe-iqa preset, or a name an installed metric provider knows.
+
+    Raises:
+        MetricUnavailableError: nobody provides ``name``; the message lists the presets and says which extra
+            would (for a provider whose requirements are missing: ``pip install 'pe-iqa[<extra>]'``).
+    """
+    provider = _provider_for(name)
+    if provider is None:
+        return build_pe_metric(name, device)
+    return provider.build(name, torch.device(device))
+
+
+def build_metrics(names: Sequence[str], device: torch.device | str = "cpu") -> list[ScoringMetric]:
+    """:func:`build_metric` for each distinct name, in order; every name is checked before anything is built."""
+    check_metric_names(names)
+    return [build_metric(name, device) for name in dict.fromkeys(names)]
