@@ -25,7 +25,6 @@ status 2 once the others are written). Usage::
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -96,12 +95,23 @@ class MetricScores:
 PairScorer = Callable[[Sequence[FRRecord], Sequence[str], ScoringOptions], MetricScores]
 
 
-def _as_float(value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-    return number if math.isfinite(number) else math.nan
+def _engine_metrics(names: Sequence[str], device: str) -> list:
+    """What the engine is given: names it builds itself (pe-iqa presets, installed metric providers), and the
+    other names built by :func:`benchmarks.comparison.build_metric` (pyiqa, TorchMetrics, ``l2``, registered
+    test metrics) wrapped as the engine's ``ScoringMetric`` objects, so every metric runs through the engine."""
+    from benchmarks.comparison import build_metric
+    from pe_iqa.scoring import MetricUnavailableError, ScoringMetric, check_metric_names
+
+    out: list = []
+    for name in dict.fromkeys(names):
+        try:
+            check_metric_names([name])
+        except MetricUnavailableError:
+            metric = build_metric(name, device)
+            out.append(ScoringMetric(name=name, lower_better=metric.lower_better, score=metric))
+        else:
+            out.append(name)
+    return out
 
 
 def score_with_engine(records: Sequence[FRRecord], metrics: Sequence[str], options: ScoringOptions) -> MetricScores:
@@ -109,7 +119,8 @@ def score_with_engine(records: Sequence[FRRecord], metrics: Sequence[str], optio
 
     Args:
         records: the pairs (distorted, reference), each carried with its dataset, reference group and label.
-        metrics: pe-iqa presets and (with the pyiqa plugin) pyiqa metric names.
+        metrics: pe-iqa presets, names of installed metric providers, and the names of
+            :func:`benchmarks.comparison.build_metric` (pyiqa's ``lpips``, ``ms_ssim`` …, ``l2``).
         options: device, workers, batch size, per-image CSV and resume.
 
     Returns:
@@ -117,6 +128,7 @@ def score_with_engine(records: Sequence[FRRecord], metrics: Sequence[str], optio
 
     Raises:
         EngineUnavailableError: if ``pe_iqa.scoring`` is not installed.
+        ValueError: on an unknown metric name or an unwritable CSV path (from the engine).
     """
     try:
         from pe_iqa.scoring import ScorePair, score_pairs
@@ -126,11 +138,11 @@ def score_with_engine(records: Sequence[FRRecord], metrics: Sequence[str], optio
         ) from error
     pairs = [ScorePair(distorted=r.dist_path, reference=r.ref_path,
                        extra={"dataset": r.dataset, "ref_name": r.ref_name, "label": repr(r.label)}) for r in records]
-    result = score_pairs(pairs, list(metrics), device=options.device, workers=options.workers,
-                         batch_size=options.batch_size, reuse_references=True, csv_path=options.csv_path,
-                         resume=options.resume, progress=options.progress)
-    values = {m: np.array([_as_float(row.get(m)) for row in result.rows], dtype=np.float64) for m in metrics}
-    failures = [f"{getattr(pair, 'distorted', pair)}: {message}" for _, pair, message in result.failures]
+    result = score_pairs(pairs, _engine_metrics(metrics, options.device), device=options.device,
+                         workers=options.workers, batch_size=options.batch_size, reuse_references=True,
+                         csv_path=options.csv_path, resume=options.resume, progress=options.progress)
+    values = {m: np.asarray(result.scores(m), dtype=np.float64) for m in result.metric_names}
+    failures = [f"{pair.distorted}: {message}" for _, pair, message in result.failures]
     return MetricScores(values, {m: bool(v) for m, v in result.metric_directions.items()}, failures)
 
 

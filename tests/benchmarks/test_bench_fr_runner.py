@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmarks.comparison import FRMetric, register_metric, unregister_metric
 from benchmarks.fixtures import planted_distance
 from benchmarks.fixtures_pyiqa import make_pyiqa_fr_tree
 from benchmarks.fr_table import (
@@ -157,3 +158,25 @@ def test_cli_exit_statuses_and_one_line_errors(tmp_path: Path, datasets_root: Pa
         score_with_engine([], ["pe_alex"], ScoringOptions())
     assert run_fr_module.main(argv) == 1
     assert capsys.readouterr().err.strip().startswith("error: the scoring engine of `pe-iqa score`")
+
+
+def test_engine_scores_presets_and_bridged_metrics(tmp_path: Path, datasets_root: Path) -> None:
+    """The real engine of `pe-iqa score`: a preset by name, a comparison metric wrapped for it, per-image CSV."""
+    register_metric(FRMetric("planted_engine", planted_distance, True, "custom"))
+    try:
+        options = ScoringOptions(progress=False)
+        run = run_fr(["tid2013", "live"], datasets_root, ["planted_engine", "pe_alex"], out_dir=tmp_path,
+                     options=options, n_boot=20, verbose=False)
+        again = run_fr(["tid2013"], datasets_root, ["planted_engine", "pe_alex"], out_dir=tmp_path, n_boot=20,
+                       options=ScoringOptions(progress=False, resume=True), verbose=False)
+    finally:
+        unregister_metric("planted_engine")
+    rows = {(r["dataset"], r["metric"]): r for r in run.rows}
+    assert rows[("tid2013", "planted_engine")]["srcc"] == pytest.approx(1)
+    assert rows[("live", "planted_engine")]["srcc"] == pytest.approx(1)
+    assert rows[("live", "pe_alex")]["lower_better"] is True and rows[("live", "pe_alex")]["n"] == 11
+    scores = read_csv(tmp_path / "fr_scores_tid2013.csv")
+    assert list(scores[0]) == ["distorted", "reference", "dataset", "ref_name", "label", "planted_engine", "pe_alex",
+                               "error"]
+    assert all(row["error"] == "" for row in scores) and len(scores) == 11
+    assert again.rows[:2] == [r for r in run.rows if r["dataset"] == "tid2013"]  # resumed from the CSV
