@@ -138,7 +138,7 @@ def make_pyiqa_fr_tree(
     rng = np.random.default_rng(seed)
     planted = rng.permutation(np.arange(1, 101))[:n_rows]
     skip = set(rng.permutation(n_candidates)[:n_missing_dist].tolist())
-    ref_root = spec.target_dir if dataset == "pieapp" else spec.ref_dir
+    ref_root = spec.ref_dir  # PieAPP: the target folder (its config has no dataroot_ref)
     rows: list[tuple[str, str, float]] = []
     found: list[tuple[str, str, float, float]] = []
     candidate = 0

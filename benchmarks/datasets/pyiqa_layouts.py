@@ -47,6 +47,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 __all__ = [
     "PYIQA_FR_DATASETS",
     "DatasetMissingError",
@@ -266,10 +268,8 @@ class FRIndex:
         return not self.spec.lower_better
 
     @property
-    def labels(self):  # -> np.ndarray (numpy imported lazily: the index itself needs none)
+    def labels(self) -> np.ndarray:
         """Labels of the found rows as written, shape (N,) float64."""
-        import numpy as np
-
         return np.array([r.label for r in self.records], dtype=np.float64)
 
     @property
@@ -387,11 +387,9 @@ def load_pyiqa_fr(
     found: list[FRRecord] = []
     missing: list[FRRecord] = []
     exists: dict[Path, bool] = {}
-    dist_root = spec.target_dir
-    ref_root = spec.target_dir if spec.dataset_type == "PieAPPDataset" else spec.ref_dir
     for ref_name, dist_name, label in triples:
         record = FRRecord(
-            dist_path=dist_root / dist_name, ref_path=ref_root / ref_name, label=label,
+            dist_path=spec.target_dir / dist_name, ref_path=spec.ref_dir / ref_name, label=label,
             lower_better=spec.lower_better, ref_name=ref_name, dist_name=dist_name,
             dist_type=_dist_type(dataset, dist_name), dataset=dataset,
         )
