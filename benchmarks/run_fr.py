@@ -182,6 +182,7 @@ def run_fr(
     limit: int | None = None,
     published_path: str | os.PathLike[str] = DEFAULT_PUBLISHED,
     reference_table: str | os.PathLike[str] | None = None,
+    command: str | None = None,
     verbose: bool = True,
 ) -> FRRun:
     """Scores every dataset with every metric and writes the tables (see the module docstring).
@@ -200,6 +201,7 @@ def run_fr(
         published_path: pyiqa's published figures.
         reference_table: a committed ``metric,…,srocc,krcc,plcc,plcc_logistic5`` table to compare the first
             dataset's rows with.
+        command: the command line recorded in the report (default: this process's arguments).
         verbose: print summaries and tables.
 
     Returns:
@@ -250,7 +252,7 @@ def run_fr(
     if out is not None and run.rows:
         env = environment_info(options.device, run.summaries, {
             "run time (s)": f"{run.seconds:.0f}", "bootstrap resamples": n_boot,
-            "command": "python -m benchmarks.run_fr " + " ".join(sys.argv[1:]) if sys.argv else "run_fr()"})
+            "command": command or "python -m benchmarks.run_fr " + " ".join(sys.argv[1:])})
         run.paths = write_report(name, out, run.rows, "Full-reference benchmark (pyiqa's table shape)", sections, env)
         write_csv(pyiqa_shaped_rows(run.rows, list(run.summaries)), out / f"{name}_pyiqa_table.csv")
         if verbose:
@@ -297,9 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = ScoringOptions(device=args.device, workers=args.workers, batch_size=args.batch_size,
                              resume=args.resume, progress=not args.no_progress)
+    command = "python -m benchmarks.run_fr " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         run = run_fr(args.dataset, args.root, args.metrics, out_dir=args.out, name=args.name, layout=args.layout,
-                     options=options, n_boot=args.boot, limit=args.limit, reference_table=args.reference_table)
+                     options=options, n_boot=args.boot, limit=args.limit, reference_table=args.reference_table,
+                     command=command)
     except Exception as error:  # a CLI user sees one line, not a traceback
         if args.debug:
             raise
