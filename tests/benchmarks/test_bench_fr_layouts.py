@@ -180,3 +180,18 @@ def test_bapps_in_pyiqa_layout(tmp_path: Path) -> None:
     assert all(len(official.records[s]) == len(index.records[s]) + 1 for s in index.records)
     with pytest.raises(FileNotFoundError, match=r"meta_info_BAPPSDataset\.csv \(pyiqa layout\)"):
         load_bapps_2afc(tmp_path / "datasets" / "meta_info", layout="pyiqa")
+
+
+def test_run_bapps_on_a_pyiqa_root(tmp_path: Path) -> None:
+    """The BAPPS runner, unchanged, scores pyiqa's layout: the listed, complete triplets only."""
+    from benchmarks.comparison import FRMetric
+    from benchmarks.run_bapps import run_bapps
+
+    fixture = make_pyiqa_bapps_tree(tmp_path / "datasets", n_per_subset=5, seed=4, twoafc_subsets=["cnn", "color"])
+    run = run_bapps(fixture.root, [FRMetric("planted", planted_distance, True)], out_dir=None, progress=False,
+                    verbose=False)
+    for subset in ("cnn", "color"):
+        truth = fixture.images.twoafc[subset]
+        keep = np.array([1, 2, 3])  # 0: p1 deleted, 4: not listed
+        expected = two_afc_score(truth["d0"][keep], truth["d1"][keep], truth["judge"][keep], lower_is_better=True)
+        assert run.score("planted", "2afc", subset) == pytest.approx(expected)
