@@ -43,6 +43,7 @@ __all__ = [
     "make_bapps_tree",
     "make_live_tree",
     "planted_distance",
+    "planted_image",
 ]
 
 
@@ -68,12 +69,20 @@ def planted_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.round((gx - gy).abs() * 255.0)
 
 
-def _patch(rng: np.random.Generator, green: int, height: int, width: int) -> Image.Image:
+def planted_image(rng: np.random.Generator, green: int, height: int, width: int) -> Image.Image:
+    """An RGB image with random red/blue noise and the constant green level ``green`` (0..255).
+
+    Raises:
+        ValueError: if ``green`` is outside 0..255.
+    """
     if not 0 <= green <= 255:
         raise ValueError(f"planted green level {green} is outside 0..255")
     arr = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     arr[..., 1] = green
     return Image.fromarray(arr)
+
+
+_patch = planted_image
 
 
 @dataclass(frozen=True)

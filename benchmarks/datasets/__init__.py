@@ -1,4 +1,4 @@
-"""Dataset adapters: LIVE Release 2 and BAPPS (2AFC and JND), tolerant of partial copies."""
+"""Dataset adapters: LIVE Release 2, BAPPS (2AFC, JND) and pyiqa's full-reference layouts, partial copies included."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from benchmarks.datasets.bapps import (
     load_bapps_jnd,
     make_bapps_loader,
 )
+from benchmarks.datasets.fr_sources import load_fr_dataset
 from benchmarks.datasets.live import (
     LIVE_DISTORTION_TYPES,
     LiveDataset,
@@ -26,12 +27,24 @@ from benchmarks.datasets.live import (
     load_live_index,
     make_live_loader,
 )
+from benchmarks.datasets.pyiqa_layouts import (
+    PYIQA_FR_DATASETS,
+    DatasetMissingError,
+    FRIndex,
+    FRRecord,
+    load_pyiqa_fr,
+    pyiqa_dataset_configs,
+)
 
 __all__ = [
     "JND_SUBSETS",
     "LIVE_DISTORTION_TYPES",
+    "PYIQA_FR_DATASETS",
     "TWOAFC_SUBSETS",
     "BappsIndex",
+    "DatasetMissingError",
+    "FRIndex",
+    "FRRecord",
     "JNDDataset",
     "JNDRecord",
     "LiveDataset",
@@ -45,7 +58,10 @@ __all__ = [
     "collect_live_scores",
     "load_bapps_2afc",
     "load_bapps_jnd",
+    "load_fr_dataset",
     "load_live_index",
+    "load_pyiqa_fr",
     "make_bapps_loader",
     "make_live_loader",
+    "pyiqa_dataset_configs",
 ]

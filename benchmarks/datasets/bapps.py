@@ -11,6 +11,16 @@ with the 2AFC validation subsets ``traditional, cnn, superres, deblur, color, fr
 ``traditional, cnn, mix``) and the JND subsets ``traditional, cnn``. ``root`` may also be the ``dataset``
 folder itself (pyiqa's ``datasets/PerceptualSimilarity/dataset``).
 
+pyiqa layout (``layout="pyiqa"``, or found by ``"auto"`` when no official tree is there): ``root`` is pyiqa's
+``./datasets`` folder; the images and the meta-info CSV are where pyiqa's ``default_dataset_configs.yml``
+(entry ``bapps``, read from the installed pyiqa package) puts them, by default
+``<root>/PerceptualSimilarity/dataset`` and ``<root>/meta_info/meta_info_BAPPSDataset.csv``. The CSV
+(written by pyiqa's ``scripts/process_bapps.py``) has one row per triplet or pair, read by position:
+``ref_img_path`` (``"jnd"`` for a JND pair), ``p0_img_path``, ``p1_img_path``, ``judge/same`` (the value of
+the official ``.npy`` file: fraction preferring ``p1``, or fraction answering "same"), then a split column.
+Paths are relative to the image folder (``2afc/val/cnn/p0/000000.png``); kind, split and subset are read from
+them, not from the split column. Listed rows whose files are missing are counted as incomplete.
+
 LPIPS pairs the files of the ``ref``/``p0``/``p1``/``judge`` folders by sorted position; here they are paired
 by file stem (identical for the official data, and robust to an incomplete copy, whose unpaired files are
 counted in :attr:`BappsIndex.incomplete`). Images are loaded as RGB and resized (bilinear) to
@@ -28,10 +38,12 @@ References:
 
 from __future__ import annotations
 
+import csv
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import numpy as np
@@ -67,6 +79,7 @@ _TWOAFC_FOLDERS = ("ref", "p0", "p1", "judge")
 _JND_FOLDERS = ("p0", "p1", "same")
 
 Kind = Literal["2afc", "jnd"]
+Layout = Literal["auto", "official", "pyiqa"]
 
 
 @dataclass(frozen=True)
@@ -151,15 +164,46 @@ class BappsIndex:
         )
 
 
-def _dataset_root(root: Path) -> Path:
-    if (root / "dataset").is_dir():
-        return root / "dataset"
-    if (root / "2afc").is_dir() or (root / "jnd").is_dir():
-        return root
-    raise FileNotFoundError(
-        f"no BAPPS data under {root}: expected {root / 'dataset' / '2afc'} or {root / 'dataset' / 'jnd'} "
-        "(see scripts/download_dataset.sh of richzhang/PerceptualSimilarity)"
-    )
+def _official_root(root: Path, inside_pyiqa_root: bool) -> Path | None:
+    candidates = [root / "dataset", root] + ([root / "PerceptualSimilarity" / "dataset"] if inside_pyiqa_root else [])
+    for candidate in candidates:
+        if (candidate / "2afc").is_dir() or (candidate / "jnd").is_dir():
+            return candidate
+    return None
+
+
+def _pyiqa_paths(root: Path) -> tuple[Path, Path]:
+    """(image folder, meta-info CSV) of pyiqa's ``bapps`` config entry under ``root``."""
+    from benchmarks.datasets.pyiqa_layouts import pyiqa_dataset_configs, under_root
+
+    config = pyiqa_dataset_configs()["bapps"]
+    return under_root(config["dataroot_target"], root), under_root(config["meta_info_file"], root)
+
+
+def _resolve_layout(root: Path, layout: Layout) -> tuple[str, Path]:
+    """("official", dataset folder) or ("pyiqa", meta-info CSV).
+
+    ``"auto"`` tries, in order: an official tree at ``root/dataset`` or ``root``; pyiqa's meta-info CSV; an
+    official tree at pyiqa's image folder ``root/PerceptualSimilarity/dataset`` (pyiqa's images without its CSV).
+    """
+    if layout not in ("auto", "official", "pyiqa"):
+        raise ValueError(f"layout must be 'auto', 'official' or 'pyiqa', got {layout!r}")
+    if layout != "pyiqa":
+        official = _official_root(root, inside_pyiqa_root=False)
+        if official is not None:
+            return "official", official
+    meta: Path | None = None
+    if layout != "official":
+        meta = _pyiqa_paths(root)[1]
+        if meta.is_file():
+            return "pyiqa", meta
+    official = _official_root(root, inside_pyiqa_root=True) if layout != "pyiqa" else None
+    if official is not None:
+        return "official", official
+    expected = [f"{root / 'dataset' / '2afc'} or {root / 'dataset' / 'jnd'} (official layout, see "
+                "scripts/download_dataset.sh of richzhang/PerceptualSimilarity)"] if layout != "pyiqa" else []
+    expected += [f"{meta} (pyiqa layout)"] if meta is not None else []
+    raise FileNotFoundError(f"no BAPPS data under {root}: expected {' or '.join(expected)}")
 
 
 def _list_files(folder: Path, numpy: bool) -> dict[str, Path]:
@@ -190,13 +234,63 @@ def _check_subsets(subsets: Sequence[str] | None, allowed: tuple[str, ...], name
     return tuple(subsets)
 
 
+def _fraction_cell(value: str, where: str) -> float:
+    try:
+        number = float(value)
+    except ValueError as error:
+        raise ValueError(f"{where}: {value!r} is not a number") from error
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise ValueError(f"{where} must hold one fraction in [0, 1], got {value!r}")
+    return number
+
+
+def _load_pyiqa_index(root: Path, meta: Path, kind: Kind, subsets: tuple[str, ...], split: str) -> BappsIndex:
+    """A :class:`BappsIndex` from pyiqa's meta-info CSV (see the module docstring)."""
+    image_root = _pyiqa_paths(root)[0]
+    wanted = set(subsets)
+    listed: dict[str, list] = {s: [] for s in subsets}
+    incomplete = dict.fromkeys(subsets, 0)
+    with meta.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for line, row in enumerate(reader, start=2):
+            if len(row) < 4 or not row[1].strip():
+                continue
+            parts = PurePosixPath(row[1].strip()).parts
+            if len(parts) < 5 or parts[0] != kind or parts[1] != split or parts[2] not in wanted:
+                continue
+            subset, stem = parts[2], PurePosixPath(parts[-1]).stem
+            value = _fraction_cell(row[3].strip(), f"{meta}:{line}")
+            p0, p1 = image_root / row[1].strip(), image_root / row[2].strip()
+            if kind == "2afc":
+                record = TwoAFCRecord(image_root / row[0].strip(), p0, p1, value, subset, stem)
+                paths = (record.ref_path, p0, p1)
+            else:
+                record, paths = JNDRecord(p0, p1, value, subset, stem), (p0, p1)
+            if all(p.is_file() for p in paths):
+                listed[subset].append(record)
+            else:
+                incomplete[subset] += 1
+    records = {s: tuple(sorted(r, key=lambda rec: rec.stem)) for s, r in listed.items() if r}
+    if not records:
+        raise FileNotFoundError(
+            f"none of the BAPPS {kind}/{split} subsets {list(subsets)} listed in {meta} was found under {image_root}")
+    return BappsIndex(kind=kind, split=split, dataset_root=image_root, records=records,
+                      missing_subsets=tuple(s for s in subsets if s not in records),
+                      incomplete={s: incomplete[s] for s in records})
+
+
 def _load_index(
-    root: str | os.PathLike[str], kind: Kind, subsets: tuple[str, ...], split: str, folders: tuple[str, ...]
+    root: str | os.PathLike[str], kind: Kind, subsets: tuple[str, ...], split: str, folders: tuple[str, ...],
+    layout: Layout = "auto",
 ) -> BappsIndex:
     root_path = Path(root)
     if not root_path.is_dir():
         raise FileNotFoundError(f"BAPPS root not found: {root_path}")
-    data_root = _dataset_root(root_path)
+    found_layout, where = _resolve_layout(root_path, layout)
+    if found_layout == "pyiqa":
+        return _load_pyiqa_index(root_path, where, kind, subsets, split)
+    data_root = where
     records: dict[str, tuple] = {}
     missing: list[str] = []
     incomplete: dict[str, int] = {}
@@ -251,44 +345,49 @@ def load_bapps_2afc(
     root: str | os.PathLike[str],
     subsets: Sequence[str] | None = None,
     split: Literal["val", "train"] = "val",
+    layout: Layout = "auto",
 ) -> BappsIndex:
     """Indexes the BAPPS 2AFC triplets of the requested subsets.
 
     Args:
-        root: Folder holding ``dataset/2afc`` (or the ``dataset`` folder itself).
+        root: Folder holding ``dataset/2afc`` (or the ``dataset`` folder itself), or pyiqa's ``./datasets``.
         subsets: Subset names; default all of :data:`TWOAFC_SUBSETS` (val) or :data:`TWOAFC_TRAIN_SUBSETS`.
         split: ``"val"`` (the benchmark) or ``"train"``.
+        layout: ``"official"``, ``"pyiqa"`` or ``"auto"`` (official if its folders are found, else pyiqa's).
 
     Returns:
         A :class:`BappsIndex` of :class:`TwoAFCRecord`; absent subsets are listed in ``missing_subsets``.
 
     Raises:
         FileNotFoundError: If ``root`` does not exist or none of the requested subsets is present.
-        ValueError: If ``split`` or a subset name is unknown, or a judge file is malformed.
+        ValueError: If ``split``, ``layout`` or a subset name is unknown, or a judge value is malformed.
     """
     if split not in ("val", "train"):
         raise ValueError(f"split must be 'val' or 'train', got {split!r}")
     allowed = TWOAFC_SUBSETS if split == "val" else TWOAFC_TRAIN_SUBSETS
     names = _check_subsets(subsets, allowed, f"2afc/{split}")
-    return _load_index(root, "2afc", names, split, _TWOAFC_FOLDERS)
+    return _load_index(root, "2afc", names, split, _TWOAFC_FOLDERS, layout)
 
 
-def load_bapps_jnd(root: str | os.PathLike[str], subsets: Sequence[str] | None = None) -> BappsIndex:
+def load_bapps_jnd(
+    root: str | os.PathLike[str], subsets: Sequence[str] | None = None, layout: Layout = "auto"
+) -> BappsIndex:
     """Indexes the BAPPS JND pairs (validation split) of the requested subsets.
 
     Args:
-        root: Folder holding ``dataset/jnd`` (or the ``dataset`` folder itself).
+        root: Folder holding ``dataset/jnd`` (or the ``dataset`` folder itself), or pyiqa's ``./datasets``.
         subsets: Subset names; default all of :data:`JND_SUBSETS`.
+        layout: ``"official"``, ``"pyiqa"`` or ``"auto"`` (official if its folders are found, else pyiqa's).
 
     Returns:
         A :class:`BappsIndex` of :class:`JNDRecord`; absent subsets are listed in ``missing_subsets``.
 
     Raises:
         FileNotFoundError: If ``root`` does not exist or none of the requested subsets is present.
-        ValueError: If a subset name is unknown or a ``same`` file is malformed.
+        ValueError: If ``layout`` or a subset name is unknown, or a ``same`` value is malformed.
     """
     names = _check_subsets(subsets, JND_SUBSETS, "jnd")
-    return _load_index(root, "jnd", names, "val", _JND_FOLDERS)
+    return _load_index(root, "jnd", names, "val", _JND_FOLDERS, layout)
 
 
 def _records_of(source: BappsIndex | Sequence, record_type: type, kind: str) -> tuple:

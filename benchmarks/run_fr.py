@@ -1,0 +1,305 @@
+"""Full-reference benchmark on the datasets IQA people already have, in pyiqa's layouts, with one command.
+
+For each dataset (pyiqa's keys: ``live``, ``livem``, ``csiq``, ``tid2008``, ``tid2013``, ``kadid10k``,
+``pipal``, ``pieapp``) the labelled pairs are indexed by :func:`benchmarks.datasets.fr_sources.load_fr_dataset`
+(paths and MOS/DMOS direction from the installed pyiqa's ``default_dataset_configs.yml``; LIVE's official
+release is read too), scored by the scoring engine of ``pe-iqa score`` (:func:`pe_iqa.scoring.score_pairs`:
+manifests, workers, reference reuse, resumable per-image CSV), and correlated with the human scores.
+
+Outputs (``--out``, stem ``--name``, default ``fr``):
+
+* ``<name>.md``: environment, one section per dataset with PLCC/SRCC/KRCC, the SRCC's 95 % bootstrap interval,
+  the PLCC after the 5-parameter logistic, and **pyiqa's published PLCC/SRCC/KRCC** for the same metric beside
+  ours (from ``benchmarks/results/pyiqa_fr_published.csv``, cited);
+* ``<name>.csv``: one row per (dataset, metric) with every number;
+* ``<name>_pyiqa_table.csv``: our numbers in the shape of pyiqa's ``tests/FR_benchmark_results.csv``;
+* ``<name>_scores_<dataset>.csv``: the engine's per-image scores (``--resume`` continues an interrupted run).
+
+A dataset that is not where its layout puts it is skipped with one line naming what was expected where (exit
+status 2 once the others are written). Usage::
+
+    python -m benchmarks.run_fr --dataset tid2013 csiq live --root ./datasets \\
+        --metrics pe_alex pe_vgg lpips dists ms_ssim [--device cuda] [--workers 4] [--limit 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.datasets.fr_sources import FRLayout, load_fr_dataset
+from benchmarks.datasets.pyiqa_layouts import DatasetMissingError, FRRecord
+from benchmarks.fr_table import (
+    DEFAULT_PUBLISHED,
+    comparison_sections,
+    fr_row,
+    load_published,
+    published_source,
+    pyiqa_shaped_rows,
+    reference_table_check,
+)
+from benchmarks.report import ReportPaths, environment_info, write_csv, write_report
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "FRRun",
+    "MetricScores",
+    "ScoringOptions",
+    "main",
+    "run_fr",
+    "score_with_engine",
+]
+
+DEFAULT_METRICS = ("pe_alex", "pe_vgg", "lpips", "dists", "ms_ssim", "ssim", "psnr")
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How the engine scores the pairs (passed through to :func:`pe_iqa.scoring.score_pairs`)."""
+
+    device: str = "cpu"
+    workers: int = 0
+    batch_size: int = 1
+    csv_path: Path | None = None
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class MetricScores:
+    """Scores of N pairs.
+
+    Attributes:
+        values: ``{metric: (N,) float64}``, NaN where a pair failed.
+        lower_better: ``{metric: True for a distance}``.
+        failures: one line per failed pair.
+    """
+
+    values: dict[str, np.ndarray]
+    lower_better: dict[str, bool]
+    failures: list[str] = field(default_factory=list)
+
+
+PairScorer = Callable[[Sequence[FRRecord], Sequence[str], ScoringOptions], MetricScores]
+
+
+def _engine_metrics(names: Sequence[str], device: str) -> list:
+    """What the engine is given: names it builds itself (pe-iqa presets, installed metric providers), and the
+    other names built by :func:`benchmarks.comparison.build_metric` (pyiqa, TorchMetrics, ``l2``, registered
+    test metrics) wrapped as the engine's ``ScoringMetric`` objects, so every metric runs through the engine."""
+    from benchmarks.comparison import build_metric
+    from pe_iqa.scoring import MetricUnavailableError, ScoringMetric, check_metric_names
+
+    out: list = []
+    for name in dict.fromkeys(names):
+        try:
+            check_metric_names([name])
+        except MetricUnavailableError:
+            metric = build_metric(name, device)
+            out.append(ScoringMetric(name=name, lower_better=metric.lower_better, score=metric))
+        else:
+            out.append(name)
+    return out
+
+
+def score_with_engine(records: Sequence[FRRecord], metrics: Sequence[str], options: ScoringOptions) -> MetricScores:
+    """Scores pairs with the engine of ``pe-iqa score``: the runner's only call into it.
+
+    Args:
+        records: the pairs (distorted, reference), each carried with its dataset, reference group and label.
+        metrics: pe-iqa presets, names of installed metric providers, and the names of
+            :func:`benchmarks.comparison.build_metric` (pyiqa's ``lpips``, ``ms_ssim`` …, ``l2``).
+        options: device, workers, batch size, per-image CSV and resume.
+
+    Returns:
+        The :class:`MetricScores`, in the order of ``records``.
+
+    Raises:
+        ValueError: on an unknown metric name or an unwritable CSV path (from the engine).
+    """
+    from pe_iqa.scoring import ScorePair, score_pairs
+
+    pairs = [ScorePair(distorted=r.dist_path, reference=r.ref_path,
+                       extra={"dataset": r.dataset, "ref_name": r.ref_name, "label": repr(r.label)}) for r in records]
+    result = score_pairs(pairs, _engine_metrics(metrics, options.device), device=options.device,
+                         workers=options.workers, batch_size=options.batch_size, reuse_references=True,
+                         csv_path=options.csv_path, resume=options.resume, progress=options.progress)
+    values = {m: np.asarray(result.scores(m), dtype=np.float64) for m in result.metric_names}
+    failures = [f"{pair.distorted}: {message}" for _, pair, message in result.failures]
+    return MetricScores(values, {m: bool(v) for m, v in result.metric_directions.items()}, failures)
+
+
+@dataclass
+class FRRun:
+    """What one run produced.
+
+    Attributes:
+        rows: one row per (dataset, metric) (see :data:`benchmarks.fr_table.FR_COLUMNS`).
+        summaries: ``{dataset: index summary line}``.
+        missing: ``{dataset: one-line reason}`` for datasets not found.
+        failures: per dataset, the engine's failed pairs.
+        check: the comparison with a committed table (``--reference-table``), if asked.
+        paths: written report files; ``seconds`` the wall time.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    summaries: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, list[str]] = field(default_factory=dict)
+    check: tuple[str, bool] | None = None
+    paths: ReportPaths | None = None
+    seconds: float = 0.0
+
+
+def run_fr(
+    datasets: Sequence[str],
+    root: str | os.PathLike[str],
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    name: str = "fr",
+    layout: FRLayout = "auto",
+    scorer: PairScorer | None = None,
+    options: ScoringOptions = ScoringOptions(),
+    n_boot: int = 1000,
+    limit: int | None = None,
+    published_path: str | os.PathLike[str] = DEFAULT_PUBLISHED,
+    reference_table: str | os.PathLike[str] | None = None,
+    command: str | None = None,
+    verbose: bool = True,
+) -> FRRun:
+    """Scores every dataset with every metric and writes the tables (see the module docstring).
+
+    Args:
+        datasets: pyiqa dataset keys.
+        root: pyiqa's ``./datasets`` folder (or LIVE's official root).
+        metrics: metric names understood by the scorer.
+        out_dir: folder of the outputs (``None``: write nothing).
+        name: output file stem.
+        layout: ``"auto"``, ``"pyiqa"`` or ``"official"`` (LIVE).
+        scorer: the scoring function (default: :func:`score_with_engine`, the engine of ``pe-iqa score``).
+        options: scoring options; ``csv_path`` is set per dataset when ``out_dir`` is given.
+        n_boot: bootstrap resamples of the SRCC intervals.
+        limit: score only the first ``limit`` pairs of each dataset (smoke runs).
+        published_path: pyiqa's published figures.
+        reference_table: a committed ``metric,…,srocc,krcc,plcc,plcc_logistic5`` table to compare the first
+            dataset's rows with.
+        command: the command line recorded in the report (default: this process's arguments).
+        verbose: print summaries and tables.
+
+    Returns:
+        An :class:`FRRun`.
+
+    Raises:
+        ValueError: if no dataset or metric is given, or ``limit`` < 1.
+    """
+    if not datasets or not metrics:
+        raise ValueError("give at least one dataset and one metric")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    scorer = score_with_engine if scorer is None else scorer
+    start = time.perf_counter()
+    run = FRRun()
+    out = Path(out_dir) if out_dir is not None else None
+    for dataset in dict.fromkeys(datasets):
+        try:
+            index = load_fr_dataset(dataset, root, layout)
+        except DatasetMissingError as error:
+            run.missing[dataset] = str(error)
+            print(f"skipped: {error}", file=sys.stderr, flush=True)
+            continue
+        records = list(index.records[:limit] if limit else index.records)
+        run.summaries[dataset] = index.summary() + (f"; first {len(records)} scored (--limit)" if limit else "")
+        if verbose:
+            print(run.summaries[dataset], flush=True)
+        csv_path = out / f"{name}_scores_{dataset}.csv" if out is not None else options.csv_path
+        scores = scorer(records, metrics, replace(options, csv_path=csv_path))
+        run.failures[dataset] = list(scores.failures)
+        labels = np.array([r.label for r in records])
+        for metric in metrics:
+            if metric not in scores.values:
+                run.failures[dataset].append(f"{metric}: not scored")
+                continue
+            run.rows.append(fr_row(dataset, metric, scores.values[metric], labels,
+                                   lower_better_score=scores.lower_better[metric],
+                                   lower_better_label=index.spec.lower_better, n_boot=n_boot))
+    published = load_published(published_path)
+    sections = _sections(run, published, published_path)
+    if reference_table is not None and run.rows:
+        run.check = reference_table_check(run.rows, reference_table, str(run.rows[0]["dataset"]))
+        sections.append("## Check against the committed table\n\n" + run.check[0])
+    run.seconds = time.perf_counter() - start
+    if verbose:
+        print("\n\n".join(sections), flush=True)
+    if out is not None and run.rows:
+        env = environment_info(options.device, run.summaries, {
+            "run time (s)": f"{run.seconds:.0f}", "bootstrap resamples": n_boot,
+            "command": command or "python -m benchmarks.run_fr " + " ".join(sys.argv[1:])})
+        run.paths = write_report(name, out, run.rows, "Full-reference benchmark (pyiqa's table shape)", sections, env)
+        write_csv(pyiqa_shaped_rows(run.rows, list(run.summaries)), out / f"{name}_pyiqa_table.csv")
+        if verbose:
+            print(f"wrote {run.paths.markdown}, {run.paths.csv} and {out / f'{name}_pyiqa_table.csv'}", flush=True)
+    return run
+
+
+def _sections(run: FRRun, published, published_path: str | os.PathLike[str]) -> list[str]:
+    how = ("## How to read this\n\n"
+           "PLCC (raw, as pyiqa publishes it), SRCC and KRCC are oriented: positive = the metric agrees with "
+           "humans, whether it is a distance or a similarity and whether the dataset's score is a MOS or a DMOS "
+           "(the direction is pyiqa's `lower_better` of the dataset). `SRCC 95% CI`: percentile bootstrap over "
+           "the images. `PLCC (5PL)`: after the 5-parameter logistic (Sheikh et al. 2006). pyiqa's figures are "
+           "its published ones on the full datasets; a partial copy (see the found/missing counts) is not "
+           f"comparable to them cell by cell. Source of pyiqa's figures: {published_source(published_path)}")
+    sections = [how, *comparison_sections(run.rows, published, run.summaries)]
+    failures = {d: f for d, f in run.failures.items() if f}
+    if failures:
+        sections.append("## Failed pairs\n\n" + "\n".join(
+            f"- {d}: {len(f)} failed, e.g. {f[0]}" for d, f in failures.items()))
+    if run.missing:
+        sections.append("## Not found\n\n" + "\n".join(f"- {line}" for line in run.missing.values()))
+    return sections
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: exit 0, 2 if a dataset was not found, 1 on any other error (one line)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run_fr", description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--dataset", nargs="+", required=True, help="pyiqa dataset keys, e.g. tid2013 csiq live")
+    parser.add_argument("--root", default="./datasets", help="pyiqa's ./datasets folder (default ./datasets)")
+    parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
+    parser.add_argument("--layout", choices=("auto", "pyiqa", "official"), default="auto")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--name", default="fr", help="output file stem (default fr)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=0, help="image-loading workers of the engine")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N pairs of each dataset")
+    parser.add_argument("--resume", action="store_true", help="continue from the per-image score CSVs")
+    parser.add_argument("--reference-table", default=None, help="committed table to check the first dataset against")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    options = ScoringOptions(device=args.device, workers=args.workers, batch_size=args.batch_size,
+                             resume=args.resume, progress=not args.no_progress)
+    command = "python -m benchmarks.run_fr " + " ".join(argv if argv is not None else sys.argv[1:])
+    try:
+        run = run_fr(args.dataset, args.root, args.metrics, out_dir=args.out, name=args.name, layout=args.layout,
+                     options=options, n_boot=args.boot, limit=args.limit, reference_table=args.reference_table,
+                     command=command)
+    except Exception as error:  # a CLI user sees one line, not a traceback
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 2 if run.missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
