@@ -28,7 +28,7 @@ from .csf import get_csf
 from .distance import DistanceMaps, PEDistance, upsample_map
 from .feature_distance import channel_errors
 
-__all__ = ["ChannelContribution", "Explanation", "explain_pair", "explanation_figure"]
+__all__ = ["ChannelContribution", "Explanation", "draw_heatmap", "explain_pair", "explanation_figure", "map_figure"]
 
 #: Perceptually uniform colour map of the distance heat maps.
 HEATMAP = "magma"
@@ -151,6 +151,40 @@ def _as_image(images: torch.Tensor) -> torch.Tensor:
     return (image.expand(3, -1, -1) if image.shape[0] == 1 else image).permute(1, 2, 0).clamp(0, 1)
 
 
+def draw_heatmap(figure: Figure, ax, image: torch.Tensor, distance_map: torch.Tensor, label: str) -> None:
+    """Draw a distance map over a grey version of ``image`` with a colour bar of the distance scale.
+
+    Args:
+        figure: the figure holding ``ax``.
+        ax: a matplotlib axis.
+        image: ``(1, C, H, W)`` in ``[0, 1]``.
+        distance_map: ``(H, W)`` per-position distances.
+        label: the colour bar's label.
+    """
+    ax.imshow(_as_image(image).mean(dim=2).numpy(), cmap="gray", vmin=0, vmax=1)
+    values = distance_map.detach().float().cpu()
+    heat = ax.imshow(values.numpy(), cmap=HEATMAP, alpha=0.65, vmin=0, vmax=float(values.max()) or 1.0)
+    figure.colorbar(heat, ax=ax, fraction=0.046, pad=0.02, label=label)
+    ax.axis("off")
+
+
+def map_figure(maps: DistanceMaps, reference: torch.Tensor, title: str, index: int = 0) -> Figure:
+    """One pair's combined distance map over its reference (what ``pe-iqa score --maps`` writes).
+
+    Args:
+        maps: :meth:`pe_iqa.PEDistance.maps` of a batch.
+        reference: the batch's references, ``(N, C, H, W)`` in ``[0, 1]``.
+        title: the figure title (e.g. the pair's file names).
+        index: the pair in the batch.
+    """
+    height, width = maps.combined.shape[-2:]
+    figure = Figure(figsize=(6.4, 6.4 * height / width + 0.6), layout="constrained")
+    ax = figure.add_subplot()
+    draw_heatmap(figure, ax, reference[index:index + 1], maps.combined[index], "distance per position")
+    ax.set_title(f"{title}\nscore {float(maps.scores[index]):.4f} (the map's mean)", fontsize=9)
+    return figure
+
+
 def explanation_figure(explanation: Explanation, metric: PEDistance, distorted: torch.Tensor,
                        reference: torch.Tensor, n: int = 4, title: str = "") -> Figure:
     """The heat map over the image, and the ``n`` top channels' tuning curves and difference maps.
@@ -169,18 +203,14 @@ def explanation_figure(explanation: Explanation, metric: PEDistance, distorted: 
     shown = [c for c in explanation.contributions if (c.layer, c.channel) in explanation.channel_maps][:max(1, n)]
     figure = Figure(figsize=(3.6 * max(3, len(shown)), 3.3 * 4), layout="constrained")
     grid = figure.add_gridspec(4, max(3, len(shown)))
-    top = float(explanation.maps.combined.max()) or 1.0
     for column, (image, label) in enumerate(((distorted, "distorted"), (reference, "reference"))):
         ax = figure.add_subplot(grid[0, column])
         ax.imshow(_as_image(image).numpy())
         ax.set_title(label)
         ax.axis("off")
     ax = figure.add_subplot(grid[0, 2])
-    ax.imshow(_as_image(reference).mean(dim=2).numpy(), cmap="gray", vmin=0, vmax=1)
-    heat = ax.imshow(explanation.maps.combined[0].cpu().numpy(), cmap=HEATMAP, alpha=0.65, vmin=0, vmax=top)
-    figure.colorbar(heat, ax=ax, fraction=0.046, pad=0.02, label="distance per position")
+    draw_heatmap(figure, ax, reference, explanation.maps.combined[0], "distance per position")
     ax.set_title(f"where they differ (mean = score {explanation.score:.4f})")
-    ax.axis("off")
     colours = colormaps["tab10"]
     for column, contribution in enumerate(shown):
         ranking = metric.rankings[contribution.layer]

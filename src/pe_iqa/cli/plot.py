@@ -10,7 +10,7 @@ import torch
 
 from .errors import CommandError, UsageError
 from .output import info, parse_device
-from .rank import add_backbone_options
+from .rank import add_backbone_options, chosen_layers
 
 __all__ = ["MAX_DPI", "add_parser", "run"]
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out-dir {out_dir} is a file, not a folder")
     check_destination(out_dir / ".pe_iqa_write_check", what="--out-dir")
     start = time.perf_counter()
-    net = load_backbone(args.backbone, args.layers, weights=args.weights, device=device)
+    net = load_backbone(args.backbone, chosen_layers(args), weights=args.weights, device=device)
     rankings = get_rankings(net, list(net.layers), score=args.score, device=device,
                             use_cache=not args.no_cache, progress=True)
     safe = net.spec.name.replace(":", "-").replace("/", "-")

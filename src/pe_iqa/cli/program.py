@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     import torch
 
     from .. import __version__
-    from . import plot, rank, score
+    from . import explain, layers, plot, rank, score
 
     parser = _Parser(
         prog="pe-iqa",
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_parser(commands, [common])
     rank.add_parser(commands, [common])
     plot.add_parser(commands, [common])
+    layers.add_parser(commands, [common])
+    explain.add_parser(commands, [common])
     for name in _plugin_commands():
         placeholder = commands.add_parser(name, add_help=False,
                                           help=f"the {name} plugin's command line (pe-iqa {name} --help)")

@@ -17,6 +17,7 @@ __all__ = ["add_backbone_options", "add_parser", "run"]
 EXAMPLES = """examples:
   pe-iqa rank alexnet                                 every default layer, top/bottom 5 channels
   pe-iqa rank vgg16 --layers relu3_3 --top 10 --out vgg_relu3_3.json
+  pe-iqa rank alexnet --layers all
   pe-iqa rank resnet18 --weights random --no-cache --out ranks.csv"""
 
 
@@ -25,7 +26,8 @@ def add_backbone_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("backbone", help="backbone name: alexnet, vgg16, squeezenet1_1, resnet18, ..., "
                                          "or timm:<model>")
     parser.add_argument("--layers", nargs="+", metavar="LAYER",
-                        help="layers to analyse (default: the backbone's default layers)")
+                        help="layers to analyse, or 'all' (default: the backbone's default layers; list them with "
+                             "`pe-iqa layers BACKBONE`)")
     parser.add_argument("--weights", default="DEFAULT",
                         help="DEFAULT (ImageNet), random[:SEED], a torchvision weight name, or a .pth/.safetensors "
                              "file (default: %(default)s)")
@@ -35,6 +37,15 @@ def add_backbone_options(parser: argparse.ArgumentParser) -> None:
                                                        "available, else cpu)")
     parser.add_argument("--no-cache", action="store_true",
                         help="measure afresh instead of reading cached or shipped rankings (and write nothing)")
+
+
+def chosen_layers(args: argparse.Namespace) -> list[str] | None:
+    """``--layers`` as given, every layer of the backbone for ``all``, or ``None`` for its default layers."""
+    if args.layers == ["all"]:
+        from ..backbones import list_layers
+
+        return list(list_layers(args.backbone))
+    return args.layers
 
 
 def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -105,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         check_destination(out, [args.weights] if Path(args.weights).suffix else [], "--out")
     start = time.perf_counter()
-    rankings = get_rankings(args.backbone, args.layers, weights=args.weights, score=args.score,
+    rankings = get_rankings(args.backbone, chosen_layers(args), weights=args.weights, score=args.score,
                             device=device, use_cache=not args.no_cache, progress=True)
     elapsed = time.perf_counter() - start
     extra = [] if args.score == "pe" else ["score"]

@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   pe-iqa score --pairs pairs.csv pe_alex lpips --csv scores.csv --workers 4 --resume
   pe-iqa score --pairs meta_info_LIVEIQADataset.csv --root datasets/LIVE --csv live.csv
   torchrun --nproc-per-node 4 -m pe_iqa score --pairs pairs.csv --device cuda --csv scores.csv
+  pe-iqa score -t distorted/ -r reference/ --maps maps/   a heat map of where each pair differs
 
 inputs: -t/-r take files or folders (paired by sorted name; a warning names differing names);
 --pairs takes a CSV with distorted,reference columns (paths relative to the CSV; other columns are
@@ -87,6 +88,10 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
     output.add_argument("--csv", metavar="FILE", help="write one row per pair (streamed while scoring, final "
                                                       "file in input order)")
     output.add_argument("--resume", action="store_true", help="continue an interrupted run of the same --csv")
+    output.add_argument("--maps", metavar="DIR", help="write a distance-map overlay per pair into DIR (PNG named "
+                                                      "after the pair; existing maps are kept: resumable)")
+    output.add_argument("--maps-metric", metavar="PRESET", help="the PE preset drawn by --maps (default: the first "
+                                                                 "PE preset among the metrics)")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     run_options = parser.add_argument_group("how")
     run_options.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu; "
@@ -180,14 +185,48 @@ def _summary(result, listed_live: bool) -> None:
         info(f"wrote {result.csv_path}")
 
 
+def _maps_metric(args: argparse.Namespace, names: list[str]) -> str | None:
+    """The preset drawn by ``--maps`` (checked before any scoring)."""
+    from ..presets import PRESETS
+
+    if not args.maps:
+        if args.maps_metric:
+            raise UsageError("--maps-metric goes with --maps DIR")
+        return None
+    chosen = args.maps_metric or next((name for name in names if name in PRESETS), None)
+    if chosen not in PRESETS:
+        raise UsageError(f"--maps draws a PE preset ({', '.join(PRESETS)}); give one among the metrics or "
+                         f"--maps-metric, got {chosen!r}")
+    return chosen
+
+
+def _write_maps(args: argparse.Namespace, pairs, result, metric_name: str, device: torch.device) -> int:
+    """Draw the maps of the pairs that scored; returns how many failed."""
+    from ..distance import PEDistance
+    from ..scoring.maps import write_distance_maps
+
+    failed = {index for index, _, _ in result.failures}
+    report = write_distance_maps(pairs, PEDistance(metric_name, device=device), args.maps, skip=failed,
+                                 alpha=args.alpha)
+    info(f"maps ({metric_name}): wrote {plural(report.written, 'map')} to {args.maps}"
+         + (f", kept {report.skipped} already there or not scored" if report.skipped else ""))
+    for index, message in report.failures[:_LISTED_FAILURES]:
+        info(f"  map of pair {index} failed: {message}")
+    return len(report.failures)
+
+
 def run(args: argparse.Namespace) -> int:
     """Score, print the means table (stdout) and a summary (stderr); exit status 1 if any pair failed."""
+    from ..safe_files import DestinationError
     from ..scoring import check_metric_names, score_pairs
 
     names = list(dict.fromkeys(args.metrics or ["pe_alex"]))
     device = parse_device(args.device)
     pairs, protect = _pairs(args)
     check_metric_names(names)
+    maps_metric = _maps_metric(args, names)
+    if args.maps and Path(args.maps).exists() and not Path(args.maps).is_dir():
+        raise DestinationError(f"--maps {args.maps} is a file, not a folder")
     main_process = os.environ.get("RANK", "0") == "0"
     workers = default_workers(device, len(pairs)) if args.workers is None else args.workers
     batch_size = args.batch_size or (1 if device.type == "cpu" else 16)
@@ -197,9 +236,10 @@ def run(args: argparse.Namespace) -> int:
         csv_path=args.csv, resume=args.resume, progress=progress, alpha=args.alpha,
         reference_cache_mb=args.reference_cache_mb, protect=protect,
     )
+    map_failures = _write_maps(args, pairs, result, maps_metric, device) if maps_metric else 0
     if not main_process:
-        return EXIT_FAILED if result.failures else 0
+        return EXIT_FAILED if result.failures or map_failures else 0
     info(f"loaded {plural(len(names), 'metric')} in {result.load_s:.2f} s")
     _print_results(result, args.verbose or args.sample, args.sample)
     _summary(result, listed_live=progress)
-    return EXIT_FAILED if result.failures else 0
+    return EXIT_FAILED if result.failures or map_failures else 0
