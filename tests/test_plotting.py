@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -73,3 +74,22 @@ def test_plot_layer_writes_png_with_and_without_filters(tmp_path: Path, backbone
 def test_plot_layer_rejects_filters_of_another_layer(backbone, rankings) -> None:
     with pytest.raises(ValueError, match="filters must have shape"):
         plot_layer(rankings["relu2"], filters=input_filters(backbone, "relu1"))
+
+
+def test_pe_histogram_counts_every_positive_channel(rankings) -> None:
+    # float32 log-spaced edges used to miss the extremes (60 of 62 relu1 channels drawn, the top one lost)
+    from matplotlib.patches import Rectangle
+
+    from pe_iqa.plotting import pe_histogram_edges
+
+    values = torch.tensor([0.0, 0.0, 1.7e-16, 2.3e-9, 4.1e-5, 1e-4, 3.8e-3, 3.8e-3, 0.0123456789])
+    edges = pe_histogram_edges(values)
+    assert edges[0] == float(values[values > 0].min()) and edges[-1] == float(values.max())
+    counts, _ = np.histogram(values[values > 0].numpy(), bins=edges)
+    assert counts.sum() == int((values > 0).sum())
+    ranking = rankings["relu1"]  # the real relu1 ranking: 62 of its 64 channels have PE > 0
+    figure = plot_layer(ranking, n=2)
+    histogram = figure.axes[2]
+    drawn = sum(p.get_height() for p in histogram.patches if isinstance(p, Rectangle))
+    assert drawn == int((ranking.pe > 0).sum()) == 62
+    assert "PE = 0: 2 of 64 channels" in " ".join(t.get_text() for t in histogram.texts)
