@@ -296,3 +296,18 @@ def test_float64_module_passes_gradcheck() -> None:
     preds = distorted(target, seed=5).double().requires_grad_(True)
     assert metric(preds, target).dtype == torch.float64
     assert torch.autograd.gradcheck(lambda x: metric(x, target), (preds,), eps=1e-6, atol=1e-5)
+
+
+def test_huge_inputs_warn_about_memory_before_running(monkeypatch: pytest.MonkeyPatch, alexnet) -> None:
+    from pe_iqa import distance
+
+    metric = PEDistance(backbone=alexnet, layers=["relu3"])
+    x = smooth_images(1, 64, seed=9)
+    monkeypatch.setattr(distance, "MEMORY_WARNING_BYTES", 1)
+    with pytest.warns(ResourceWarning, match=r"alexnet on a batch of 1 64×64 images needs about"):
+        metric(x, x)
+    # the estimate's scale: pe_vgg on one 4000×3000 image was measured to peak at 8.5 GB (model and both images
+    # included); the per-image activation estimate must put it above the 4 GiB warning threshold
+    vgg = load_backbone("vgg16", ["relu2_2"], weights="random")
+    estimate = vgg.activation_bytes_per_pixel() * 4000 * 3000
+    assert distance.MEMORY_WARNING_BYTES == 1 and 4 * 1024**3 < estimate < 12 * 1024**3

@@ -14,6 +14,7 @@ written by :func:`save_figure` with the Agg renderer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,17 @@ from .csf import get_csf
 from .ranking import ChannelRanking
 from .safe_files import atomic_write
 
-__all__ = ["MAX_FIGURE_PIXELS", "filter_chromaticity", "input_filters", "pe_histogram_edges", "plot_layer",
-           "save_figure", "top_bottom_channels"]
+__all__ = [
+    "MAX_FIGURE_PIXELS",
+    "ChromaticitySummary",
+    "chromaticity_summary",
+    "filter_chromaticity",
+    "input_filters",
+    "pe_histogram_edges",
+    "plot_layer",
+    "save_figure",
+    "top_bottom_channels",
+]
 
 _TOP_COLOURS = ("#b2182b", "#e66101", "#d6604d", "#f4a582", "#fdb863", "#8c510a")
 _BOTTOM_COLOURS = ("#2166ac", "#4393c3", "#5e3c99", "#92c5de", "#01665e", "#35978f")
@@ -98,6 +108,42 @@ def filter_chromaticity(filters: torch.Tensor) -> torch.Tensor:
     across_rgb = values.std(dim=1, unbiased=False).mean(dim=(1, 2))  # (K,)
     total = values.flatten(1).std(dim=1, unbiased=False)
     return torch.where(total > 0, across_rgb / total.clamp_min(1e-300), torch.zeros_like(total))
+
+
+@dataclass(frozen=True)
+class ChromaticitySummary:
+    """How coloured a first layer's filters are, by PE (the paper: high-PE channels are achromatic).
+
+    Attributes:
+        chromaticity: :func:`filter_chromaticity` of every filter, ``(M,)``.
+        high_mean: mean over the H-10 channels; ``high_count`` their number.
+        low_mean: mean over the L-10 channels; ``low_count`` their number.
+        all_mean: mean over every channel.
+        spearman: rank correlation of PE with chromaticity over the layer.
+    """
+
+    chromaticity: torch.Tensor
+    high_mean: float
+    high_count: int
+    low_mean: float
+    low_count: int
+    all_mean: float
+    spearman: float
+
+
+def chromaticity_summary(ranking: ChannelRanking, filters: torch.Tensor) -> ChromaticitySummary:
+    """Chromaticity of a first layer's filters overall, in H-10 and L-10, and its rank correlation with PE.
+
+    Args:
+        ranking: the layer's ranking.
+        filters: its ``(M, 3, h, w)`` RGB filters (:func:`input_filters`).
+    """
+    from scipy.stats import spearmanr
+
+    chroma = filter_chromaticity(filters)
+    high, low = ranking.select("high", 10.0), ranking.select("low", 10.0)
+    return ChromaticitySummary(chroma, float(chroma[high].mean()), len(high), float(chroma[low].mean()), len(low),
+                               float(chroma.mean()), float(spearmanr(ranking.pe.numpy(), chroma.numpy()).statistic))
 
 
 def _normalised(curve: torch.Tensor, scale: float) -> list[float]:

@@ -282,6 +282,21 @@ def test_plot_returns_figure(make, images):
     assert fig is not None and ax is not None
     fig_single, _ = metric.plot()
     assert fig_single is not None
+    assert "pe_alex" in ax.get_ylabel() and "lower" in ax.get_ylabel()
+
+
+def test_per_sample_plot_is_one_series_with_one_legend_entry(make, images):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    preds, target = images
+    metric = make(per_sample=True)
+    metric.update(preds, target)
+    _, ax = metric.plot()
+    assert len(ax.get_lines()) == 1 and len(ax.get_lines()[0].get_ydata()) == 8
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["per image"]
+    assert ax.get_xlabel() == "image" and "lower = more similar" in ax.get_ylabel()
 
 
 @pytest.mark.slow  # two spawned interpreters importing torch, torchmetrics and pe_iqa

@@ -149,9 +149,9 @@ class Backbone(nn.Module):
                 tensors = [t for t in (*inputs, output) if isinstance(t, torch.Tensor)]
                 sizes.append(sum(t.numel() * t.element_size() for t in tensors))
 
+            size = max(self.min_input_size, 128)  # (its search runs forwards too: before the hooks)
             leaves = [m for m in self.extractor.modules() if not list(m.children())]
             handles = [m.register_forward_hook(record) for m in leaves]
-            size = max(self.min_input_size, 128)
             try:
                 with torch.inference_mode():
                     taps = self(torch.zeros(1, 3, size, size, device=self.mean.device, dtype=self.mean.dtype))

@@ -37,20 +37,16 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
 
 
 def _chromaticity_report(layer: str, ranking, filters: torch.Tensor, top: list[int], bottom: list[int]) -> None:
-    from scipy.stats import spearmanr
+    from ..plotting import chromaticity_summary
 
-    from ..plotting import filter_chromaticity
-
-    chroma = filter_chromaticity(filters)
+    summary = chromaticity_summary(ranking, filters)
     print(f"  {layer} filter chromaticity (mean over pixels of the RGB std, over the filter's std; 0 = grey):")
     for where, channels in (("top", top), ("bottom", bottom)):
-        values = ", ".join(f"ch {c}: {float(chroma[c]):.2f}" for c in channels)
+        values = ", ".join(f"ch {c}: {float(summary.chromaticity[c]):.2f}" for c in channels)
         print(f"    {where:<6} {values}")
-    high, low = ranking.select("high", 10.0), ranking.select("low", 10.0)
-    rho = spearmanr(ranking.pe.numpy(), chroma.numpy()).statistic
-    print(f"    mean: H-10 ({len(high)} ch) {float(chroma[high].mean()):.3f}, L-10 ({len(low)} ch) "
-          f"{float(chroma[low].mean()):.3f}, all {ranking.n_channels} {float(chroma.mean()):.3f}; "
-          f"Spearman(PE, chromaticity) = {rho:.3f}")
+    print(f"    mean: H-10 ({summary.high_count} ch) {summary.high_mean:.3f}, L-10 ({summary.low_count} ch) "
+          f"{summary.low_mean:.3f}, all {ranking.n_channels} {summary.all_mean:.3f}; "
+          f"Spearman(PE, chromaticity) = {summary.spearman:.3f}")
 
 
 def run(args: argparse.Namespace) -> int:
