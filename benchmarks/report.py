@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from pe_iqa.safe_files import atomic_write, write_text_atomic
+
 __all__ = ["ReportPaths", "environment_info", "format_value", "markdown_table", "write_csv", "write_report"]
 
 _PACKAGES = ("pe-iqa", "torch", "torchvision", "numpy", "scipy", "pyiqa", "torchmetrics", "lpips", "timm",
@@ -142,7 +144,7 @@ def write_csv(rows: Sequence[Mapping[str, object]], path: str | Path, columns: S
     path.parent.mkdir(parents=True, exist_ok=True)
     if columns is None:
         columns = list(dict.fromkeys(key for row in rows for key in row))
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_write(path) as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -184,5 +186,5 @@ def write_report(
     for section in sections:
         text += [section.rstrip(), ""]
     md_path = out / f"{name}.md"
-    md_path.write_text("\n".join(text), encoding="utf-8")
+    write_text_atomic(md_path, "\n".join(text))
     return ReportPaths(csv_path, md_path)

@@ -51,6 +51,7 @@ from benchmarks.selection import (
     win_counts,
 )
 from pe_iqa.backbones import load_backbone
+from pe_iqa.safe_files import write_text_atomic
 
 __all__ = ["SelectionRun", "main", "run_fr_selection", "select_per_reference"]
 
@@ -220,7 +221,7 @@ def write_selection_outputs(run: SelectionRun, out: str | os.PathLike[str], name
                   markdown_table(run.cv, ["method", "candidates", "fold mean", "fold sd", "pooled mapped",
                                           "configs chosen"], digits=3), ""]
     path = folder / f"{name}.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    write_text_atomic(path, "\n".join(lines))
     run.files = [*files, path]
     return run.files
 

@@ -24,6 +24,7 @@ from benchmarks.datasets.live import DEFAULT_ROOT, load_live_index
 from benchmarks.report import markdown_table
 from pe_iqa import PRESETS, PEDistance
 from pe_iqa.image_io import read_image
+from pe_iqa.safe_files import write_text_atomic
 
 __all__ = ["main", "score_scale"]
 
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "image of the extreme pairs.\n\n" + markdown_table(rows, digits=3) +
             "\n\n## pe_alex at several x on one LIVE pair\n\n" + markdown_table(sweep, digits=4) + "\n")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "score_scale.md").write_text(text, encoding="utf-8")
+    write_text_atomic(args.out / "score_scale.md", text)
     print(text)
     return 0
 

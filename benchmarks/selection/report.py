@@ -11,6 +11,7 @@ from benchmarks.report import environment_info, markdown_table, write_csv
 from benchmarks.selection.comparisons import COMPARISONS, selector_label, selector_variants
 from benchmarks.selection.distances import BackboneDistances, format_percent
 from benchmarks.selection.study import SelectionStudy
+from pe_iqa.safe_files import atomic_write, write_text_atomic
 
 __all__ = ["significance_matrix", "write_outputs"]
 
@@ -160,7 +161,7 @@ def _write_markdown(study: SelectionStudy, path: Path, command: str) -> Path:
         lines += [f"## {dist.backbone}: SROCC per layer", ""]
         for layer in dist.layers:
             lines += [_per_layer_table(study, dist, layer), ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    write_text_atomic(path, "\n".join(lines))
     return path
 
 
@@ -210,7 +211,8 @@ def _plots(study: SelectionStudy, folder: Path) -> list[Path]:
         fig.legend(handles, names, loc="lower center", ncol=min(8, len(names)), fontsize=8)
         fig.tight_layout(rect=(0, 0.12, 1, 1))
         path = folder / f"selection_srocc_vs_x_{dist.backbone}.png"
-        fig.savefig(path, dpi=110)
+        with atomic_write(path, "wb") as handle:
+            fig.savefig(handle, dpi=110, format="png")
         plt.close(fig)
         paths.append(path)
 
@@ -241,7 +243,8 @@ def _plots(study: SelectionStudy, folder: Path) -> list[Path]:
         axes[0, 0].legend(fontsize=7, ncol=len(dist.percents))
         fig.tight_layout()
         path = folder / f"selection_differences_{dist.backbone}.png"
-        fig.savefig(path, dpi=100)
+        with atomic_write(path, "wb") as handle:
+            fig.savefig(handle, dpi=100, format="png")
         plt.close(fig)
         paths.append(path)
     return paths

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["DestinationError", "atomic_write", "check_destination", "looks_like_image"]
+__all__ = ["DestinationError", "atomic_write", "check_destination", "looks_like_image", "write_text_atomic",
+           "write_with"]
 
 #: Leading bytes of the image formats pe-iqa reads.
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6",
