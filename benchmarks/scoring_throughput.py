@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.process_memory import reset_peak_rss, rss_status
 from benchmarks.report import environment_info, markdown_table, write_report
 from pe_iqa.image_io import read_pair
 from pe_iqa.scoring import ScorePair, read_pairs_manifest
@@ -103,21 +104,6 @@ class _MemorySampler:
         self._thread.join()
 
 
-def _rss() -> tuple[int, int]:
-    values = {}
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values["VmRSS"], values["VmHWM"]
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
-        handle.write("5")
-
-
 def _bound(pairs: list[ScorePair], reuse: bool) -> dict:
     from pe_iqa import PEDistance
 
@@ -145,12 +131,12 @@ def _engine(pairs: list[ScorePair], metric: str, workers: int | None, reuse: boo
 
     workers = default_workers("cpu", len(pairs)) if workers is None else workers
     score_pairs(pairs[:2], [metric], workers=0, progress=False)  # load the model, warm up (not timed)
-    rss_before, _ = _rss()
-    _reset_peak()
+    rss_before = rss_status()["VmRSS"]
+    reset_peak_rss()
     with _MemorySampler() as sampler:
         result = score_pairs(pairs, [metric], workers=workers, batch_size=1, reuse_references=reuse,
                              csv_path=csv_path, progress=False)
-    _, peak = _rss()
+    peak = rss_status()["VmHWM"]
     return {"pairs": len(pairs), "seconds": result.score_s, "pairs_per_s": result.pairs_per_s, "workers": workers,
             "failed": len(result.failures), "main_peak_growth_mib": (peak - rss_before) / _MIB,
             "worker_peak_uss_mib": sampler.worker_peak / _MIB}

@@ -36,7 +36,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from benchmarks.process_memory import maxrss_bytes, reset_peak_rss, rss_status
 from benchmarks.report import environment_info, markdown_table, write_report
 
 __all__ = ["DEFAULT_METRICS", "REFERENCE_METRICS", "main", "measure_cell", "measure_ranking", "run_benchmark"]
@@ -85,34 +85,6 @@ def _build_metric(name: str, device: torch.device) -> Callable[[torch.Tensor, to
     from benchmarks.comparison import build_metric
 
     return build_metric(name, device)  # pe-iqa presets via PEDistance, pyiqa metrics via create_metric
-
-
-def _rss_status() -> dict[str, int] | None:
-    """``{"VmRSS": bytes, "VmHWM": bytes}`` from ``/proc/self/status`` (Linux), else ``None``."""
-    try:
-        values = {}
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                key, _, rest = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    values[key] = int(rest.split()[0]) * 1024
-        return values if len(values) == 2 else None
-    except OSError:
-        return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark of this process (Linux ≥ 4.0); ``False`` if not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _maxrss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def measure_cell(metric: str, size: int, batch: int, device: str, repeats: int, warmup: int,
@@ -158,12 +130,12 @@ def measure_cell(metric: str, size: int, batch: int, device: str, repeats: int, 
         base = torch.cuda.memory_allocated(run_device)
         row["mem_method"] = "cuda max_memory_allocated growth"
     else:
-        before = _rss_status()
-        if before is not None and _reset_peak_rss():
+        before = rss_status()
+        if before is not None and reset_peak_rss():
             base = before["VmRSS"]
             row["mem_method"] = "peak RSS (VmHWM) growth"
         else:
-            base = _maxrss_bytes()
+            base = maxrss_bytes()
             row["mem_method"] = "ru_maxrss growth (hides peaks below the loading peak)"
     times = []
     try:
@@ -180,9 +152,9 @@ def measure_cell(metric: str, size: int, batch: int, device: str, repeats: int, 
     if cuda:
         peak = torch.cuda.max_memory_allocated(run_device) - base
     elif row["mem_method"].startswith("peak RSS"):
-        peak = (_rss_status() or {"VmHWM": base})["VmHWM"] - base
+        peak = (rss_status() or {"VmHWM": base})["VmHWM"] - base
     else:
-        peak = _maxrss_bytes() - base
+        peak = maxrss_bytes() - base
     median = statistics.median(times)
     return {**row, "status": "ok", "images_per_s": batch / median, "median_ms": median * 1e3,
             "min_ms": min(times) * 1e3, "max_ms": max(times) * 1e3, "peak_mem_mib": max(peak, 0) / _MIB,
