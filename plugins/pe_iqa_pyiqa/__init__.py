@@ -8,13 +8,16 @@ in ``pyiqa.utils.registry.ARCH_REGISTRY``. It is idempotent and runs
 * when this package is imported (``import pe_iqa_pyiqa``),
 * when called directly (``pe_iqa_pyiqa.register()``),
 * through the ``pyiqa.archs`` entry point ``pe_iqa = "pe_iqa_pyiqa:register"``, which pyiqa calls the first
-  time its arch registry is asked for an architecture it does not hold yet.
+  time its arch registry is asked for an architecture it does not hold yet,
+* when pyiqa first imports ``pyiqa.default_model_configs``, through the start-up hook pe-iqa installs
+  (``pe_iqa_pyiqa.pth`` → :mod:`pe_iqa_pyiqa_autoregister`; opt out with ``PE_IQA_PYIQA_AUTOREGISTER=0``).
 
-Limitation: ``pyiqa.create_metric(name)`` asserts that ``name`` is in ``DEFAULT_CONFIGS`` *before* it looks
-up any architecture, so the entry point alone cannot make a fresh process accept ``"pe_alex"`` (it only fires
-after some other metric's architecture was looked up). Import this package (or call :func:`register`) first.
-For the same reason pyiqa's own command line (``pyiqa pe_alex -t DIST -r REF``) does not know the presets;
-``pe-iqa pyiqa pe_alex -t DIST -r REF`` registers them and then runs pyiqa's command line.
+pyiqa checks ``DEFAULT_CONFIGS`` *before* it looks up any architecture, so the entry point alone cannot make a
+fresh process accept ``"pe_alex"``; the start-up hook is what lets ``pyiqa.create_metric("pe_alex")`` and pyiqa's
+own command line (``pyiqa pe_alex -t DIST -r REF``) work without an import. Where ``.pth`` files are not
+processed (``python -S``/``-I``), import this package first. Other plugin pieces, found by pe-iqa through its
+own entry-point groups: :mod:`.scoring_metrics` (pyiqa metrics in ``pe-iqa score``) and :mod:`.command`
+(``pe-iqa pyiqa ...``).
 
 Needs ``pyiqa`` (``pip install pe-iqa[pyiqa]``); the core package ``pe_iqa`` does not import it.
 

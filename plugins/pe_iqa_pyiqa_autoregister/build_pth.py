@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from setuptools.command.build_py import build_py
+try:
+    from setuptools.command.build_py import build_py
+except ImportError:  # only builds need setuptools; importing this module elsewhere (doctest collection) must not fail
+    build_py = object
 
 __all__ = ["PTH_LINE", "PTH_NAME", "BuildPyWithPth"]
 

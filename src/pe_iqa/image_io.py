@@ -121,7 +121,7 @@ def to_float_image(pixels: torch.Tensor) -> torch.Tensor:
         [0.0, 0.20000000298023224, 1.0]
     """
     if pixels.dtype == torch.uint8:
-        return pixels.float().div(255.0)
+        return pixels.float().div_(255.0)  # the same values as ``.div(255.0)``, one buffer fewer
     if pixels.dtype == torch.float32:
         return pixels
     raise TypeError(f"decoded pixels are uint8 or float32, got {pixels.dtype}")
