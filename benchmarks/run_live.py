@@ -51,7 +51,7 @@ from benchmarks.report import ReportPaths, environment_info, markdown_table, wri
 from pe_iqa.backbones import canonical_name, load_backbone
 from pe_iqa.image_io import read_image
 from pe_iqa.presets import PRESETS
-from pe_iqa.rankings import get_rankings
+from pe_iqa.ranking_lookup import get_rankings
 
 __all__ = ["LiveRun", "main", "run_live", "select_quick_records"]
 DEFAULT_PERCENTS = (5.0, 10.0, 25.0, 50.0)

@@ -167,7 +167,7 @@ def measure_ranking(backbone: str, cached: bool, device: str, threads: int | Non
     Args:
         backbone: backbone name (its ImageNet weights).
         cached: ``True`` times loading the stored ranking (user cache, else shipped) after
-            :func:`~pe_iqa.rankings.clear_memory_cache`; ``False`` measures it afresh (``use_cache=False``).
+            :func:`~pe_iqa.ranking_lookup.clear_memory_cache`; ``False`` measures it afresh (``use_cache=False``).
         device: where a measurement runs.
         threads: CPU threads for torch.
 
@@ -175,7 +175,7 @@ def measure_ranking(backbone: str, cached: bool, device: str, threads: int | Non
         A result row with ``load_backbone_s`` and ``ranking_s`` (and ``memory_hit_s`` when cached).
     """
     from pe_iqa.backbones import load_backbone
-    from pe_iqa.rankings import SHIPPED_DIR, clear_memory_cache, get_rankings
+    from pe_iqa.ranking_lookup import SHIPPED_DIR, clear_memory_cache, get_rankings
     from pe_iqa.tuning import AnalysisConfig
     from pe_iqa.tuning_cache import TuningKey, default_cache_dir
 

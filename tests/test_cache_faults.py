@@ -27,10 +27,10 @@ import pytest
 import torch
 
 from pe_iqa import PEDistance, safe_files
-from pe_iqa import rankings as registry
+from pe_iqa import ranking_lookup as registry
 from pe_iqa import tuning_cache as ranking_cache
 from pe_iqa.backbones import Backbone, load_backbone
-from pe_iqa.rankings import clear_memory_cache, get_rankings
+from pe_iqa.ranking_lookup import clear_memory_cache, get_rankings
 from pe_iqa.tuning import AnalysisConfig, TuningCurves
 from pe_iqa.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, read_entry, write_entry
 

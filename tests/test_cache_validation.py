@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pe_iqa import PEDistance
-from pe_iqa import rankings as ranking_lookup
+from pe_iqa import ranking_lookup as ranking_lookup
 from pe_iqa.backbones import Backbone, load_backbone
-from pe_iqa.rankings import clear_memory_cache, get_rankings
+from pe_iqa.ranking_lookup import clear_memory_cache, get_rankings
 from pe_iqa.tuning import AnalysisConfig, TuningCurves
 from pe_iqa.tuning_cache import MAX_ENTRY_BYTES, CacheEntryError, TuningKey, default_cache_dir, read_entry, write_entry
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pe_iqa import rankings as registry
+from pe_iqa import ranking_lookup as registry
 from pe_iqa.backbones import Backbone, load_backbone
-from pe_iqa.rankings import clear_memory_cache, get_rankings
+from pe_iqa.ranking_lookup import clear_memory_cache, get_rankings
 from pe_iqa.tuning import AnalysisConfig, TuningCurves
 from pe_iqa.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, default_cache_dir, read_entry
 
@@ -196,7 +196,7 @@ def test_untrusted_file_warns_and_is_rebuilt(
 _WORKER = r"""
 import sys, time
 from pathlib import Path
-from pe_iqa.rankings import get_rankings
+from pe_iqa.ranking_lookup import get_rankings
 from pe_iqa.tuning import AnalysisConfig
 
 cache, flags, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]

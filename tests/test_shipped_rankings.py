@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pe_iqa import rankings as registry
+from pe_iqa import ranking_lookup as registry
 from pe_iqa.ranking import ChannelRanking
-from pe_iqa.rankings import SHIPPED_DIR, clear_memory_cache, get_rankings
+from pe_iqa.ranking_lookup import SHIPPED_DIR, clear_memory_cache, get_rankings
 from pe_iqa.tuning import AnalysisConfig, TuningCurves
 from pe_iqa.tuning_cache import TuningKey, read_entry
 

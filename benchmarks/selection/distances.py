@@ -26,7 +26,7 @@ from benchmarks.channel_sets import PairRecord, Variant, evaluate_variants, rand
 from pe_iqa.backbones import Backbone
 from pe_iqa.efficacy import EFFICACY_SCORES
 from pe_iqa.ranking import ChannelRanking
-from pe_iqa.rankings import get_rankings
+from pe_iqa.ranking_lookup import get_rankings
 
 __all__ = ["DEFAULT_PERCENTS", "SELECTORS", "BackboneDistances", "compute_backbone_distances", "format_percent",
            "set_name"]

@@ -36,7 +36,7 @@ from benchmarks.selection.distances import DEFAULT_PERCENTS, SELECTORS, Backbone
 from benchmarks.selection.variant_scores import register_variant_scores
 from pe_iqa.backbones import canonical_name, load_backbone
 from pe_iqa.image_io import read_image
-from pe_iqa.rankings import get_rankings
+from pe_iqa.ranking_lookup import get_rankings
 
 __all__ = ["QUICK_PERCENTS", "SelectionStudy", "run_selection_study"]
 

@@ -271,7 +271,7 @@ def plot_layer(
     """Tuning curves of the top-n and bottom-n channels of a layer and its PE histogram (paper Fig. 2–3).
 
     Args:
-        ranking: the layer's ranking (:func:`~pe_iqa.rankings.get_ranking`).
+        ranking: the layer's ranking (:func:`~pe_iqa.ranking_lookup.get_ranking`).
         n: channels shown per group (clamped to half the layer).
         filters: optional ``(M, 3, h, w)`` RGB filters of the layer (:func:`input_filters`); when given, a
             second row shows those of the shown channels with their :func:`filter_chromaticity`.

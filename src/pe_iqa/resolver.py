@@ -1,9 +1,9 @@
 """From a :class:`~pe_iqa.spec.DistanceSpec` (or a given network) to the network and, per layer, the selected channels.
 
 :func:`resolve` is the one place where a spec becomes something that can be run: it loads the backbone (or takes the
-one given, analysed as it is — never reloaded by name), gets the layers' rankings (:mod:`pe_iqa.rankings`), selects
-the channels (H-x / L-x / F) and computes their weights (:func:`~pe_iqa.feature_distance.channel_weights`). The
-distance module, the losses, the distance maps and the benchmarks all start here.
+one given, analysed as it is — never reloaded by name), gets the layers' rankings (:mod:`pe_iqa.ranking_lookup`),
+selects the channels (H-x / L-x / F) and computes their weights (:func:`~pe_iqa.feature_distance.channel_weights`).
+The distance module, the losses, the distance maps and the benchmarks all start here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from .backbones import Backbone
 from .feature_distance import channel_weights
 from .ranking import ChannelRanking
-from .rankings import get_rankings, network_for
+from .ranking_lookup import get_rankings, network_for
 from .spec import DistanceSpec
 
 __all__ = ["ResolvedDistance", "ResolvedLayer", "resolve"]

@@ -6,7 +6,7 @@ configuration they were measured under; a SHA-256 checksum covers the payload. :
 the file size (at most :data:`MAX_ENTRY_BYTES`), the JSON structure, the format version, the checksum, the key and
 the arrays' encoding, and raises :class:`CacheEntryError` on any failure, so a corrupt, truncated, oversized,
 foreign or stale file is rebuilt instead of trusted. (Whether the arrays fit the network they are for is checked by
-:meth:`pe_iqa.tuning.TuningCurves.check` in :mod:`pe_iqa.rankings`.)
+:meth:`pe_iqa.tuning.TuningCurves.check` in :mod:`pe_iqa.ranking_lookup`.)
 
 :func:`write_entry` writes atomically (:func:`~pe_iqa.safe_files.atomic_write`: a temporary file in the same folder,
 fsynced, renamed over the target): concurrent writers each leave a complete file, the last one wins, and a reader never

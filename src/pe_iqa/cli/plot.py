@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     """Plot each layer (files and timings on stderr; the chromaticity report on stdout)."""
     from ..backbones import load_backbone
     from ..plotting import input_filters, plot_layer, save_figure, top_bottom_channels
-    from ..rankings import get_rankings
+    from ..ranking_lookup import get_rankings
     from ..safe_files import check_destination
 
     if args.n < 1:
