@@ -75,13 +75,13 @@ def test_identical_inputs_give_exactly_zero_and_finite_gradients() -> None:
     for channel_norm in (True, False):
         prepared = prepare_features(a, None, channel_norm)
         d = layer_distance(prepared, prepared.detach(), channel_weights(12, channel_norm)).sum()
-        assert float(d) == 0.0
+        assert float(d.detach()) == 0.0
         (grad,) = torch.autograd.grad(d, a)
         assert bool(torch.isfinite(grad).all())
     zero = torch.zeros(1, 4, 3, 3, requires_grad=True)  # all channels silent: the ε keeps sqrt' finite
     d = layer_distance(unit_normalise(zero), unit_normalise(torch.zeros(1, 4, 3, 3)), channel_weights(4, True))
     (grad,) = torch.autograd.grad(d.sum(), zero)
-    assert float(d) == 0.0 and bool(torch.isfinite(grad).all())
+    assert float(d.detach()) == 0.0 and bool(torch.isfinite(grad).all())
 
 
 def test_map_averages_to_the_distance_and_channel_errors_dot_weights_too() -> None:
