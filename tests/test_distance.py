@@ -288,6 +288,35 @@ def test_loss_accepts_overshooting_outputs(alexnet, pair) -> None:
     assert torch.isfinite(loss)
 
 
+def test_layer_weights_weight_each_layers_distance(alexnet, pair) -> None:
+    preds, target = pair
+    single = {layer: PEDistance(backbone=alexnet, layers=[layer], reduction="none")(preds, target)
+              for layer in ("relu1", "relu3")}
+    # given deep-to-shallow: weights follow their layer, and are normalised
+    weighted = PELoss(backbone=alexnet, layers=["relu3", "relu1"], layer_weights=[1, 3], reduction="none")
+    assert weighted.spec.layers == ("relu1", "relu3") and weighted.spec.layer_weights == (0.75, 0.25)
+    expected = 0.75 * single["relu1"] + 0.25 * single["relu3"]
+    torch.testing.assert_close(weighted(preds, target), expected, rtol=1e-6, atol=0)
+    maps = PEDistance(backbone=alexnet, layers=["relu3", "relu1"], layer_weights=[1, 3]).maps(preds, target)
+    torch.testing.assert_close(maps.scores, expected, rtol=1e-5, atol=0)
+    torch.testing.assert_close(maps.combined.mean(dim=(1, 2)), expected, rtol=1e-4, atol=0)
+    # equal weights are the plain average; a zero weight drops the layer
+    averaged = PEDistance(backbone=alexnet, layers=["relu1", "relu3"], reduction="none")(preds, target)
+    equal = PEDistance(backbone=alexnet, layers=["relu1", "relu3"], layer_weights=[2, 2], reduction="none")
+    torch.testing.assert_close(equal(preds, target), averaged, rtol=1e-6, atol=0)
+    only_relu3 = PEDistance(backbone=alexnet, layers=["relu1", "relu3"], layer_weights=[0, 1], reduction="none")
+    torch.testing.assert_close(only_relu3(preds, target), single["relu3"], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize(("layer_weights", "error"), [
+    ([1.0], ValueError), ([1.0, -1.0], ValueError), ([0.0, 0.0], ValueError), ([1.0, float("nan")], ValueError),
+    (["a", 1.0], TypeError), ("11", TypeError), ([True, 1.0], TypeError),
+])
+def test_invalid_layer_weights_are_refused(layer_weights: object, error: type) -> None:
+    with pytest.raises(error, match="layer_weights"):
+        PEDistance(weights="random", layers=["relu1", "relu2"], layer_weights=layer_weights)
+
+
 def test_float64_module_passes_gradcheck() -> None:
     # TorchMetrics' MetricTester runs gradcheck on a float64 module: the head must then run in float64 too
     metric = PEDistance(weights="random", layers=["relu1"], top_percent=25, check_range=False, reduction="none")

@@ -40,6 +40,18 @@ def test_replace_validates_and_resets_layers_for_another_backbone() -> None:
         spec.replace(topk=3)
 
 
+def test_layer_weights_are_stored_normalised_in_layer_order() -> None:
+    spec = DistanceSpec("alexnet", ["relu3", "relu1"], layer_weights=[1, 3])
+    assert spec.layers == ("relu1", "relu3") and spec.layer_weights == (0.75, 0.25)
+    assert spec == DistanceSpec("alexnet", ["relu1", "relu3"], layer_weights=(6, 2)) and hash(spec)
+    assert "0.75·relu1+0.25·relu3" in spec.describe()
+    assert spec.replace(backbone="vgg16").layer_weights is None  # another backbone: default layers, averaged
+    with pytest.raises(ValueError, match="one weight per layer"):
+        spec.replace(layers=["relu1", "relu2", "relu3"])
+    with pytest.raises(ValueError, match="distinct"):
+        DistanceSpec("alexnet", ["relu1", "relu1"], layer_weights=[1, 2])
+
+
 def test_presets_are_read_only_specs() -> None:
     assert set(PRESETS) == {"pe_alex", "pe_vgg", "pe_alex_f"}
     assert all(isinstance(spec, DistanceSpec) for spec in PRESETS.values())

@@ -65,7 +65,7 @@ class PEFeatureDistance(Metric):
         per_sample: keep and return every per-image score instead of the running mean.
         kwargs: :class:`~pe_iqa.distance.PEDistance` options replacing the preset's (``backbone`` — a name or a
             loaded :class:`~pe_iqa.backbones.Backbone` to share —, ``layers``, ``weights``, ``subset``,
-            ``top_percent``, ``channel_norm``, ``weighting``, ``score``, ``config``, ``data_range``,
+            ``top_percent``, ``channel_norm``, ``weighting``, ``score``, ``config``, ``data_range``, ``layer_weights``,
             ``check_range``, ``prune``); all other keyword arguments go to :class:`~torchmetrics.Metric`
             (``compute_on_cpu``, ``sync_on_compute``, ``dist_sync_on_step``, ``process_group`` …).
 

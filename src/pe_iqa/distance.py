@@ -3,7 +3,7 @@
 A distance is named by a preset (``"pe_alex"``, the default; ``"pe_vgg"``; ``"pe_alex_f"``) or given as a
 :class:`~pe_iqa.spec.DistanceSpec`, with any of its fields overridden by keyword (``layers=``, ``top_percent=`` …).
 :func:`~pe_iqa.resolver.resolve` turns it into a network and selected channels; the per-layer distance is the Eq. 1
-kernel of :mod:`pe_iqa.feature_distance`, and layers are averaged::
+kernel of :mod:`pe_iqa.feature_distance`, and layers are averaged (or weighted by ``layer_weights``)::
 
     d(x, y) = mean_k  mean_{h,w}  Σ_{m ∈ S_k} w_m (φ_m(x) − φ_m(y))²
 
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .backbones import Backbone, prune_deepest_tap
-from .feature_distance import distance_map, layer_distance, prepare_features
+from .feature_distance import combine_layers, distance_map, layer_distance, prepare_features
 from .input_checks import check_image_pair, check_images
 from .presets import DEFAULT_METRIC, resolve_spec
 from .resolver import resolve
@@ -134,7 +134,8 @@ class PEDistance(nn.Module):
             backend name (e.g. ``"aot_eager"``). Same results within float rounding.
         device: where to place the module.
         **options: :class:`~pe_iqa.spec.DistanceSpec` fields replacing the preset's: ``layers``, ``weights``,
-            ``subset``, ``top_percent``, ``channel_norm``, ``weighting``, ``score``, ``config``, ``data_range``.
+            ``subset``, ``top_percent``, ``channel_norm``, ``weighting``, ``score``, ``config``, ``data_range``,
+            ``layer_weights``.
 
     Inputs must be on the module's device; their dtype is converted to the backbone's (float32 unless the module
     was cast) — use ``torch.autocast`` for reduced precision.
@@ -195,6 +196,9 @@ class PEDistance(nn.Module):
         else:
             run = torch.compile(self.backbone) if compile else self.backbone
         self.__dict__["_run_backbone"] = run
+        layer_weights = self.spec.layer_weights
+        self.register_buffer("layer_weights", None if layer_weights is None else torch.tensor(layer_weights),
+                             persistent=False)
         self._warned_sizes: set[tuple[int, ...]] = set()
         # buffers follow the backbone (a given Backbone may already be on a GPU)
         self.to(device if device is not None else net.mean.device)
@@ -347,7 +351,8 @@ class PEDistance(nn.Module):
                 another device than the module, or ``target_features`` not matching ``preds``.
         """
         preds_feats, target_feats = self.pair_features(preds, target, target_features)
-        return reduce(self.layer_distances(preds_feats, target_feats).mean(dim=1), self.reduction)
+        return reduce(combine_layers(self.layer_distances(preds_feats, target_feats), self.layer_weights),
+                      self.reduction)
 
     def maps(
         self,
@@ -384,8 +389,8 @@ class PEDistance(nn.Module):
         """:meth:`maps` from :meth:`features` outputs, upsampled to ``size`` (the images' ``(H, W)``)."""
         native = dict(zip(self.layers, self.layer_maps(preds_feats, target_feats), strict=True))
         layers = {layer: upsample_map(m, size) for layer, m in native.items()}
-        combined = torch.stack(list(layers.values())).mean(dim=0)
-        scores = torch.stack([m.mean(dim=(1, 2)) for m in native.values()], dim=1).mean(dim=1)
+        combined = combine_layers(torch.stack(list(layers.values())), self.layer_weights, dim=0)
+        scores = combine_layers(torch.stack([m.mean(dim=(1, 2)) for m in native.values()], dim=1), self.layer_weights)
         return DistanceMaps(scores, combined, layers, native)
 
     def extra_repr(self) -> str:
@@ -394,10 +399,31 @@ class PEDistance(nn.Module):
 
 
 class PELoss(PEDistance):
-    """:class:`PEDistance` as a training loss: no value-range check (generator outputs may overshoot).
+    """The PE perceptual loss (Eq. 1 on PE-selected and/or PE-weighted channels) for training image networks.
 
-    Gradients flow to ``preds`` (and ``target``); the backbone stays frozen. Same arguments as
-    :class:`PEDistance`.
+    It is :class:`PEDistance` without the value-range check (a generator's outputs may overshoot ``[0, 1]``): same
+    arguments, same values. Typical training choices, all :class:`~pe_iqa.spec.DistanceSpec` options:
+
+    - ``metric="pe_vgg"`` (VGG-16 ``relu2_2``, the paper's loss layer) or ``backbone=`` / ``layers=`` for others;
+    - ``subset="high", top_percent=x`` (H-x: only the x % most PE-efficacious channels) and/or ``weighting="pe"``
+      (channel weights ∝ PE; with ``subset="all"`` every channel, weighted);
+    - ``layers=[...]`` with ``layer_weights=[...]`` (one weight per layer; default: layers averaged);
+    - ``reduction="mean"`` (batch mean, default), ``"sum"`` or ``"none"`` (``(N,)`` per-image losses).
+
+    Shapes and ranges: ``preds`` and ``target`` are ``(N, 3, H, W)`` (or ``(N, 1, H, W)``) in
+    ``[0, data_range]``; the value is ``≥ 0`` (``1 − cos`` of feature vectors with the default unit-normalised
+    channels, ≤ 1 for ReLU layers), 0 for identical images. The backbone is frozen (``requires_grad=False``, eval
+    mode); gradients flow to the inputs and are finite at ``preds == target``. Under ``torch.autocast`` the
+    backbone runs in reduced precision and the head in float32; on a GPU, pass ``device=``.
+
+    Example:
+        >>> loss_fn = PELoss("pe_alex", weights="random", layers=["relu1", "relu2"], layer_weights=[3, 1],
+        ...                  subset="all", weighting="pe")
+        >>> preds = torch.rand(2, 3, 64, 64, requires_grad=True)
+        >>> loss = loss_fn(preds, torch.rand(2, 3, 64, 64))
+        >>> loss.backward()
+        >>> bool(loss > 0), preds.grad.shape, any(p.requires_grad for p in loss_fn.parameters())
+        (True, torch.Size([2, 3, 64, 64]), False)
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "ChannelSet",
     "channel_errors",
     "channel_weights",
+    "combine_layers",
     "distance_map",
     "layer_distance",
     "prepare_features",
@@ -125,6 +126,26 @@ def distance_map(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> tor
 def layer_distance(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Distance of prepared features, ``(N,)``: the spatial mean of :func:`distance_map`."""
     return distance_map(a, b, weights).mean(dim=(1, 2))
+
+
+def combine_layers(values: torch.Tensor, layer_weights: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
+    """Combine per-layer distances (or maps) along ``dim``: their mean, or their ``layer_weights``-weighted sum.
+
+    Args:
+        values: per-layer values, the layers along ``dim``.
+        layer_weights: ``None`` (mean) or ``(L,)`` weights summing to 1
+            (:attr:`~pe_iqa.spec.DistanceSpec.layer_weights`).
+
+    Example:
+        >>> combine_layers(torch.tensor([[1.0, 3.0]]), None).tolist(), combine_layers(
+        ...     torch.tensor([[1.0, 3.0]]), torch.tensor([0.75, 0.25])).tolist()
+        ([2.0], [1.5])
+    """
+    if layer_weights is None:
+        return values.mean(dim=dim)
+    shape = [1] * values.ndim
+    shape[dim] = -1
+    return (values * layer_weights.to(values.dtype).view(shape)).sum(dim=dim)
 
 
 def channel_errors(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

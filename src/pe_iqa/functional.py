@@ -59,7 +59,7 @@ def pe_distance(
         check_range: validate values (as :class:`PEDistance`).
         **options: :class:`~pe_iqa.spec.DistanceSpec` fields replacing the preset's (``backbone`` — a name —,
             ``layers``, ``weights``, ``subset``, ``top_percent``, ``channel_norm``, ``weighting``, ``score``,
-            ``config``, ``data_range``).
+            ``config``, ``data_range``, ``layer_weights``).
 
     Returns:
         Scalar (``"mean"``/``"sum"``) or ``(N,)`` (``"none"``) distance; lower = more similar.

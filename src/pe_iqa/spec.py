@@ -44,6 +44,30 @@ def check_data_range(value: object) -> float:
     return float(value)
 
 
+def _check_layer_weights(weights: object, given_layers: object, layers: tuple[str, ...]) -> tuple[float, ...] | None:
+    """``weights`` (one per given layer) normalised to sum 1 and reordered like ``layers``; ``None`` stays ``None``."""
+    if weights is None:
+        return None
+    if isinstance(weights, (str, bytes)) or not isinstance(weights, (list, tuple, np.ndarray)):
+        raise TypeError(f"layer_weights must be a sequence of numbers, got {type(weights).__name__}")
+    values = [float(w) if isinstance(w, numbers.Real) and not isinstance(w, (bool, np.bool_)) else None
+              for w in weights]
+    if any(v is None for v in values):
+        raise TypeError(f"layer_weights must be numbers, got {list(weights)!r}")
+    names = layers if given_layers is None else ((given_layers,) if isinstance(given_layers, str)
+                                                 else tuple(given_layers))
+    if len(names) != len(set(names)):
+        raise ValueError(f"layer_weights need distinct layers, got {list(names)}")
+    if len(values) != len(names):
+        raise ValueError(f"layer_weights must give one weight per layer ({len(names)}: {list(names)}), "
+                         f"got {len(values)}")
+    if not all(math.isfinite(v) and v >= 0 for v in values) or not sum(values) > 0:
+        raise ValueError(f"layer_weights must be finite, non-negative and not all zero, got {values}")
+    by_name = dict(zip(names, values, strict=True))
+    total = sum(values)
+    return tuple(by_name[layer] / total for layer in layers)
+
+
 @dataclass(frozen=True)
 class DistanceSpec:
     """What a PE distance is (validated on construction; immutable and hashable).
@@ -63,6 +87,9 @@ class DistanceSpec:
         score: registered efficacy score ranking the channels (:data:`~pe_iqa.efficacy.EFFICACY_SCORES`).
         config: the PE analysis configuration (:class:`~pe_iqa.tuning.AnalysisConfig`).
         data_range: the maximum of the input range (``1.0`` for ``[0, 1]``, ``255`` for 8-bit data).
+        layer_weights: how the layers' distances are combined: ``None`` (the default) averages them; otherwise one
+            non-negative weight per layer, in the order ``layers`` was given, not all zero. Stored normalised to
+            sum 1, in the stored (shallow-to-deep) layer order.
 
     Raises:
         TypeError: a field of the wrong type (e.g. ``channel_norm="no"``).
@@ -86,6 +113,7 @@ class DistanceSpec:
     score: str = "pe"
     config: AnalysisConfig = field(default_factory=AnalysisConfig)
     data_range: float = 1.0
+    layer_weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         backbone = canonical_name(self.backbone)
@@ -101,7 +129,8 @@ class DistanceSpec:
             raise TypeError(f"config must be an AnalysisConfig, got {type(self.config).__name__}")
         values = {"backbone": backbone, "layers": layers, "subset": subset, "top_percent": top_percent,
                   "channel_norm": check_bool("channel_norm", self.channel_norm),
-                  "data_range": check_data_range(self.data_range)}
+                  "data_range": check_data_range(self.data_range),
+                  "layer_weights": _check_layer_weights(self.layer_weights, self.layers, layers)}
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
@@ -124,6 +153,7 @@ class DistanceSpec:
             raise TypeError(f"unknown distance option(s) {unknown}; options are {sorted(self.option_names())}")
         if "backbone" in changes and "layers" not in changes and canonical_name(changes["backbone"]) != self.backbone:
             changes["layers"] = None
+            changes.setdefault("layer_weights", None)
         return dataclasses.replace(self, **changes)
 
     def describe(self) -> str:
@@ -131,4 +161,6 @@ class DistanceSpec:
         selection = "F" if self.subset == "all" else f"{self.subset[0].upper()}-{self.top_percent:g} by {self.score}"
         norm = "unit-norm" if self.channel_norm else "raw Eq. 1"
         weights = "" if self.weights == "DEFAULT" else f" ({self.weights} weights)"
-        return f"{self.backbone}{weights} {'+'.join(self.layers)}, {selection}, {norm}, {self.weighting} weights"
+        names = "+".join(self.layers) if self.layer_weights is None else "+".join(
+            f"{w:.3g}·{layer}" for layer, w in zip(self.layers, self.layer_weights, strict=True))
+        return f"{self.backbone}{weights} {names}, {selection}, {norm}, {self.weighting} weights"
