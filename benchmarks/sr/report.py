@@ -1,0 +1,176 @@
+"""Summaries of the SR runs: CSVs, bootstrap tables (seeds × held-out images) and the perception–distortion plot.
+
+Intervals are 95 % percentile bootstraps that resample seeds and held-out images independently (two-level,
+2000 replicates): with 3 seeds and 5 images they are wide and honest rather than tight. Differences between
+two losses are paired (same seed, same image) before resampling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..report import markdown_table
+from .evaluate import HIGHER_BETTER
+from .losses import VARIANTS
+
+__all__ = ["bootstrap_mean", "comparison_rows", "image_rows", "plot_perception_distortion", "run_rows",
+           "summary_rows"]
+
+#: paired comparisons reported: (variant, against)
+COMPARISONS: tuple[tuple[str, str], ...] = (
+    ("cx_pe", "cx_f"), ("cx_h", "cx_f"), ("eq1_pe", "eq1_f"), ("cx_f", "l2"), ("cx_pe", "l2"), ("eq1_f", "l2"),
+    ("eq1_pe", "l2"),
+)
+
+
+def bootstrap_mean(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a ``(seeds, images)`` array and its 95 % two-level percentile-bootstrap interval."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0 or not np.isfinite(values).all():
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    n_seeds, n_images = values.shape
+    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    images = rng.integers(0, n_images, size=(n_boot, n_images))
+    replicates = values[seeds[:, :, None], images[:, None, :]].mean(axis=(1, 2))
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    return float(values.mean()), float(low), float(high)
+
+
+def _key(result: Mapping) -> tuple[str, float]:
+    return result["variant"], float(result["alpha"])
+
+
+def image_rows(results: Sequence[Mapping]) -> list[dict]:
+    """One row per (run, held-out image)."""
+    rows = []
+    for result in results:
+        for image, scores in result["images"].items():
+            rows.append({"variant": result["variant"], "alpha": result["alpha"], "seed": result["seed"],
+                         "image": image, **scores})
+    return rows
+
+
+def run_rows(results: Sequence[Mapping], metrics: Sequence[str]) -> list[dict]:
+    """One row per run: image-mean metrics, the balancing constants and timings."""
+    rows = []
+    for result in results:
+        per_image = list(result["images"].values())
+        row = {"variant": result["variant"], "alpha": result["alpha"], "seed": result["seed"]}
+        row.update({m: float(np.mean([s[m] for s in per_image])) for m in metrics})
+        training = result.get("training") or {}
+        row.update({"l2_0": training.get("l2_0"), "x_0": training.get("x_0"),
+                    "channels": training.get("channels"), "effective_channels": training.get("effective_channels"),
+                    "train_seconds": training.get("train_seconds"), "eval_seconds": result.get("eval_seconds")})
+        rows.append(row)
+    return rows
+
+
+def _grid(results: Sequence[Mapping], key: tuple[str, float], metric: str,
+          images: Sequence[str]) -> tuple[list[int], np.ndarray]:
+    chosen = sorted((r for r in results if _key(r) == key), key=lambda r: r["seed"])
+    grid = np.array([[r["images"][im][metric] for im in images] for r in chosen], dtype=np.float64)
+    return [r["seed"] for r in chosen], grid.reshape(len(chosen), len(images))
+
+
+def _label(variant: str) -> str:
+    return VARIANTS[variant].label if variant in VARIANTS else variant
+
+
+def summary_rows(results: Sequence[Mapping], metrics: Sequence[str], images: Sequence[str]) -> list[dict]:
+    """Mean and bootstrap interval of every metric per (loss, α), ordered as the variants are."""
+    order = {name: i for i, name in enumerate(["bicubic", "pretrained", *VARIANTS])}
+    keys = sorted({_key(r) for r in results}, key=lambda k: (order.get(k[0], 99), -k[1]))
+    rows = []
+    for key in keys:
+        seeds, _ = _grid(results, key, metrics[0], images)
+        row = {"loss": _label(key[0]), "alpha": key[1], "seeds": len(seeds)}
+        for metric in metrics:
+            mean, low, high = bootstrap_mean(_grid(results, key, metric, images)[1])
+            row[metric] = mean
+            row[f"{metric}_ci"] = f"[{low:.4g}, {high:.4g}]"
+        rows.append(row)
+    return rows
+
+
+def comparison_rows(results: Sequence[Mapping], metrics: Sequence[str], images: Sequence[str]) -> list[dict]:
+    """Paired differences (variant − against) per α present for both, with bootstrap intervals and a verdict."""
+    by_key = {_key(r) for r in results}
+    rows = []
+    for variant, against in COMPARISONS:
+        for alpha in sorted({a for v, a in by_key if v == variant}, reverse=True):
+            base_key = (against, alpha) if (against, alpha) in by_key else (against, 1.0)
+            if base_key not in by_key:
+                continue
+            row = {"comparison": f"{_label(variant)} − {_label(against)}", "alpha": alpha}
+            for metric in metrics:
+                seeds_a, a = _grid(results, (variant, alpha), metric, images)
+                seeds_b, b = _grid(results, base_key, metric, images)
+                common = sorted(set(seeds_a) & set(seeds_b))
+                diff = a[[seeds_a.index(s) for s in common]] - b[[seeds_b.index(s) for s in common]]
+                mean, low, high = bootstrap_mean(diff)
+                better = (mean > 0) == HIGHER_BETTER.get(metric, False)
+                significant = not (low <= 0 <= high) if not math.isnan(low) else False
+                row[metric] = mean
+                row[f"{metric}_ci"] = f"[{low:.3g}, {high:.3g}]" + (
+                    (" better" if better else " worse") if significant else "")
+            rows.append(row)
+    return rows
+
+
+def table_markdown(rows: Sequence[Mapping], metrics: Sequence[str], first: Sequence[str]) -> str:
+    """Markdown table with ``value [low, high]`` cells."""
+    shown = []
+    for row in rows:
+        cells = {k: row[k] for k in first}
+        for metric in metrics:
+            value = row[metric]
+            digits = 2 if metric == "psnr" else 4
+            cells[metric] = f"{value:.{digits}f} {row[f'{metric}_ci']}" if not math.isnan(value) else "–"
+        shown.append(cells)
+    arrows = {m: f"{m} {'↑' if HIGHER_BETTER.get(m) else '↓'}" for m in metrics}
+    return markdown_table(shown, [*first, *metrics], headers=arrows)
+
+
+def plot_perception_distortion(run_table: Sequence[Mapping], path: Path,
+                               pairs: Sequence[tuple[str, str]] = (("psnr", "lpips"), ("ssim", "dists"))) -> Path:
+    """One panel per (distortion, perception) pair: a marker per (loss, α) at the seed mean, ± seed sd."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = [p for p in pairs if all(m in run_table[0] for m in p)]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(6.2 * len(pairs), 5.0), squeeze=False)
+    styles = {"bicubic": ("k", "x"), "pretrained": ("grey", "+"), "l2": ("black", "o"), "cx_f": ("tab:blue", "s"),
+              "cx_pe": ("tab:orange", "s"), "cx_h": ("tab:green", "s"), "eq1_f": ("tab:purple", "^"),
+              "eq1_pe": ("tab:red", "^")}
+    keys = sorted({(r["variant"], float(r["alpha"])) for r in run_table}, key=lambda k: (k[0], -k[1]))
+    for ax, (x_metric, y_metric) in zip(axes[0], pairs, strict=True):
+        seen = set()
+        for variant, alpha in keys:
+            rows = [r for r in run_table if (r["variant"], float(r["alpha"])) == (variant, alpha)]
+            xs, ys = np.array([r[x_metric] for r in rows]), np.array([r[y_metric] for r in rows])
+            color, marker = styles.get(variant, ("tab:gray", "o"))
+            label = _label(variant) if variant not in seen else None
+            seen.add(variant)
+            ax.errorbar(xs.mean(), ys.mean(), xerr=xs.std(ddof=1) if len(xs) > 1 else None,
+                        yerr=ys.std(ddof=1) if len(ys) > 1 else None, color=color, marker=marker, ls="none",
+                        capsize=2, label=label)
+            if variant in VARIANTS and variant != "l2":
+                ax.annotate(f"{alpha:g}", (xs.mean(), ys.mean()), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points", color=color)
+        ax.set_xlabel(f"{x_metric} ({'higher' if HIGHER_BETTER[x_metric] else 'lower'} = less distortion)")
+        ax.set_ylabel(f"{y_metric} ({'higher' if HIGHER_BETTER[y_metric] else 'lower'} = better perceived)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("×4 SR, held-out images: perception–distortion (numbers = α; bars = ±1 sd over seeds)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
