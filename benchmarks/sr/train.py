@@ -41,7 +41,7 @@ class SRConfig:
     width: int = 32
     pretrain_steps: int = 3000
     pretrain_lr: float = 1e-3
-    finetune_steps: int = 800
+    finetune_steps: int = 600
     finetune_lr: float = 1e-4
     backbone: str = "vgg16"
     layers: tuple[str, ...] = ("relu2_2",)
@@ -64,10 +64,19 @@ class SRConfig:
                             "train_images"])
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON through a temporary file in the same folder, fsync, then rename (never a torn file)."""
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A temporary file in ``path``'s folder, with the permissions a plain ``open`` would give (umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)
+    return handle, temp
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON through a temporary file in the same folder, fsync, then rename (never a torn file)."""
+    handle, temp = _temp_beside(path)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(data, stream, indent=1, sort_keys=True)
@@ -89,8 +98,7 @@ def read_result(path: Path, digest: str) -> dict | None:
 
 
 def _save_state_atomic(state: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temp = _temp_beside(path)
     os.close(handle)
     try:
         torch.save(state, temp)
