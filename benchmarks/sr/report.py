@@ -77,6 +77,10 @@ def _grid(results: Sequence[Mapping], key: tuple[str, float], metric: str,
     return [r["seed"] for r in chosen], grid.reshape(len(chosen), len(images))
 
 
+def _alpha_text(variant: str, alpha: float) -> str:
+    return f"{alpha:g}" if variant in VARIANTS else "–"
+
+
 def _label(variant: str) -> str:
     return VARIANTS[variant].label if variant in VARIANTS else variant
 
@@ -88,7 +92,7 @@ def summary_rows(results: Sequence[Mapping], metrics: Sequence[str], images: Seq
     rows = []
     for key in keys:
         seeds, _ = _grid(results, key, metrics[0], images)
-        row = {"loss": _label(key[0]), "alpha": key[1], "seeds": len(seeds)}
+        row = {"loss": _label(key[0]), "alpha": _alpha_text(*key), "seeds": len(seeds)}
         for metric in metrics:
             mean, low, high = bootstrap_mean(_grid(results, key, metric, images)[1])
             row[metric] = mean
@@ -106,7 +110,7 @@ def comparison_rows(results: Sequence[Mapping], metrics: Sequence[str], images: 
             base_key = (against, alpha) if (against, alpha) in by_key else (against, 1.0)
             if base_key not in by_key:
                 continue
-            row = {"comparison": f"{_label(variant)} − {_label(against)}", "alpha": alpha}
+            row = {"comparison": f"{_label(variant)} − {_label(against)}", "alpha": _alpha_text(variant, alpha)}
             for metric in metrics:
                 seeds_a, a = _grid(results, (variant, alpha), metric, images)
                 seeds_b, b = _grid(results, base_key, metric, images)
@@ -122,15 +126,17 @@ def comparison_rows(results: Sequence[Mapping], metrics: Sequence[str], images: 
     return rows
 
 
-def table_markdown(rows: Sequence[Mapping], metrics: Sequence[str], first: Sequence[str]) -> str:
-    """Markdown table with ``value [low, high]`` cells."""
+def table_markdown(rows: Sequence[Mapping], metrics: Sequence[str], first: Sequence[str],
+                   differences: bool = False) -> str:
+    """Markdown table with ``value [low, high]`` cells (one more decimal for ``differences``)."""
     shown = []
     for row in rows:
         cells = {k: row[k] for k in first}
         for metric in metrics:
             value = row[metric]
-            digits = 2 if metric == "psnr" else 4
-            cells[metric] = f"{value:.{digits}f} {row[f'{metric}_ci']}" if not math.isnan(value) else "–"
+            digits = (2 if metric == "psnr" else 4) + int(differences)
+            sign = "+" if differences and value > 0 else ""
+            cells[metric] = f"{sign}{value:.{digits}f} {row[f'{metric}_ci']}" if not math.isnan(value) else "–"
         shown.append(cells)
     arrows = {m: f"{m} {'↑' if HIGHER_BETTER.get(m) else '↓'}" for m in metrics}
     return markdown_table(shown, [*first, *metrics], headers=arrows)
@@ -164,11 +170,20 @@ def plot_perception_distortion(run_table: Sequence[Mapping], path: Path,
             if variant in VARIANTS and variant != "l2":
                 ax.annotate(f"{alpha:g}", (xs.mean(), ys.mean()), fontsize=7, xytext=(3, 3),
                             textcoords="offset points", color=color)
+        means = {k: (np.mean([r[x_metric] for r in run_table if (r["variant"], float(r["alpha"])) == k]),
+                     np.mean([r[y_metric] for r in run_table if (r["variant"], float(r["alpha"])) == k]))
+                 for k in keys}
+        for variant in dict.fromkeys(v for v, _ in keys):
+            if variant in VARIANTS and variant != "l2":  # the loss's trade-off curve, starting from L2 (α = 1)
+                curve = [means[k] for k in [("l2", 1.0), *sorted((k for k in keys if k[0] == variant),
+                                                                 key=lambda k: -k[1])] if k in means]
+                ax.plot(*zip(*curve, strict=True), color=styles.get(variant, ("tab:gray",))[0], lw=0.8, alpha=0.5)
         ax.set_xlabel(f"{x_metric} ({'higher' if HIGHER_BETTER[x_metric] else 'lower'} = less distortion)")
         ax.set_ylabel(f"{y_metric} ({'higher' if HIGHER_BETTER[y_metric] else 'lower'} = better perceived)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle("×4 SR, held-out images: perception–distortion (numbers = α; bars = ±1 sd over seeds)")
+    fig.suptitle("×4 SR, held-out images: perception–distortion (numbers = α; lines from L2 through α = 0.9…0.1; "
+                 "bars = ±1 sd over seeds)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

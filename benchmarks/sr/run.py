@@ -139,14 +139,28 @@ def _write_reports(out: Path, config: SRConfig, results: list[dict], metrics: Me
         "metrics not evaluated": "; ".join(f"{k}: {v}" for k, v in metrics.unavailable.items()) or "none",
         "this invocation (s)": f"{wall_seconds:.0f}", "recorded compute of all runs (s)": f"{compute:.0f}",
     })
-    text = ["# ×4 super-resolution with PE-weighted losses", "", "## Environment", "",
+    channels = [{"loss": v, "channels": rs[0]["channels"], "effective channels (1/Σw²)": rs[0]["effective_channels"]}
+                for v in dict.fromkeys(r["variant"] for r in runs if r["channels"] is not None)
+                for rs in [[r for r in runs if r["variant"] == v]]]
+    protocol = (
+        f"Protocol: a VDSR-style network ({config.depth} convolutions × {config.width} channels, residual on the "
+        f"bicubic input) is pretrained with L2 for {config.pretrain_steps} steps per seed, then fine-tuned from that "
+        f"network for {config.finetune_steps} steps (Adam, lr {config.finetune_lr:g}, batches of {config.batch} "
+        f"patches of {config.patch}² px, the same patch stream for every loss) with `α·L2/L2₀ + (1−α)·X/X₀`, "
+        f"`L2₀, X₀` the terms on the first fine-tuning batch. `L2` is the same fine-tuning with L2 alone; "
+        f"`pretrained` is the starting point, `bicubic` the input. Perceptual terms use VGG-16 "
+        f"{'+'.join(config.layers)}; H-x is H-{config.top_percent:g}. Metrics on the held-out images at full "
+        f"size, {config.scale}-px border shaved, outputs quantised to 8 bits; PSNR and SSIM on the Y channel.")
+    text = ["# ×4 super-resolution with PE-weighted losses", "", protocol, "", "## Environment", "",
             markdown_table([{"key": k, "value": v} for k, v in env.items()], ["key", "value"]), "",
             "## Configuration", "", markdown_table([{"key": k, "value": str(v)} for k, v in asdict(config).items()],
                                                    ["key", "value"]), "",
             "## Held-out results (mean over seeds × images, 95 % two-level bootstrap interval)", "",
             table_markdown(summary_rows(results, names, images), names, ["loss", "alpha", "seeds"]), "",
             "## Paired differences (same seed and image; ‘better’/‘worse’: interval excludes 0)", "",
-            table_markdown(comparison_rows(results, names, images), names, ["comparison", "alpha"]), "",
+            table_markdown(comparison_rows(results, names, images), names, ["comparison", "alpha"], differences=True),
+            "",
+            "## Channels entering the perceptual term", "", markdown_table(channels, digits=1), "",
             "## Run times", "", markdown_table(timing, digits=1), "",
             "![perception–distortion](sr_perception_distortion.png)", ""]
     (out / "sr.md").write_text("\n".join(text), encoding="utf-8")
