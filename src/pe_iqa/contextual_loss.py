@@ -31,8 +31,9 @@ Memory bound: the loss compares every pair of positions, ``N·P·Q`` values per 
 kept for the backward pass). When a feature map has more than ``max_positions`` positions, ``max_positions``
 of them are drawn at random without replacement, per image, with a seeded :class:`torch.Generator` (the same
 positions in prediction and target when their sizes agree, so identical inputs still give 0). The loss is
-then the CX of the two sampled sets: a stochastic estimate, not an unbiased one (each target vector has fewer
-candidates to match, so values are somewhat higher than the full loss), exact when ``H·W ≤ max_positions``.
+then the CX of the two sampled sets (still centred on the mean of the whole target map): a stochastic
+estimate, not an unbiased one (each target vector has fewer candidates to match, and the normalisation runs
+over fewer target vectors, so values differ from the full loss), exact when ``H·W ≤ max_positions``.
 With the default 1024, one image costs ≈ 5·1024²·4 B ≈ 20 MiB. The modules draw new positions at every call
 from a generator seeded at construction (reproducible for a given seed and call sequence); the functional
 form reseeds at every call unless a generator is passed.
