@@ -31,9 +31,12 @@ Memory bound: the loss compares every pair of positions, ``N·P·Q`` values per 
 kept for the backward pass). When a feature map has more than ``max_positions`` positions, ``max_positions``
 of them are drawn at random without replacement, per image, with a seeded :class:`torch.Generator` (the same
 positions in prediction and target when their sizes agree, so identical inputs still give 0). The loss is
-then the CX of the two sampled sets (still centred on the mean of the whole target map): a stochastic
-estimate, not an unbiased one (each target vector has fewer candidates to match, and the normalisation runs
-over fewer target vectors, so values differ from the full loss), exact when ``H·W ≤ max_positions``.
+then the CX of the two sampled sets (still centred on the mean of the whole target map), exact when
+``H·W ≤ max_positions`` and otherwise a stochastic, biased estimate: fewer target vectors compete in the
+normalisation, so values are lower. Measured on VGG-16 ``relu2_2`` features of four 128² natural images
+(4096 positions; bicubic ×4 inputs vs originals): 1024 positions give 0.76–0.81× the full loss (1.8 % spread
+between draws) and a gradient whose cosine with the full gradient is 0.54 per draw; 2048 positions give
+0.87–0.90× and 0.76. Compare losses only at the same ``max_positions``.
 With the default 1024, one image costs ≈ 5·1024²·4 B ≈ 20 MiB. The modules draw new positions at every call
 from a generator seeded at construction (reproducible for a given seed and call sequence); the functional
 form reseeds at every call unless a generator is passed.
