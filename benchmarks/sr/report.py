@@ -7,6 +7,7 @@ two losses are paired (same seed, same image) before resampling.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,8 +18,8 @@ from ..report import markdown_table
 from .evaluate import HIGHER_BETTER
 from .losses import VARIANTS
 
-__all__ = ["bootstrap_mean", "comparison_rows", "image_rows", "plot_perception_distortion", "run_rows",
-           "summary_rows"]
+__all__ = ["bootstrap_mean", "comparison_rows", "image_rows", "matched_distortion_rows", "plot_perception_distortion",
+           "run_rows", "summary_rows"]
 
 #: paired comparisons reported: (variant, against)
 COMPARISONS: tuple[tuple[str, str], ...] = (
@@ -122,6 +123,55 @@ def comparison_rows(results: Sequence[Mapping], metrics: Sequence[str], images: 
                 row[metric] = mean
                 row[f"{metric}_ci"] = f"[{low:.3g}, {high:.3g}]" + (
                     (" better" if better else " worse") if significant else "")
+            rows.append(row)
+    return rows
+
+
+def _along_curve(points: Sequence[tuple[float, float]], target: float) -> float:
+    """``y`` where the polyline ``points`` (in α order) first reaches ``x = target``, linearly interpolated."""
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        if min(x0, x1) <= target <= max(x0, x1) and x0 != x1:
+            return y0 + (target - x0) * (y1 - y0) / (x1 - x0)
+    return math.nan
+
+
+def matched_distortion_rows(results: Sequence[Mapping], images: Sequence[str], distortion: str = "psnr",
+                            perceptions: Sequence[str] = ("lpips", "dists"),
+                            offsets: Sequence[float] = (-0.25, -0.5)) -> list[dict]:
+    """Perceptual error of each loss at a matched distortion: the trade-off curve compared at equal PSNR.
+
+    Per seed, each loss's curve runs through the image-mean points L2 (α = 1), α = 0.9, 0.5, 0.1 … in the
+    (distortion, perception) plane; it is interpolated linearly at ``distortion = L2's + offset``. Rows give
+    the mean and sd over the seeds whose curve reaches that distortion (``n``).
+    """
+    if not results:
+        return []
+    by_key: dict[tuple[str, float], dict[int, Mapping]] = {}
+    for result in results:
+        by_key.setdefault(_key(result), {})[result["seed"]] = result
+
+    def mean_of(result: Mapping, metric: str) -> float:
+        return float(np.mean([result["images"][im][metric] for im in images]))
+
+    rows = []
+    for variant in [v for v in VARIANTS if v != "l2"]:
+        alphas = sorted((a for v, a in by_key if v == variant), reverse=True)
+        if not alphas:
+            continue
+        for offset in offsets:
+            row = {"loss": _label(variant), distortion: f"L2 {offset:+g}"}
+            for perception in perceptions:
+                values = []
+                for seed, base in by_key.get(("l2", 1.0), {}).items():
+                    curve = [(mean_of(base, distortion), mean_of(base, perception))]
+                    curve += [(mean_of(by_key[(variant, a)][seed], distortion),
+                               mean_of(by_key[(variant, a)][seed], perception))
+                              for a in alphas if seed in by_key[(variant, a)]]
+                    values.append(_along_curve(curve, curve[0][0] + offset))
+                found = [v for v in values if not math.isnan(v)]
+                row[perception] = float(np.mean(found)) if found else math.nan
+                row[f"{perception} sd"] = float(np.std(found, ddof=1)) if len(found) > 1 else math.nan
+                row[f"{perception} n"] = len(found)
             rows.append(row)
     return rows
 

@@ -25,7 +25,15 @@ from ..report import environment_info, markdown_table, write_csv
 from .data import load_images
 from .evaluate import MetricSet
 from .losses import VARIANTS
-from .report import comparison_rows, image_rows, plot_perception_distortion, run_rows, summary_rows, table_markdown
+from .report import (
+    comparison_rows,
+    image_rows,
+    matched_distortion_rows,
+    plot_perception_distortion,
+    run_rows,
+    summary_rows,
+    table_markdown,
+)
 from .train import SRConfig, evaluate_network, finetune, pretrain, read_result, write_json_atomic
 
 __all__ = ["QUICK", "main", "run_sr"]
@@ -160,6 +168,9 @@ def _write_reports(out: Path, config: SRConfig, results: list[dict], metrics: Me
             "## Paired differences (same seed and image; ‘better’/‘worse’: interval excludes 0)", "",
             table_markdown(comparison_rows(results, names, images), names, ["comparison", "alpha"], differences=True),
             "",
+            "## Perceptual error at matched PSNR (trade-off curves interpolated at L2's PSNR − 0.25 / − 0.5 dB; "
+            "mean, sd and number of seeds whose curve reaches it)", "",
+            markdown_table(matched_distortion_rows(results, images), digits=4), "",
             "## Channels entering the perceptual term", "", markdown_table(channels, digits=1), "",
             "## Run times", "", markdown_table(timing, digits=1), "",
             "![perception–distortion](sr_perception_distortion.png)", ""]

@@ -16,7 +16,7 @@ pytest.importorskip("pyiqa", reason="the SR benchmark needs the [sr] extra (pyiq
 
 from benchmarks.sr.data import PatchSampler, SRImage, degrade
 from benchmarks.sr.losses import VARIANTS, BalancedLoss
-from benchmarks.sr.report import bootstrap_mean
+from benchmarks.sr.report import bootstrap_mean, matched_distortion_rows
 from benchmarks.sr.run import main
 
 FULL_REFERENCE = ("psnr", "ssim", "lpips", "dists")
@@ -109,3 +109,22 @@ def test_degradation_and_patches_are_aligned_and_seeded() -> None:
     # an identity "degradation" would make input equal target: check the patches come from the same place
     same = PatchSampler([SRImage("y", cropped, cropped.clone())], 16, seed=5).batch(3)
     assert torch.equal(same[0], same[1])
+
+
+def test_matched_distortion_interpolates_along_each_loss_curve() -> None:
+    def result(variant: str, alpha: float, seed: int, psnr: float, lpips: float) -> dict:
+        return {"variant": variant, "alpha": alpha, "seed": seed,
+                "images": {"a": {"psnr": psnr - 1, "lpips": lpips}, "b": {"psnr": psnr + 1, "lpips": lpips}}}
+
+    results = []
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        results += [result("l2", 1.0, seed, 30.0, 0.30 + shift),
+                    result("cx_f", 0.9, seed, 29.8, 0.26 + shift), result("cx_f", 0.5, seed, 29.4, 0.20 + shift),
+                    result("cx_pe", 0.9, seed, 29.9, 0.25 + shift)]  # never reaches −0.25 dB
+    rows = {(r["loss"], r["psnr"]): r for r in matched_distortion_rows(results, ["a", "b"], perceptions=["lpips"])}
+    # −0.25 dB lies 1/8 of the way from α = 0.9 (−0.2 dB) to α = 0.5 (−0.6 dB): 0.26 − 0.06/8 = 0.2525 (seed 0)
+    cx_f = rows[("L2 + CX (F)", "L2 -0.25")]
+    assert cx_f["lpips"] == pytest.approx((0.2525 + 0.2725) / 2) and cx_f["lpips n"] == 2
+    assert cx_f["lpips sd"] == pytest.approx(np.std([0.2525, 0.2725], ddof=1))
+    missing = rows[("L2 + CX (PE-weighted)", "L2 -0.25")]
+    assert missing["lpips n"] == 0 and math.isnan(missing["lpips"])
