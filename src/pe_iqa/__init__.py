@@ -8,6 +8,7 @@ run by :class:`PEDistance`). The core imports neither pyiqa nor TorchMetrics; th
 """
 
 from .backbones import Backbone, WeightsMismatchError, WeightsNotFoundError, list_layers, load_backbone
+from .contextual_loss import PEContextualLoss
 from .distance import PEDistance, PELoss
 from .efficacy import perceptual_efficacy, register_score
 from .functional import pe_distance
@@ -25,6 +26,7 @@ __all__ = [
     "Backbone",
     "ChannelRanking",
     "DistanceSpec",
+    "PEContextualLoss",
     "PEDistance",
     "PELoss",
     "TuningCurves",
