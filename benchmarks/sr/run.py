@@ -146,7 +146,8 @@ def _write_reports(out: Path, config: SRConfig, results: list[dict], metrics: Me
         "metrics not evaluated": "; ".join(f"{k}: {v}" for k, v in metrics.unavailable.items()) or "none",
         "this invocation (s)": f"{wall_seconds:.0f}", "recorded compute of all runs (s)": f"{compute:.0f}",
     })
-    channels = [{"loss": v, "channels": rs[0]["channels"], "effective channels ((Σw)²/Σw²)": rs[0]["effective_channels"]}
+    channels = [{"loss": v, "channels": rs[0]["channels"],
+                 "effective channels ((Σw)²/Σw²)": rs[0]["effective_channels"]}
                 for v in dict.fromkeys(r["variant"] for r in runs if r["channels"] is not None)
                 for rs in [[r for r in runs if r["variant"] == v]]]
     protocol = (

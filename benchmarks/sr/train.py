@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,6 +19,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from pe_iqa.safe_files import atomic_write, write_text_atomic
 
 from .data import HELD_OUT, TRAIN, PatchSampler, SRImage
 from .evaluate import DEFAULT_METRICS, MetricSet
@@ -64,28 +64,10 @@ class SRConfig:
                             "train_images"])
 
 
-def _temp_beside(path: Path) -> tuple[int, str]:
-    """A temporary file in ``path``'s folder, with the permissions a plain ``open`` would give (umask)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)
-    return handle, temp
-
-
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON through a temporary file in the same folder, fsync, then rename (never a torn file)."""
-    handle, temp = _temp_beside(path)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1, sort_keys=True)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Write JSON atomically with the core's safe writer (never a torn file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def read_result(path: Path, digest: str) -> dict | None:
@@ -98,16 +80,9 @@ def read_result(path: Path, digest: str) -> dict | None:
 
 
 def _save_state_atomic(state: dict, path: Path) -> None:
-    handle, temp = _temp_beside(path)
-    os.close(handle)
-    try:
-        torch.save(state, temp)
-        with open(temp, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as handle:
+        torch.save(state, handle)
 
 
 def pretrain(config: SRConfig, seed: int, images: Sequence[SRImage],
