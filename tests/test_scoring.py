@@ -177,6 +177,22 @@ def test_batches_of_mixed_sizes_and_workers_give_the_same_scores(dataset, pe_ale
     assert in_workers.scores("pe_alex").tolist() == reference_scores
 
 
+def test_a_batch_never_mixes_8_bit_and_16_bit_references(tmp_path, pe_alex) -> None:
+    # 8-bit distorted images of one size; one reference 8-bit, the other 16-bit (read as float): stacked together,
+    # the 8-bit reference would be promoted to floats in [0, 255] without the division by 255
+    rng = np.random.default_rng(3)
+    reference = np.kron(rng.integers(0, 256, (8, 8)), np.ones((8, 8))).astype(np.uint8)
+    _save(tmp_path / "ref8.png", np.repeat(reference[..., None], 3, axis=2))
+    _save(tmp_path / "ref16.png", reference.astype(np.uint16) * 257)  # the same picture at 16 bits
+    noisy = np.clip(reference + rng.normal(0, 12, reference.shape), 0, 255).astype(np.uint8)
+    _save(tmp_path / "dist.png", np.repeat(noisy[..., None], 3, axis=2))
+    pairs = [ScorePair(tmp_path / "dist.png", tmp_path / name) for name in ("ref8.png", "ref16.png")]
+    one_by_one = score_pairs(pairs, [pe_alex], batch_size=1, progress=False).scores("pe_alex")
+    batched = score_pairs(pairs, [pe_alex], batch_size=2, reuse_references=False, progress=False).scores("pe_alex")
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-5, atol=0)
+    np.testing.assert_allclose(one_by_one[0], one_by_one[1], rtol=1e-5, atol=0)  # same picture, same score
+
+
 def test_failing_pairs_are_reported_and_the_others_scored(dataset, pe_alex, reference_scores, tmp_path) -> None:
     good = read_pairs_manifest(dataset / "pairs.csv")
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")

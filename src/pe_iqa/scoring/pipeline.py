@@ -111,11 +111,16 @@ def pair_batches(dataset: PairDataset, batch_size: int, workers: int, pin_memory
 
 
 def same_size_groups(items: Sequence[DecodedPair]) -> list[list[DecodedPair]]:
-    """Readable items grouped by image size (and pixel type), in first-appearance order."""
+    """Readable items grouped by image size and the pixel types of both images, in first-appearance order.
+
+    Both pixel types are part of the key: stacking an 8-bit image with a float one would promote the 8-bit values
+    to floats without dividing by 255 (a silently wrong score).
+    """
     groups: dict[tuple, list[DecodedPair]] = {}
     for item in items:
         if item.distorted is not None:
-            groups.setdefault((*item.distorted.shape, item.distorted.dtype), []).append(item)
+            key = (*item.distorted.shape, item.distorted.dtype, item.reference.dtype)
+            groups.setdefault(key, []).append(item)
     return list(groups.values())
 
 
