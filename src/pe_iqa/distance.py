@@ -74,7 +74,8 @@ class DistanceMaps:
 
     Attributes:
         scores: the distances, ``(N,)`` — the mean of every map below.
-        combined: ``(N, H, W)`` at the input size: the mean over layers of the layers' maps.
+        combined: ``(N, H, W)`` at the input size: the layers' maps averaged (weighted by the spec's
+            ``layer_weights`` if set).
         layers: ``{layer: (N, H, W)}`` each layer's map upsampled to the input size.
         native: ``{layer: (N, H_k, W_k)}`` each layer's map at its own resolution (what the distance averages).
     """
