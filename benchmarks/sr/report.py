@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pe_iqa.plotting import save_figure
+
 from ..report import markdown_table
 from .evaluate import HIGHER_BETTER
 from .losses import VARIANTS
@@ -235,7 +237,6 @@ def plot_perception_distortion(run_table: Sequence[Mapping], path: Path,
     fig.suptitle("×4 SR, held-out images: perception–distortion (numbers = α; lines from L2 through α = 0.9…0.1; "
                  "bars = ±1 sd over seeds)", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return path

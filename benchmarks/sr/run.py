@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from pe_iqa.safe_files import write_text_atomic
+
 from ..report import environment_info, markdown_table, write_csv
 from .data import load_images
 from .evaluate import MetricSet
@@ -174,7 +176,7 @@ def _write_reports(out: Path, config: SRConfig, results: list[dict], metrics: Me
             "## Channels entering the perceptual term", "", markdown_table(channels, digits=1), "",
             "## Run times", "", markdown_table(timing, digits=1), "",
             "![perception–distortion](sr_perception_distortion.png)", ""]
-    (out / "sr.md").write_text("\n".join(text), encoding="utf-8")
+    write_text_atomic(out / "sr.md", "\n".join(text))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
