@@ -16,7 +16,8 @@ Outputs (``--out``, stem ``--name``, default ``fr``):
 * ``<name>_scores_<dataset>.csv``: the engine's per-image scores (``--resume`` continues an interrupted run).
 
 A dataset that is not where its layout puts it is skipped with one line naming what was expected where (exit
-status 2 once the others are written). Usage::
+status 2 once the others are written); one that cannot be scored (a malformed meta-info file, an unreadable
+folder) is reported the same way, exit status 1 once the others are written. Usage::
 
     python -m benchmarks.run_fr --dataset tid2013 csiq live --root ./datasets \\
         --metrics pe_alex pe_vgg lpips dists ms_ssim [--device cuda] [--workers 4] [--limit 50]
@@ -30,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,14 @@ class MetricScores:
     failures: list[str] = field(default_factory=list)
 
 
+def _run_errors() -> tuple[type[BaseException], ...]:
+    from benchmarks.comparison import MetricUnavailableError as ComparisonMetricUnavailable
+    from pe_iqa.safe_files import DestinationError
+    from pe_iqa.scoring import JournalError, MetricUnavailableError
+
+    return (ComparisonMetricUnavailable, MetricUnavailableError, DestinationError, JournalError)
+
+
 PairScorer = Callable[[Sequence[FRRecord], Sequence[str], ScoringOptions], MetricScores]
 
 
@@ -109,7 +119,8 @@ def _engine_metrics(names: Sequence[str], device: str) -> list:
     return out
 
 
-def score_with_engine(records: Sequence[FRRecord], metrics: Sequence[str], options: ScoringOptions) -> MetricScores:
+def score_with_engine(records: Sequence[FRRecord], metrics: Sequence[str], options: ScoringOptions, *,
+                      built: dict | None = None) -> MetricScores:
     """Scores pairs with the engine of ``pe-iqa score``: the runner's only call into it.
 
     Args:
@@ -117,6 +128,8 @@ def score_with_engine(records: Sequence[FRRecord], metrics: Sequence[str], optio
         metrics: pe-iqa presets, names of installed metric providers, and the names of
             :func:`benchmarks.comparison.build_metric` (pyiqa's ``lpips``, ``ms_ssim`` …, ``l2``).
         options: device, workers, batch size, per-image CSV and resume.
+        built: optional dict kept between calls (one per run): the wrapped comparison metrics are built on the
+            first call and reused for the next datasets instead of being loaded again.
 
     Returns:
         The :class:`MetricScores`, in the order of ``records``.
@@ -128,7 +141,13 @@ def score_with_engine(records: Sequence[FRRecord], metrics: Sequence[str], optio
 
     pairs = [ScorePair(distorted=r.dist_path, reference=r.ref_path,
                        extra={"dataset": r.dataset, "ref_name": r.ref_name, "label": repr(r.label)}) for r in records]
-    result = score_pairs(pairs, _engine_metrics(metrics, options.device), device=options.device,
+    key = (tuple(metrics), options.device)
+    engine_metrics = built.get(key) if built is not None else None
+    if engine_metrics is None:
+        engine_metrics = _engine_metrics(metrics, options.device)
+        if built is not None:
+            built[key] = engine_metrics
+    result = score_pairs(pairs, engine_metrics, device=options.device,
                          workers=options.workers, batch_size=options.batch_size, reuse_references=True,
                          csv_path=options.csv_path, resume=options.resume, progress=options.progress)
     values = {m: np.asarray(result.scores(m), dtype=np.float64) for m in result.metric_names}
@@ -144,6 +163,8 @@ class FRRun:
         rows: one row per (dataset, metric) (see :data:`benchmarks.fr_table.FR_COLUMNS`).
         summaries: ``{dataset: index summary line}``.
         missing: ``{dataset: one-line reason}`` for datasets not found.
+        errors: ``{dataset: one-line reason}`` for datasets that could not be scored (e.g. a malformed meta-info
+            file); the other datasets' rows are kept.
         failures: per dataset, the engine's failed pairs.
         check: the comparison with a committed table (``--reference-table``), if asked.
         paths: written report files; ``seconds`` the wall time.
@@ -152,6 +173,7 @@ class FRRun:
     rows: list[dict] = field(default_factory=list)
     summaries: dict[str, str] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)
     check: tuple[str, bool] | None = None
     paths: ReportPaths | None = None
@@ -204,32 +226,41 @@ def run_fr(
         raise ValueError("give at least one dataset and one metric")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    scorer = score_with_engine if scorer is None else scorer
+    scorer = partial(score_with_engine, built={}) if scorer is None else scorer
+    run_errors = _run_errors()
     start = time.perf_counter()
     run = FRRun()
     out = Path(out_dir) if out_dir is not None else None
     for dataset in dict.fromkeys(datasets):
         try:
             index = load_fr_dataset(dataset, root, layout)
+            records = list(index.records[:limit] if limit else index.records)
+            summary = index.summary() + (f"; first {len(records)} scored (--limit)" if limit else "")
+            if verbose:
+                print(summary, flush=True)
+            csv_path = out / f"{name}_scores_{dataset}.csv" if out is not None else options.csv_path
+            scores = scorer(records, metrics, replace(options, csv_path=csv_path))
+            failures, rows = list(scores.failures), []
+            labels = np.array([r.label for r in records])
+            for metric in metrics:
+                if metric not in scores.values:
+                    failures.append(f"{metric}: not scored")
+                    continue
+                rows.append(fr_row(dataset, metric, scores.values[metric], labels,
+                                   lower_better_score=scores.lower_better[metric],
+                                   lower_better_label=index.spec.lower_better, n_boot=n_boot))
         except DatasetMissingError as error:
             run.missing[dataset] = str(error)
             print(f"skipped: {error}", file=sys.stderr, flush=True)
             continue
-        records = list(index.records[:limit] if limit else index.records)
-        run.summaries[dataset] = index.summary() + (f"; first {len(records)} scored (--limit)" if limit else "")
-        if verbose:
-            print(run.summaries[dataset], flush=True)
-        csv_path = out / f"{name}_scores_{dataset}.csv" if out is not None else options.csv_path
-        scores = scorer(records, metrics, replace(options, csv_path=csv_path))
-        run.failures[dataset] = list(scores.failures)
-        labels = np.array([r.label for r in records])
-        for metric in metrics:
-            if metric not in scores.values:
-                run.failures[dataset].append(f"{metric}: not scored")
-                continue
-            run.rows.append(fr_row(dataset, metric, scores.values[metric], labels,
-                                   lower_better_score=scores.lower_better[metric],
-                                   lower_better_label=index.spec.lower_better, n_boot=n_boot))
+        except run_errors:  # wrong for every dataset (a metric, the output folder): the run stops
+            raise
+        except Exception as error:  # this dataset only: the others are still scored and reported
+            run.errors[dataset] = f"{dataset}: {type(error).__name__}: {error}"
+            print(f"failed: {run.errors[dataset]}", file=sys.stderr, flush=True)
+            continue
+        run.summaries[dataset], run.failures[dataset] = summary, failures
+        run.rows.extend(rows)
     published = load_published(published_path)
     sections = _sections(run, published, published_path)
     if reference_table is not None and run.rows:
@@ -264,6 +295,8 @@ def _sections(run: FRRun, published, published_path: str | os.PathLike[str]) -> 
             f"- {d}: {len(f)} failed, e.g. {f[0]}" for d, f in failures.items()))
     if run.missing:
         sections.append("## Not found\n\n" + "\n".join(f"- {line}" for line in run.missing.values()))
+    if run.errors:
+        sections.append("## Not scored (errors)\n\n" + "\n".join(f"- {line}" for line in run.errors.values()))
     return sections
 
 
@@ -297,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    if run.errors:
         return 1
     return 2 if run.missing else 0
 

@@ -31,8 +31,9 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def planted_scorer(records, metrics, options: ScoringOptions) -> MetricScores:
-    """The planted distance and its 'similarity' (255 - d): a distance and a higher-is-better metric."""
+def planted_scorer(records, metrics, options: ScoringOptions, **engine_options) -> MetricScores:
+    """The planted distance and its 'similarity' (255 - d): a distance and a higher-is-better metric (also stands
+    in for the engine's scorer, whose extra keyword arguments it ignores)."""
     d = np.array([float(planted_distance(read_image(r.dist_path), read_image(r.ref_path))[0]) for r in records])
     d[-1] = math.nan  # one failed pair
     return MetricScores({"planted": d, "planted_sim": 255.0 - d, "reversed": -d},
@@ -154,9 +155,30 @@ def test_cli_exit_statuses_and_one_line_errors(tmp_path: Path, datasets_root: Pa
     assert err.strip() == "error: limit must be >= 1, got 0"
 
 
-def test_engine_scores_presets_and_bridged_metrics(tmp_path: Path, datasets_root: Path) -> None:
+def test_a_dataset_that_cannot_be_scored_does_not_lose_the_others(tmp_path: Path, datasets_root: Path, monkeypatch,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    broken = tmp_path / "datasets"
+    meta = make_pyiqa_fr_tree(broken, "tid2013", seed=10).meta_info
+    make_pyiqa_fr_tree(broken, "csiq", seed=11)
+    meta.write_text("this is not,a meta-info\nfile\n", encoding="utf-8")  # malformed: the first dataset fails
+    monkeypatch.setattr(run_fr_module, "score_with_engine", planted_scorer)
+    out = tmp_path / "out"
+    argv = ["--dataset", "tid2013", "csiq", "--root", str(broken), "--metrics", "planted", "--out", str(out),
+            "--boot", "20", "--no-progress"]
+    assert run_fr_module.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("failed: tid2013:") == 1
+    rows = read_csv(out / "fr.csv")
+    assert [(r["dataset"], r["metric"]) for r in rows] == [("csiq", "planted")]
+    assert "## Not scored (errors)" in (out / "fr.md").read_text(encoding="utf-8")
+
+
+def test_engine_scores_presets_and_bridged_metrics(tmp_path: Path, datasets_root: Path, monkeypatch) -> None:
     """The real engine of `pe-iqa score`: a preset by name, a comparison metric wrapped for it, per-image CSV."""
     register_metric(FRMetric("planted_engine", planted_distance, True, "custom"))
+    builds = []
+    build_engine_metrics = run_fr_module._engine_metrics
+    monkeypatch.setattr(run_fr_module, "_engine_metrics", lambda *a: builds.append(a) or build_engine_metrics(*a))
     try:
         options = ScoringOptions(progress=False)
         run = run_fr(["tid2013", "live"], datasets_root, ["planted_engine", "pe_alex"], out_dir=tmp_path,
@@ -165,6 +187,7 @@ def test_engine_scores_presets_and_bridged_metrics(tmp_path: Path, datasets_root
                        options=ScoringOptions(progress=False, resume=True), verbose=False)
     finally:
         unregister_metric("planted_engine")
+    assert len(builds) == 2  # the metrics are built once per run, not once per dataset (2 datasets, then 1)
     rows = {(r["dataset"], r["metric"]): r for r in run.rows}
     assert rows[("tid2013", "planted_engine")]["srcc"] == pytest.approx(1)
     assert rows[("live", "planted_engine")]["srcc"] == pytest.approx(1)
