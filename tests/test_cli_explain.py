@@ -88,3 +88,27 @@ def test_rank_all_layers(capsys) -> None:
     assert main(["rank", "alexnet", "--weights", "random", "--layers", "all", "--top", "1", "--no-cache"]) == 0
     out = capsys.readouterr().out
     assert all(f"alexnet relu{k}:" in out for k in range(1, 6))
+
+
+def test_one_map_that_fails_in_any_way_never_stops_the_others(pe_alex: PEDistance, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from pe_iqa import explain
+    from pe_iqa.scoring.maps import write_distance_maps
+    from pe_iqa.scoring.pairs import ScorePair
+
+    draw, calls = explain.map_figure, []
+
+    def failing_once(*args, **kwargs):  # e.g. a TypeError from matplotlib on one pair
+        calls.append(1)
+        if len(calls) == 1:
+            raise TypeError("cannot draw this one")
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(explain, "map_figure", failing_once)
+    pairs = [ScorePair(SAMPLE_DIR / "distorted" / f"{n}.png", SAMPLE_DIR / "reference" / f"{n}.png")
+             for n in ("blur_1", "jpeg_1", "noise_1")]
+    report = write_distance_maps(pairs, pe_alex, tmp_path / "maps")
+    assert report.written == 2 and len(report.failures) == 1
+    assert report.failures[0][0] == 0 and "TypeError: cannot draw this one" in report.failures[0][1]
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["jpeg_1__vs__jpeg_1.png",
+                                                                     "noise_1__vs__noise_1.png"]

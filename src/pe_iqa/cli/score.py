@@ -217,17 +217,19 @@ def _write_maps(args: argparse.Namespace, pairs, result, metric_name: str, devic
 
 def run(args: argparse.Namespace) -> int:
     """Score, print the means table (stdout) and a summary (stderr); exit status 1 if any pair failed."""
+    from ..presets import DEFAULT_METRIC
     from ..safe_files import DestinationError
     from ..scoring import check_metric_names, score_pairs
+    from ..scoring.distributed import launch_rank
 
-    names = list(dict.fromkeys(args.metrics or ["pe_alex"]))
+    names = list(dict.fromkeys(args.metrics or [DEFAULT_METRIC]))
     device = parse_device(args.device)
     pairs, protect = _pairs(args)
     check_metric_names(names)
     maps_metric = _maps_metric(args, names)
     if args.maps and Path(args.maps).exists() and not Path(args.maps).is_dir():
         raise DestinationError(f"--maps {args.maps} is a file, not a folder")
-    main_process = os.environ.get("RANK", "0") == "0"
+    main_process = launch_rank()[0] == 0
     workers = default_workers(device, len(pairs)) if args.workers is None else args.workers
     batch_size = args.batch_size or (1 if device.type == "cpu" else 16)
     progress = not args.no_progress

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import torch
 
-__all__ = ["TIMEOUT_ENV", "ProcessGroup", "process_group", "shard_range"]
+__all__ = ["TIMEOUT_ENV", "ProcessGroup", "launch_rank", "process_group", "shard_range"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,11 @@ def shard_range(n_items: int, rank: int, world_size: int) -> range:
     base, extra = divmod(n_items, world_size)
     start = rank * base + min(rank, extra)
     return range(start, start + base + (1 if rank < extra else 0))
+
+
+def launch_rank() -> tuple[int, int]:
+    """This process's ``(rank, world size)`` under ``torchrun`` (from ``RANK``/``WORLD_SIZE``); ``(0, 1)`` otherwise."""
+    return _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
 
 
 def _env_int(name: str, default: int) -> int:

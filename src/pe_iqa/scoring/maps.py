@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 
 from ..image_io import read_pair
 from ..plotting import save_figure
-from .distributed import shard_range
+from .distributed import launch_rank, shard_range
 from .pairs import ScorePair
 
 __all__ = ["MapReport", "map_file_names", "write_distance_maps"]
@@ -29,7 +30,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def map_file_names(pairs: Sequence[ScorePair]) -> list[str]:
     """``<distorted stem>__vs__<reference stem>.png`` per pair; the pair's index is prefixed where names repeat."""
     names = [f"{_UNSAFE.sub('_', p.distorted.stem)}__vs__{_UNSAFE.sub('_', p.reference.stem)}.png" for p in pairs]
-    repeated = {n for n in names if names.count(n) > 1}
+    repeated = {n for n, count in Counter(names).items() if count > 1}
     return [f"{i:06d}_{n}" if n in repeated else n for i, n in enumerate(names)]
 
 
@@ -69,7 +70,7 @@ def write_distance_maps(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     names = map_file_names(pairs)
-    rank, world = int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+    rank, world = launch_rank()
     written = skipped = 0
     failures = []
     device = metric.device
@@ -85,6 +86,6 @@ def write_distance_maps(
             figure = map_figure(maps, ref, f"{pair.distorted.name} vs {pair.reference.name}")
             save_figure(figure, path, dpi=dpi)
             written += 1
-        except (ValueError, OSError, RuntimeError) as error:
+        except Exception as error:  # one pair's failure never stops the others' maps
             failures.append((index, f"{type(error).__name__}: {error}"))
     return MapReport(written, skipped, tuple(failures))
