@@ -56,8 +56,7 @@ class PyiqaMetrics:
         else:
             def score(dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
                 return metric(dist, ref)
-        return ScoringMetric(name=name, lower_better=bool(metric.lower_better), score=score,
-                             needs_reference=getattr(metric, "metric_mode", "FR") != "NR")
+        return ScoringMetric(name=name, lower_better=bool(metric.lower_better), score=score)
 
 
 #: The object the ``pe_iqa.metrics`` entry point loads.

@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["DestinationError", "atomic_write", "check_destination", "looks_like_image", "write_text_atomic",
-           "write_with"]
+__all__ = ["DestinationError", "atomic_write", "check_destination", "looks_like_image", "path_safe_name",
+           "write_text_atomic"]
 
 #: Leading bytes of the image formats pe-iqa reads.
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6",
@@ -147,13 +147,18 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def path_safe_name(name: str) -> str:
+    """A backbone name usable in a file name: ``:`` and ``/`` become ``-``.
+
+    Example:
+        >>> path_safe_name("timm:convnext_tiny")
+        'timm-convnext_tiny'
+    """
+    return name.replace(":", "-").replace("/", "-")
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_write(path) as handle:
         handle.write(text)
 
-
-def write_with(path: str | Path, writer: Callable[[IO], None]) -> None:
-    """Call ``writer(handle)`` on a temporary file that then atomically replaces ``path``."""
-    with atomic_write(path) as handle:
-        writer(handle)

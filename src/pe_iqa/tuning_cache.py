@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .safe_files import atomic_write
+from .safe_files import atomic_write, path_safe_name
 
 __all__ = ["FORMAT_VERSION", "MAX_ENTRY_BYTES", "CacheEntryError", "TuningKey", "default_cache_dir", "read_entry",
            "write_entry"]
@@ -61,7 +61,7 @@ class TuningKey:
 
     def filename(self) -> str:
         """File name of the entry: ``<backbone>__<weights_id>__<layer>__<config_key>.json`` (path-safe)."""
-        safe = self.backbone.replace(":", "-").replace("/", "-")
+        safe = path_safe_name(self.backbone)
         layer = self.layer.replace("/", "-")
         return f"{safe}__{self.weights_id}__{layer}__{self.config_key}.json"
 

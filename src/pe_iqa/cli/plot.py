@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ..backbones import load_backbone
     from ..plotting import input_filters, plot_layer, save_figure, top_bottom_channels
     from ..ranking_lookup import get_rankings
-    from ..safe_files import check_destination
+    from ..safe_files import check_destination, path_safe_name
 
     if args.n < 1:
         raise UsageError(f"--n must be >= 1, got {args.n}")
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     net = load_backbone(args.backbone, chosen_layers(args), weights=args.weights, device=device)
     rankings = get_rankings(net, list(net.layers), score=args.score, device=device,
                             use_cache=not args.no_cache, progress=True)
-    safe = net.spec.name.replace(":", "-").replace("/", "-")
+    safe = path_safe_name(net.spec.name)
     for layer, ranking in rankings.items():
         filters = input_filters(net, layer)
         if filters is not None and filters.shape[0] != ranking.n_channels:

@@ -123,13 +123,12 @@ def run(args: argparse.Namespace) -> int:
     for layer, ranking in rankings.items():
         print(f"{ranking.backbone} {layer}: {ranking.n_channels} channels ranked by {ranking.score_name} "
               f"(weights {args.weights}, id {ranking.weights_id}; analysis {ranking.config.key()})")
-        n = min(args.top, ranking.n_channels // 2) if 2 * args.top < ranking.n_channels else None
-        if n is None:  # the whole layer fits: list every channel once
+        if 2 * args.top >= ranking.n_channels:  # the whole layer fits: list every channel once
             order = ranking.order().tolist()
             entries = [("top" if r <= ranking.n_channels // 2 else "bottom", r, c)
                        for r, c in enumerate(order, start=1)]
         else:
-            entries = [(row["where"], row["rank"], row["channel"]) for row in ranking.table(max(n, 1))]
+            entries = [(row["where"], row["rank"], row["channel"]) for row in ranking.table(args.top)]
         header = ["", "rank", "channel", *extra, "PE", "mu1", "mu2"]
         rows = []
         for where, rank, channel in entries:

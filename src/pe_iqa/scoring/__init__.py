@@ -12,7 +12,7 @@
 
 Modules: :mod:`.pairs` (what to score), :mod:`.metrics` (presets and plugin-provided metrics),
 :mod:`.pipeline` (decoding workers, batches, reference features), :mod:`.output` (journal, resume, final CSV),
-:mod:`.files` (safe destinations, atomic writes), :mod:`.distributed` (torchrun sharding), :mod:`.engine`.
+:mod:`.maps` (``score --maps``), :mod:`.distributed` (torchrun sharding), :mod:`.engine`.
 """
 
 from ..safe_files import DestinationError, atomic_write, check_destination

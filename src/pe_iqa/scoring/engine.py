@@ -26,7 +26,15 @@ from .output import (
     write_scores_csv,
 )
 from .pairs import ScorePair, extra_columns
-from .pipeline import DecodedPair, PairDataset, ReferenceFeatureCache, pair_batches, same_size_groups, stack_group
+from .pipeline import (
+    DecodedPair,
+    PairDataset,
+    ReferenceFeatureCache,
+    describe_error,
+    pair_batches,
+    same_size_groups,
+    stack_group,
+)
 
 __all__ = ["ScoringResult", "score_pairs"]
 
@@ -74,7 +82,7 @@ class ScoringResult:
                 row: dict = {"distorted": pair.distorted, "reference": pair.reference}
                 row.update({name: pair.extra.get(name, "") for name in extras})
                 row.update(zip(self.metric_names, self.table.row_values(index), strict=True))
-                row["error"] = self.table.errors.get(index, "" if self.table.recorded[index] else "not scored")
+                row["error"] = self.table.error_text(index)
                 self._rows.append(row)
         return self._rows
 
@@ -108,11 +116,6 @@ class ScoringResult:
         return self.scored / self.score_s if self.score_s > 0 else math.nan
 
 
-def _describe(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text if isinstance(error, (ValueError, FileNotFoundError)) else f"{type(error).__name__}: {text}"
-
-
 class _Scorer:
     """Runs the metrics on decoded items: same-size batches, cached reference features, per-pair isolation."""
 
@@ -130,7 +133,8 @@ class _Scorer:
             try:
                 dist, ref = stack_group(group, self.device)
             except Exception as error:
-                finished += [(item.index, [None] * len(self.metrics), _describe(error)) for item in group]
+                message = describe_error(error, first_line=True)
+                finished += [(item.index, [None] * len(self.metrics), message) for item in group]
                 continue
             columns = [self._run(metric, dist, ref, keys) for metric in self.metrics]
             for k, item in enumerate(group):
@@ -145,7 +149,7 @@ class _Scorer:
             values = self._batch(metric, dist, ref, keys).tolist()
         except Exception as error:
             if len(keys) == 1:
-                return [(None, f"{metric.name}: {_describe(error)}")]
+                return [(None, f"{metric.name}: {describe_error(error, first_line=True)}")]
             # find the pair(s) that fail; the others still score
             return [self._run(metric, dist[k:k + 1], ref[k:k + 1], keys[k:k + 1])[0] for k in range(len(keys))]
         return [(v, "" if math.isfinite(v) else f"{metric.name} returned {v}") for v in values]
@@ -321,7 +325,7 @@ def _run(scorer: _Scorer, pairs: list[ScorePair], todo: list[int], table: ScoreT
     bar = tqdm(total=len(todo), desc=label, unit="pair", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
                disable=not (progress and group.is_main) or None, leave=False)
     shown = 0
-    dataset = PairDataset(pairs, todo, alpha=alpha, as_float=False)  # uint8 crosses processes: 4× fewer bytes
+    dataset = PairDataset(pairs, todo, alpha=alpha)  # uint8 crosses processes: 4× fewer bytes
     try:
         with torch.inference_mode():
             for items in pair_batches(dataset, batch_size, workers, pin_memory=scorer.device.type == "cuda"):

@@ -26,7 +26,6 @@ __all__ = [
     "MetricUnavailableError",
     "ScoringMetric",
     "build_metric",
-    "build_metrics",
     "build_pe_metric",
     "check_metric_names",
     "metric_providers",
@@ -52,7 +51,6 @@ class ScoringMetric:
         features: optional ``reference -> list[Tensor]`` (one ``(N, ...)`` tensor per part), to be cached.
         score_with_features: ``(distorted, reference, features) -> (N,)`` using precomputed reference features
             (required with ``features``); must equal ``score`` on the same inputs.
-        needs_reference: ``False`` for no-reference metrics (``score`` then ignores the reference).
     """
 
     name: str
@@ -60,7 +58,6 @@ class ScoringMetric:
     score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     features: Callable[[torch.Tensor], list[torch.Tensor]] | None = None
     score_with_features: Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor] | None = None
-    needs_reference: bool = True
 
     @property
     def reuses_references(self) -> bool:
@@ -176,9 +173,3 @@ def build_metric(name: str, device: torch.device | str = "cpu") -> ScoringMetric
     if provider is None:
         return build_pe_metric(name, device)
     return provider.build(name, torch.device(device))
-
-
-def build_metrics(names: Sequence[str], device: torch.device | str = "cpu") -> list[ScoringMetric]:
-    """:func:`build_metric` for each distinct name, in order; every name is checked before anything is built."""
-    check_metric_names(names)
-    return [build_metric(name, device) for name in dict.fromkeys(names)]

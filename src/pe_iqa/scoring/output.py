@@ -48,12 +48,12 @@ class JournalError(ValueError):
     """Journals or a previous CSV that do not belong to this run (or exist when not resuming)."""
 
 
-def output_columns(pairs: Sequence[ScorePair], metric_names: Sequence[str]) -> list[str]:
-    """The final CSV's header."""
-    return ["distorted", "reference", *extra_columns(pairs), *metric_names, "error"]
+def output_columns(extras: Sequence[str], metric_names: Sequence[str]) -> list[str]:
+    """The final CSV's header, from the pairs' extra columns (:func:`~pe_iqa.scoring.pairs.extra_columns`)."""
+    return ["distorted", "reference", *extras, *metric_names, "error"]
 
 
-def _format(value: float, present: bool) -> str:
+def _format(value: float | None, present: bool) -> str:
     return repr(float(value)) if present else ""
 
 
@@ -89,6 +89,10 @@ class ScoreTable:
     def is_ok(self, index: int) -> bool:
         """Whether pair ``index`` scored with every metric and no error."""
         return bool(self.recorded[index]) and index not in self.errors and bool(self.present[index].all())
+
+    def error_text(self, index: int) -> str:
+        """Pair ``index``'s ``error`` cell: its error, ``"not scored"`` if nothing was recorded, else ``""``."""
+        return self.errors.get(index, "" if self.recorded[index] else "not scored")
 
     def row_values(self, index: int) -> list[float | None]:
         """Pair ``index``'s scores, ``None`` where absent."""
@@ -139,7 +143,7 @@ class ScoreJournal:
     def write(self, rows: Sequence[tuple[int, ScorePair, Sequence[float | None], str]]) -> None:
         """Append finished pairs and flush them to the operating system (fsync every few seconds)."""
         for index, pair, values, error in rows:
-            cells = [_format(v if v is not None else math.nan, v is not None) for v in values]
+            cells = [_format(v, v is not None) for v in values]
             self._writer.writerow([index, str(pair.distorted), str(pair.reference), *cells, error])
         self.flush(sync=time.monotonic() - self._synced > _FSYNC_EVERY_S)
 
@@ -251,9 +255,9 @@ def write_scores_csv(path: Path, pairs: Sequence[ScorePair], table: ScoreTable) 
     extras = extra_columns(pairs)
     with atomic_write(path) as handle:
         writer = csv.writer(handle)
-        writer.writerow(output_columns(pairs, table.metric_names))
+        writer.writerow(output_columns(extras, table.metric_names))
         for index, pair in enumerate(pairs):
-            error = table.errors.get(index, "" if table.recorded[index] else "not scored")
+            error = table.error_text(index)
             cells = [_format(v, p) for v, p in zip(table.values[index], table.present[index], strict=True)]
             writer.writerow([str(pair.distorted), str(pair.reference), *(pair.extra.get(c, "") for c in extras),
                              *cells, error])

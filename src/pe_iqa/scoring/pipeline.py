@@ -59,21 +59,21 @@ class DecodedPair:
 class PairDataset(Dataset):
     """Decodes the pairs ``indices`` of ``pairs`` (item ``k`` is pair ``indices[k]``).
 
+    Items keep the compact decoded pixels (uint8 for 8-bit files: 4× fewer bytes through the workers' shared
+    memory and the host-to-device copy); :func:`stack_group` scales them on the device, with the same operation as
+    :func:`~pe_iqa.image_io.read_image`.
+
     Args:
         pairs: all pairs of the run.
         indices: which of them to decode, in order.
         alpha: the reader's alpha policy (see :data:`pe_iqa.image_io.ALPHA_POLICIES`).
-        as_float: scale pixels to float32 here; by default items keep the compact uint8 pixels (4× fewer bytes
-            through the workers' shared memory and the host-to-device copy) and :func:`stack_group` scales them on
-            the device, with the same operation as :func:`~pe_iqa.image_io.read_image`.
     """
 
-    def __init__(self, pairs: Sequence[ScorePair], indices: Sequence[int], alpha: str = "error",
-                 as_float: bool = False) -> None:
+    def __init__(self, pairs: Sequence[ScorePair], indices: Sequence[int], alpha: str = "error") -> None:
         self._indices = np.asarray(indices, dtype=np.int64)
         self._distorted = _PathTable([str(pairs[i].distorted) for i in self._indices])
         self._reference = _PathTable([str(pairs[i].reference) for i in self._indices])
-        self.alpha, self.as_float = alpha, as_float
+        self.alpha = alpha
 
     def __len__(self) -> int:
         return len(self._indices)
@@ -83,14 +83,17 @@ class PairDataset(Dataset):
         try:
             dist, ref = decode_pair(self._distorted[item], self._reference[item], alpha=self.alpha)
         except Exception as error:  # report the pair, keep the run (the message names the file)
-            return DecodedPair(index, None, None, _describe(error))
-        if self.as_float:
-            return DecodedPair(index, to_float_image(dist.pixels), to_float_image(ref.pixels))
+            return DecodedPair(index, None, None, describe_error(error))
         return DecodedPair(index, dist.pixels, ref.pixels)
 
 
-def _describe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
+def describe_error(error: BaseException, first_line: bool = False) -> str:
+    """A pair's error as one table cell: the message (prefixed with the type unless it is a ``ValueError`` or
+    ``FileNotFoundError``, whose messages name the problem), optionally only its first line."""
+    text = str(error)
+    if first_line:
+        text = text.strip().splitlines()[0] if text.strip() else ""
+    text = text or type(error).__name__
     if isinstance(error, (FileNotFoundError, ValueError)):
         return text
     return f"{type(error).__name__}: {text}"
