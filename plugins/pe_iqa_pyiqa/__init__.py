@@ -40,7 +40,7 @@ from __future__ import annotations
 import warnings
 
 from .arch import PEDistanceArch
-from .model_configs import model_config, model_configs, score_range
+from .model_configs import ARCH_NAME, model_config, model_configs, score_range
 
 __all__ = ["PEDistanceArch", "model_config", "model_configs", "register", "score_range"]
 
@@ -57,7 +57,7 @@ def register() -> None:
     ARCH_REGISTRY.register(PEDistanceArch, override=True)
     for name, config in model_configs().items():
         existing = DEFAULT_CONFIGS.get(name)
-        if existing is not None and existing.get("metric_opts", {}).get("type") != PEDistanceArch.__name__:
+        if existing is not None and existing.get("metric_opts", {}).get("type") != ARCH_NAME:
             warnings.warn(f"pyiqa already defines a metric {name!r}; not replacing it", RuntimeWarning, stacklevel=2)
             continue
         DEFAULT_CONFIGS[name] = config

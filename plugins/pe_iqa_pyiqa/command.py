@@ -14,7 +14,6 @@ import sys
 
 from pe_iqa.cli.errors import CommandError, UsageError
 
-from . import register
 from .download_errors import explain_download_failure
 
 __all__ = ["run"]
@@ -66,13 +65,10 @@ def run(arguments: list[str]) -> int:
         UsageError: no arguments, no or unknown metric, no ``-t``.
         CommandError: a missing image path, a weight file that cannot be downloaded, or pyiqa failing.
     """
+    from pyiqa import pyiqa_cmd  # importing this package already registered the presets
+
     if not arguments:
         raise UsageError(f"usage: {_USAGE}")
-    try:
-        from pyiqa import pyiqa_cmd
-    except ImportError as error:
-        raise CommandError(f"`pe-iqa pyiqa` needs pyiqa ({error}): pip install 'pe-iqa[pyiqa]'") from None
-    register()
     _check(arguments)
     saved = sys.argv
     sys.argv = ["pe-iqa pyiqa", *arguments]

@@ -15,7 +15,6 @@ import torch
 
 from pe_iqa.scoring.metrics import ScoringMetric
 
-from . import register
 from .download_errors import explain_download_failure
 
 __all__ = ["PROVIDER", "PyiqaMetrics"]
@@ -29,9 +28,8 @@ class PyiqaMetrics:
     """Every pyiqa metric (``pyiqa.list_models()``) as a :class:`~pe_iqa.scoring.metrics.ScoringMetric`."""
 
     def knows(self, name: str) -> bool:
-        from pyiqa.default_model_configs import DEFAULT_CONFIGS
+        from pyiqa.default_model_configs import DEFAULT_CONFIGS  # the presets are in it: this package registered them
 
-        register()
         return name in DEFAULT_CONFIGS
 
     def build(self, name: str, device: torch.device) -> ScoringMetric:
