@@ -357,3 +357,22 @@ def test_common_checkpoint_wrappers_are_unwrapped_with_a_warning(tmp_path: Path,
     with pytest.warns(RuntimeWarning, match="module.|nested"):
         backbone = load_backbone("alexnet", ["relu1"], weights=str(path))
     assert backbone.weights_id == alexnet_random.weights_id  # exactly the weights of the unwrapped file
+
+
+def test_geometry_is_probed_once_and_shared_with_the_pruned_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pe_iqa.backbones import module
+
+    searches = []
+    search = module._smallest_valid_size
+    monkeypatch.setattr(module, "_smallest_valid_size", lambda net: searches.append(net) or search(net))
+    backbone = load_backbone("alexnet", ["relu1", "relu2"], weights="random")
+    forwards = []
+    backbone.register_forward_hook(lambda *_: forwards.append(1))
+    counts = backbone.channels()
+    probes = len(forwards)
+    assert counts == {"relu1": 64, "relu2": 192} and backbone.channels() == counts and len(forwards) == probes
+    backbone.channels()["relu1"] = 0  # a copy: the remembered counts cannot be changed from outside
+    assert backbone.channels() == counts
+    pruned = prune_deepest_tap(backbone, torch.arange(10))
+    assert pruned.min_input_size == backbone.min_input_size and len(searches) == 1
+    assert pruned.channels() == {"relu1": 64, "relu2": 10}

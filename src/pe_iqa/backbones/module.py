@@ -72,6 +72,7 @@ class Backbone(nn.Module):
         self._state = _parameter_state(self.extractor)
         self._current_id = weights_id
         self._min_size: int | None = None
+        self._channels: dict[str, int] | None = None
         self._bytes_per_pixel: float | None = None
 
     def _digest(self) -> str:
@@ -130,11 +131,13 @@ class Backbone(nn.Module):
         return self._min_size
 
     def channels(self) -> dict[str, int]:
-        """Number of channels per tapped layer (probed once with a small input)."""
-        size = max(self.min_input_size, 32)
-        with torch.inference_mode():
-            probe = self(torch.zeros(1, 3, size, size, device=self.mean.device, dtype=self.mean.dtype))
-        return {layer: int(t.shape[1]) for layer, t in probe.items()}
+        """Number of channels per tapped layer (probed once with a small input, then remembered)."""
+        if self._channels is None:
+            size = max(self.min_input_size, 32)
+            with torch.inference_mode():
+                probe = self(torch.zeros(1, 3, size, size, device=self.mean.device, dtype=self.mean.dtype))
+            self._channels = {layer: int(t.shape[1]) for layer, t in probe.items()}
+        return dict(self._channels)
 
     def activation_bytes_per_pixel(self) -> float:
         """Estimated peak activation memory of one forward pass, in bytes per input pixel and image.

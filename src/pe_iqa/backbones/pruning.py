@@ -55,4 +55,5 @@ def prune_deepest_tap(backbone: Backbone, channels: torch.Tensor) -> Backbone | 
     setattr(new_extractor.get_submodule(parent_name) if parent_name else new_extractor, child_name, pruned_conv)
     pruned = Backbone(backbone.spec, backbone.layers, new_extractor, backbone.weights, backbone.weights_id,
                       pruned=True)
+    pruned._min_size = backbone._min_size  # fewer output channels, same geometry: the same smallest input
     return pruned.to(backbone.mean.device)
