@@ -131,7 +131,7 @@ def fr_row(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LogisticFitWarning)
         result = evaluate_scores(x[ok], y[ok], higher_is_better_score=not lower_better_score,
-                                 higher_is_better_label=not lower_better_label, maxfev=maxfev)
+                                 higher_is_better_label=not lower_better_label, maxfev=maxfev, logistic4=False)
     interval = bootstrap_srocc_ci(x[ok], y[ok], higher_is_better_score=not lower_better_score,
                                   higher_is_better_label=not lower_better_label, n_boot=n_boot, seed=seed)
     row.update({"plcc": result.plcc, "srcc": result.srocc, "krcc": result.krcc, "srcc_ci_low": interval.low,

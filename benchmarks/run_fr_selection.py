@@ -27,7 +27,6 @@ import math
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 from benchmarks.datasets.fr_sources import FRLayout, load_fr_dataset
 from benchmarks.datasets.pyiqa_layouts import DatasetMissingError, FRIndex, FRRecord
 from benchmarks.report import environment_info, markdown_table, write_csv
+from benchmarks.run_live import select_quick_records
 from benchmarks.selection import (
     COMPARISONS,
     DEFAULT_PERCENTS,
@@ -57,19 +57,12 @@ __all__ = ["SelectionRun", "main", "run_fr_selection", "select_per_reference"]
 
 
 def select_per_reference(records: Sequence[FRRecord], per_ref: int) -> list[FRRecord]:
-    """At most ``per_ref`` records of each reference, distortion types taken in turn (meta-info order otherwise)."""
-    rank: Counter[tuple[str, str]] = Counter()
-    keyed = []
-    for position, record in enumerate(records):
-        keyed.append((record.ref_name, rank[(record.ref_name, record.dist_type)], position, record))
-        rank[(record.ref_name, record.dist_type)] += 1
-    taken: Counter[str] = Counter()
-    chosen = []
-    for ref_name, _, position, record in sorted(keyed, key=lambda item: item[1:3]):
-        if taken[ref_name] < per_ref:
-            taken[ref_name] += 1
-            chosen.append((position, record))
-    return [record for _, record in sorted(chosen, key=lambda item: item[0])]
+    """At most ``per_ref`` records of each reference, distortion types taken in turn, in meta-info order.
+
+    The choice is :func:`benchmarks.run_live.select_quick_records`' over every reference, kept in input order.
+    """
+    chosen = {id(record) for record in select_quick_records(records, n_refs=len(records), per_ref=per_ref)}
+    return [record for record in records if id(record) in chosen]
 
 
 @dataclass

@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ from benchmarks.channel_sets import (
 )
 from benchmarks.comparison import DEFAULT_COMPARISON_METRICS, FRMetric, build_metrics, score_pairs, time_interleaved
 from benchmarks.datasets.live import DEFAULT_ROOT, LiveIndex, LiveRecord, load_live_index
+from benchmarks.datasets.pyiqa_layouts import FRRecord
 from benchmarks.plots import plot_high_minus_low, plot_logistic_scatter, plot_srocc_vs_percent
 from benchmarks.protocols.correlation import LogisticFitWarning, evaluate_scores
 from benchmarks.report import ReportPaths, environment_info, markdown_table, write_csv, write_report
@@ -54,6 +56,8 @@ from pe_iqa.presets import PRESETS
 from pe_iqa.ranking_lookup import get_rankings
 
 __all__ = ["LiveRun", "main", "run_live", "select_quick_records"]
+
+_Record = TypeVar("_Record", LiveRecord, FRRecord)
 DEFAULT_PERCENTS = (5.0, 10.0, 25.0, 50.0)
 QUICK_PERCENTS = (10.0, 50.0)
 QUICK_REFS, QUICK_PER_REF = 2, 4
@@ -89,13 +93,14 @@ class LiveRun:
     seconds: float = 0.0
 
 
-def select_quick_records(records: Sequence[LiveRecord], n_refs: int = QUICK_REFS,
-                         per_ref: int = QUICK_PER_REF) -> list[LiveRecord]:
-    """A small smoke-test subset: ``per_ref`` images of each of the first ``n_refs`` references.
+def select_quick_records(records: Sequence[_Record], n_refs: int = QUICK_REFS,
+                         per_ref: int = QUICK_PER_REF) -> list[_Record]:
+    """A small smoke-test subset: ``per_ref`` images of each of the first ``n_refs`` references (any records with
+    ``ref_name`` and ``dist_type``: LIVE's, or the pyiqa layouts').
 
     Distortion types are taken in turn (one image of each type before a second of any), in label-file order.
     """
-    by_ref: dict[str, list[LiveRecord]] = {}
+    by_ref: dict[str, list[_Record]] = {}
     for record in records:
         if record.ref_name in by_ref or len(by_ref) < n_refs:
             by_ref.setdefault(record.ref_name, []).append(record)

@@ -41,18 +41,19 @@ def _metrics() -> dict[str, object]:
 
 
 @torch.inference_mode()
-def score_scale(root: Path) -> tuple[list[dict], list[dict]]:
-    """``(rows per metric, rows of the top_percent sweep)``; see the module docstring."""
+def score_scale(root: Path) -> tuple[list[dict], list[dict], str]:
+    """``(rows per metric, rows of the top_percent sweep, the reference of the extreme pairs)``; see the module
+    docstring."""
     index = load_live_index(root)
     records = list(index.records)
     metrics = _metrics()
     refs = {r.ref_path: read_image(r.ref_path) for r in records}
+    image = refs[records[0].ref_path]
+    grey = torch.full_like(image, float(image.mean()))
+    black, white = torch.zeros(1, 3, 256, 256), torch.ones(1, 3, 256, 256)
     rows = []
     for name, metric in metrics.items():
         live = np.array([float(metric(read_image(r.dist_path), refs[r.ref_path])) for r in records])
-        image = next(iter(refs.values()))
-        grey = torch.full_like(image, float(image.mean()))
-        black, white = torch.zeros(1, 3, 256, 256), torch.ones(1, 3, 256, 256)
         rows.append({
             "metric": name, "LIVE min": live.min(), "LIVE 25 %": np.quantile(live, 0.25),
             "LIVE median": np.median(live), "LIVE 75 %": np.quantile(live, 0.75), "LIVE max": live.max(),
@@ -68,7 +69,7 @@ def score_scale(root: Path) -> tuple[list[dict], list[dict]]:
             metric = PEDistance("pe_alex", top_percent=x, channel_norm=norm, reduction="none")
             row["unit-normalised" if norm else "raw Eq. 1"] = float(metric(dist, ref))
         sweep.append(row)
-    return rows, sweep
+    return rows, sweep, record.ref_name
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,10 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
-    rows, sweep = score_scale(args.root)
+    rows, sweep, reference = score_scale(args.root)
     text = ("# What PE distances look like\n\n"
             "Values of each metric (lower = more similar, 0 for identical images) on the shared LIVE pairs and on "
-            "extreme pairs; the LIVE reference `" + load_live_index(args.root).records[0].ref_name + "` is the "
+            "extreme pairs; the LIVE reference `" + reference + "` is the "
             "image of the extreme pairs.\n\n" + markdown_table(rows, digits=3) +
             "\n\n## pe_alex at several x on one LIVE pair\n\n" + markdown_table(sweep, digits=4) + "\n")
     args.out.mkdir(parents=True, exist_ok=True)

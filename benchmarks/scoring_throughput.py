@@ -42,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.datasets.live import DEFAULT_ROOT
 from benchmarks.process_memory import reset_peak_rss, rss_status
 from benchmarks.report import environment_info, markdown_table, write_report
 from pe_iqa.image_io import read_pair
@@ -328,7 +329,7 @@ def _report(results: dict[str, list[dict]], memory: list[dict], identical: tuple
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default=os.environ.get("PE_IQA_LIVE_ROOT", "../shared/data/LIVE"))
+    parser.add_argument("--root", default=str(DEFAULT_ROOT), help="LIVE root (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=CELLS)

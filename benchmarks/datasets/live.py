@@ -40,7 +40,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -60,6 +60,8 @@ __all__ = [
     "collect_live_scores",
     "load_live_index",
     "make_live_loader",
+    "parse_label",
+    "split_found",
 ]
 
 LIVE_DISTORTION_TYPES: tuple[str, ...] = ("jp2k", "jpeg", "wn", "gblur", "fastfading")
@@ -73,6 +75,14 @@ _DEFAULT_LABELS = (
     "../meta_info/meta_info_LIVEIQADataset.csv",
 )
 _LABEL_COLUMNS = ("dmos", "mos")
+
+
+class _HasPaths(Protocol):
+    dist_path: Path
+    ref_path: Path
+
+
+_PairRecord = TypeVar("_PairRecord", bound=_HasPaths)
 
 LayoutName = Literal["auto", "official", "pyiqa"]
 
@@ -185,6 +195,30 @@ def _normalise_dist(name: str) -> str:
     return name if Path(name).suffix else f"{name}.bmp"
 
 
+def parse_label(value: str, path: Path, line: int, column: str) -> float:
+    """A label cell as a finite float, else a ``ValueError`` naming the file, line and column."""
+    try:
+        number = float(value)
+    except ValueError as error:
+        raise ValueError(f"{path}:{line}: {column}={value!r} is not a number") from error
+    if not math.isfinite(number):
+        raise ValueError(f"{path}:{line}: {column} is not finite")
+    return number
+
+
+def split_found(records: Sequence[_PairRecord]) -> tuple[list[_PairRecord], list[_PairRecord]]:
+    """``(found, missing)``: records whose distorted and reference files both exist, and the others (each path is
+    checked once)."""
+    exists: dict[Path, bool] = {}
+    found, missing = [], []
+    for record in records:
+        for path in (record.dist_path, record.ref_path):
+            if path not in exists:
+                exists[path] = path.is_file()
+        (found if exists[record.dist_path] and exists[record.ref_path] else missing).append(record)
+    return found, missing
+
+
 def load_live_index(
     root: str | os.PathLike[str],
     labels: str | os.PathLike[str] | None = None,
@@ -234,32 +268,19 @@ def load_live_index(
     elif label_column not in columns:
         raise ValueError(f"label_column {label_column!r} is not a column of {labels_path} (has {columns})")
 
-    found: list[LiveRecord] = []
-    missing: list[LiveRecord] = []
-    exists: dict[Path, bool] = {}
+    records = []
     for line, row in enumerate(rows, start=2):
         ref_rel = _normalise_ref(row["ref_name"])
         dist_rel = _normalise_dist(row["dist_name"])
-        try:
-            value = float(row[label_column])
-        except ValueError as exc:
-            raise ValueError(f"{labels_path}:{line}: {label_column}={row[label_column]!r} is not a number") from exc
-        if not math.isfinite(value):
-            raise ValueError(f"{labels_path}:{line}: {label_column} is not finite")
-        dist_type = row.get("dist_type", "").strip() or dist_rel.split("/")[0]
-        record = LiveRecord(
+        records.append(LiveRecord(
             dist_path=image_root / dist_rel,
             ref_path=image_root / ref_rel,
-            dmos=value,
-            dist_type=dist_type,
+            dmos=parse_label(row[label_column], labels_path, line, label_column),
+            dist_type=row.get("dist_type", "").strip() or dist_rel.split("/")[0],
             ref_name=Path(ref_rel).stem,
             dist_name=dist_rel,
-        )
-        for p in (record.dist_path, record.ref_path):
-            if p not in exists:
-                exists[p] = p.is_file()
-        ok = exists[record.dist_path] and exists[record.ref_path]
-        (found if ok else missing).append(record)
+        ))
+    found, missing = split_found(records)
     return LiveIndex(
         records=tuple(found),
         missing_records=tuple(missing),

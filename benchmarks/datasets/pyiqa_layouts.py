@@ -39,7 +39,6 @@ from __future__ import annotations
 import csv
 import functools
 import importlib.util
-import math
 import os
 import re
 from collections import Counter
@@ -48,6 +47,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+
+from benchmarks.datasets.live import parse_label, split_found
 
 __all__ = [
     "PYIQA_FR_DATASETS",
@@ -296,16 +297,6 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
-def _label(value: str, path: Path, line: int, column: str) -> float:
-    try:
-        number = float(value)
-    except ValueError as error:
-        raise ValueError(f"{path}:{line}: {column}={value!r} is not a number") from error
-    if not math.isfinite(number):
-        raise ValueError(f"{path}:{line}: {column} is not finite")
-    return number
-
-
 def _dist_type(dataset: str, dist_name: str) -> str:
     pattern = _DIST_TYPE_PATTERNS.get(dataset)
     name = PurePosixPath(dist_name)
@@ -330,7 +321,7 @@ def _triples(spec: PyiqaFRSpec, header: list[str], rows: list[tuple[int, list[st
             if not cells[score_i].strip():
                 continue  # a train/val pair: no per-image score
             triple = (cells[ref_i].strip(), cells[dist_i].strip(),
-                      _label(cells[score_i], path, line, _PIEAPP_COLUMNS[2]))
+                      parse_label(cells[score_i], path, line, _PIEAPP_COLUMNS[2]))
             if triple[:2] not in seen:
                 seen.add(triple[:2])
                 out.append(triple)
@@ -341,7 +332,7 @@ def _triples(spec: PyiqaFRSpec, header: list[str], rows: list[tuple[int, list[st
     for line, row in rows:
         if len(row) < 3:
             raise ValueError(f"{path}:{line}: expected 3 or more columns, got {len(row)}")
-        out.append((row[0].strip(), row[1].strip(), _label(row[2], path, line, header[2])))
+        out.append((row[0].strip(), row[1].strip(), parse_label(row[2], path, line, header[2])))
     return header[2], out
 
 
@@ -384,19 +375,12 @@ def load_pyiqa_fr(
     label_column, triples = _triples(spec, header, rows)
     if not triples:
         raise ValueError(f"{spec.meta_info} lists no labelled full-reference pair")
-    found: list[FRRecord] = []
-    missing: list[FRRecord] = []
-    exists: dict[Path, bool] = {}
-    for ref_name, dist_name, label in triples:
-        record = FRRecord(
-            dist_path=spec.target_dir / dist_name, ref_path=spec.ref_dir / ref_name, label=label,
-            lower_better=spec.lower_better, ref_name=ref_name, dist_name=dist_name,
-            dist_type=_dist_type(dataset, dist_name), dataset=dataset,
-        )
-        for path in (record.dist_path, record.ref_path):
-            if path not in exists:
-                exists[path] = path.is_file()
-        (found if exists[record.dist_path] and exists[record.ref_path] else missing).append(record)
+    found, missing = split_found([
+        FRRecord(dist_path=spec.target_dir / dist_name, ref_path=spec.ref_dir / ref_name, label=label,
+                 lower_better=spec.lower_better, ref_name=ref_name, dist_name=dist_name,
+                 dist_type=_dist_type(dataset, dist_name), dataset=dataset)
+        for ref_name, dist_name, label in triples
+    ])
     if not found:
         first = missing[0]
         raise DatasetMissingError(

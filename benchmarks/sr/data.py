@@ -17,7 +17,6 @@ flip/rotation; held-out images are never sampled for training.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..datasets.live import DEFAULT_ROOT
+
 __all__ = ["HELD_OUT", "TRAIN", "PatchSampler", "SRImage", "degrade", "load_images"]
 
-DEFAULT_LIVE_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "LIVE"
 
 #: Training images: ``live:<name>`` is a LIVE reference, ``skimage:<name>`` a scikit-image bundled image.
 TRAIN: tuple[str, ...] = (
@@ -47,11 +47,6 @@ class SRImage:
     name: str
     hr: torch.Tensor
     ilr: torch.Tensor
-
-
-def live_root() -> Path:
-    """The LIVE root: ``$PE_IQA_LIVE_ROOT`` or ``../shared/data/LIVE`` beside the checkout."""
-    return Path(os.environ.get("PE_IQA_LIVE_ROOT", DEFAULT_LIVE_ROOT))
 
 
 def _read(source: str, root: Path) -> torch.Tensor:
@@ -89,12 +84,13 @@ def load_images(sources: Sequence[str], scale: int, crop: int | None = None,
         sources: ``live:<name>`` / ``skimage:<name>`` entries.
         scale: the super-resolution factor.
         crop: if given, a centred ``crop × crop`` HR region (before degradation; for quick runs).
-        root: LIVE root (default :func:`live_root`).
+        root: LIVE root (default :data:`benchmarks.datasets.live.DEFAULT_ROOT`: ``$PE_IQA_LIVE_ROOT`` or
+            ``../shared/data/LIVE`` beside the checkout).
 
     Returns:
         ``(images, missing)`` with ``missing = {source: reason}``.
     """
-    root = root or live_root()
+    root = root or DEFAULT_ROOT
     images, missing = [], {}
     for source in sources:
         try:
