@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from pe_iqa.analysis.ranking import ChannelRanking
 from pe_iqa.backbones import Backbone
 from pe_iqa.feature_distance import ChannelSet, channel_weights, set_distances
 from pe_iqa.image_io import read_image
-from pe_iqa.ranking import ChannelRanking
 
 __all__ = [
     "PairRecord",

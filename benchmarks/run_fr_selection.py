@@ -40,13 +40,13 @@ from benchmarks.run_live import select_quick_records
 from benchmarks.selection import (
     COMPARISONS,
     DEFAULT_PERCENTS,
+    SELECTOR_NAMES,
     SELECTORS,
     PairedBootstrap,
     Scorer,
     compare_selectors,
     compute_backbone_distances,
     cross_validate,
-    register_variant_scores,
     srocc_rows,
     win_counts,
 )
@@ -129,15 +129,12 @@ def run_fr_selection(
         DatasetMissingError: if the dataset is not where its layout puts it.
         ValueError: on fewer than 3 images or bad arguments.
     """
-    from pe_iqa.efficacy import EFFICACY_SCORES
-
-    register_variant_scores()
     start = time.perf_counter()
     index = load_fr_dataset(dataset, root, layout)
     records = select_per_reference(index.records, per_ref) if per_ref else list(index.records)
     if len(records) < 3:
         raise ValueError(f"need at least 3 labelled images; {index.summary()}")
-    selectors = [s for s in (selectors or SELECTORS) if s in EFFICACY_SCORES]
+    selectors = [s for s in (selectors or SELECTORS) if s in SELECTOR_NAMES]
     percents = tuple(float(x) for x in (percents or DEFAULT_PERCENTS))
     labels = np.array([r.dmos for r in records], dtype=np.float64)  # oriented lower-is-better
     boot = PairedBootstrap(labels, n_boot=n_boot, seed=0)

@@ -50,10 +50,10 @@ from benchmarks.datasets.pyiqa_layouts import FRRecord
 from benchmarks.plots import plot_high_minus_low, plot_logistic_scatter, plot_srocc_vs_percent
 from benchmarks.protocols.correlation import LogisticFitWarning, evaluate_scores
 from benchmarks.report import ReportPaths, environment_info, markdown_table, write_csv, write_report
+from pe_iqa.analysis.ranking_lookup import get_rankings
 from pe_iqa.backbones import canonical_name, load_backbone
 from pe_iqa.image_io import read_image
 from pe_iqa.presets import PRESETS
-from pe_iqa.ranking_lookup import get_rankings
 
 __all__ = ["LiveRun", "main", "run_live", "select_quick_records"]
 

@@ -167,17 +167,18 @@ def measure_ranking(backbone: str, cached: bool, device: str, threads: int | Non
     Args:
         backbone: backbone name (its ImageNet weights).
         cached: ``True`` times loading the stored ranking (user cache, else shipped) after
-            :func:`~pe_iqa.ranking_lookup.clear_memory_cache`; ``False`` measures it afresh (``use_cache=False``).
+            :func:`~pe_iqa.analysis.ranking_lookup.clear_memory_cache`; ``False`` measures it afresh
+            (``use_cache=False``).
         device: where a measurement runs.
         threads: CPU threads for torch.
 
     Returns:
         A result row with ``load_backbone_s`` and ``ranking_s`` (and ``memory_hit_s`` when cached).
     """
+    from pe_iqa.analysis.ranking_lookup import SHIPPED_DIR, clear_memory_cache, get_rankings
+    from pe_iqa.analysis.tuning import AnalysisConfig
+    from pe_iqa.analysis.tuning_cache import TuningKey, default_cache_dir
     from pe_iqa.backbones import load_backbone
-    from pe_iqa.ranking_lookup import SHIPPED_DIR, clear_memory_cache, get_rankings
-    from pe_iqa.tuning import AnalysisConfig
-    from pe_iqa.tuning_cache import TuningKey, default_cache_dir
 
     if threads:
         torch.set_num_threads(threads)

@@ -27,12 +27,12 @@ import pytest
 import torch
 
 from pe_iqa import PEDistance, safe_files
-from pe_iqa import ranking_lookup as registry
-from pe_iqa import tuning_cache as ranking_cache
+from pe_iqa.analysis import ranking_lookup as registry
+from pe_iqa.analysis import tuning_cache as ranking_cache
+from pe_iqa.analysis.ranking_lookup import clear_memory_cache, get_rankings
+from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves
+from pe_iqa.analysis.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, read_entry, write_entry
 from pe_iqa.backbones import Backbone, load_backbone
-from pe_iqa.ranking_lookup import clear_memory_cache, get_rankings
-from pe_iqa.tuning import AnalysisConfig, TuningCurves
-from pe_iqa.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, read_entry, write_entry
 
 # A tiny analysis (64-px stimuli, few samples): cache handling does not depend on the stimulus set.
 CONFIG = AnalysisConfig(size=64, n_frequencies=6, n_orientations=4, n_phases=1)
@@ -214,8 +214,8 @@ _WRITER = r"""
 import sys, time
 from pathlib import Path
 import torch
-from pe_iqa.tuning_cache import TuningKey, write_entry
-from pe_iqa.tuning import AnalysisConfig, TuningCurves
+from pe_iqa.analysis.tuning_cache import TuningKey, write_entry
+from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves
 
 folder, flags, value, rounds = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 config = AnalysisConfig(size=64, n_frequencies=6, n_orientations=4, n_phases=1)

@@ -17,11 +17,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pe_iqa import PEDistance
-from pe_iqa import ranking_lookup as ranking_lookup
+from pe_iqa.analysis import ranking_lookup as ranking_lookup
+from pe_iqa.analysis.ranking_lookup import clear_memory_cache, get_rankings
+from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves
+from pe_iqa.analysis.tuning_cache import (
+    MAX_ENTRY_BYTES,
+    CacheEntryError,
+    TuningKey,
+    default_cache_dir,
+    read_entry,
+    write_entry,
+)
 from pe_iqa.backbones import Backbone, load_backbone
-from pe_iqa.ranking_lookup import clear_memory_cache, get_rankings
-from pe_iqa.tuning import AnalysisConfig, TuningCurves
-from pe_iqa.tuning_cache import MAX_ENTRY_BYTES, CacheEntryError, TuningKey, default_cache_dir, read_entry, write_entry
 
 CONFIG = AnalysisConfig(size=64, n_frequencies=8, n_orientations=6, n_phases=2, f_max=12.0, pixels_per_degree=32.0)
 

@@ -205,7 +205,7 @@ def test_rank_table_on_stdout_and_files_match_the_registry(tmp_path: Path, capsy
     assert main([*args, "--score", "mu1", "--out", str(tmp_path / "r.csv")]) == 0
     with (tmp_path / "r.csv").open(newline="") as handle:
         written = list(csv.DictReader(handle))
-    by_mu1 = ranking.with_score("mu1")
+    by_mu1 = dataclasses.replace(ranking, score_name="mu1")
     assert [int(row["channel"]) for row in written] == by_mu1.order().tolist()
     assert [float(row["score"]) for row in written] == by_mu1.mu1[by_mu1.order()].tolist()
     assert {row["layer"] for row in written} == {"relu1"}

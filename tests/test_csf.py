@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from pe_iqa.csf import CSF_MODELS, barten, csf_peak_frequency, flat, get_csf, mannos_sakrison
+from pe_iqa.analysis.csf import CSF_MODELS, barten, csf_peak_frequency, flat, get_csf, mannos_sakrison
 
 
 def _barten_reference(u: np.ndarray, luminance: float, field_deg: float) -> np.ndarray:

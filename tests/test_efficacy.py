@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from pe_iqa.csf import get_csf
-from pe_iqa.efficacy import (
+from pe_iqa.analysis import efficacy
+from pe_iqa.analysis.csf import get_csf
+from pe_iqa.analysis.efficacy import (
     EFFICACY_SCORES,
     compute_score,
     efficacy_terms,
@@ -18,7 +19,7 @@ from pe_iqa.efficacy import (
     perceptual_efficacy,
     register_score,
 )
-from pe_iqa.tuning import AnalysisConfig, TuningCurves
+from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves
 
 CONFIG = AnalysisConfig()
 
@@ -145,21 +146,28 @@ def test_magnitude_control() -> None:
     torch.testing.assert_close(compute_score("pe", tuning, CONFIG), perceptual_efficacy(tuning))
 
 
-def test_score_registry() -> None:
-    assert {"pe", "mu1", "mu2", "magnitude"} <= set(EFFICACY_SCORES)
+def test_built_in_scores_are_fixed_and_register_score_is_deprecated() -> None:
+    assert tuple(EFFICACY_SCORES) == ("pe", "pe_integral", "mu1", "mu2", "magnitude")
+    with pytest.raises(TypeError):
+        EFFICACY_SCORES["pe"] = lambda tuning, config: tuning.magnitude()  # type: ignore[index]
     with pytest.raises(ValueError, match="score must be one of"):
         compute_score("no_such_score", _random_curves(), CONFIG)
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.warns(FutureWarning, match="deprecated"), pytest.raises(ValueError, match="built-in"):
         register_score("pe", lambda tuning, config: tuning.magnitude())
     name = "test_only_negative_magnitude"
     try:
-        register_score(name, lambda tuning, config: -tuning.magnitude())
+        with pytest.warns(FutureWarning):
+            register_score(name, lambda tuning, config: -tuning.magnitude())
         tuning = _random_curves()
         torch.testing.assert_close(compute_score(name, tuning, CONFIG), -tuning.magnitude())
-        register_score(name, lambda tuning, config: tuning.magnitude() * 2, override=True)
+        with pytest.warns(FutureWarning), pytest.raises(ValueError, match="already registered"):
+            register_score(name, lambda tuning, config: tuning.magnitude())
+        with pytest.warns(FutureWarning):
+            register_score(name, lambda tuning, config: tuning.magnitude() * 2, override=True)
         torch.testing.assert_close(compute_score(name, tuning, CONFIG), 2 * tuning.magnitude())
+        assert name not in EFFICACY_SCORES
     finally:
-        EFFICACY_SCORES.pop(name, None)
+        efficacy._REGISTERED.pop(name, None)
 
 
 def test_integrated_mu1_does_not_depend_on_grid_spacing() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from pe_iqa.analysis.ranking import SUBSETS, ChannelRanking
+from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves, measure_tuning
 from pe_iqa.backbones import Backbone, BackboneSpec
-from pe_iqa.ranking import SUBSETS, ChannelRanking
-from pe_iqa.tuning import AnalysisConfig, TuningCurves, measure_tuning
 
 # ------------------------------------------------------------------------------------- hand-built layer
 
@@ -165,11 +166,11 @@ def test_dead_channels_tied_on_all_keys_are_both_selected(gabor_ranking: Channel
 
 
 def test_scores_rank_the_same_measurement(gabor_ranking: ChannelRanking) -> None:
-    by_mu1 = gabor_ranking.with_score("mu1")
+    by_mu1 = dataclasses.replace(gabor_ranking, score_name="mu1")
     assert by_mu1.tuning is gabor_ranking.tuning and by_mu1.score_name == "mu1"
     torch.testing.assert_close(by_mu1.score, gabor_ranking.mu1)
     assert NAMES[int(by_mu1.order()[0])] == NAMES[int(torch.argmax(gabor_ranking.mu1))]
-    by_magnitude = gabor_ranking.with_score("magnitude")
+    by_magnitude = dataclasses.replace(gabor_ranking, score_name="magnitude")
     assert NAMES[int(by_magnitude.order()[0])] == "blob"  # a low-pass blob passes the mean grey level: loudest
 
 

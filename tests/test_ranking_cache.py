@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pe_iqa import ranking_lookup as registry
+from pe_iqa.analysis import ranking_lookup as registry
+from pe_iqa.analysis.ranking_lookup import clear_memory_cache, get_rankings
+from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves
+from pe_iqa.analysis.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, default_cache_dir, read_entry
 from pe_iqa.backbones import Backbone, load_backbone
-from pe_iqa.ranking_lookup import clear_memory_cache, get_rankings
-from pe_iqa.tuning import AnalysisConfig, TuningCurves
-from pe_iqa.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, default_cache_dir, read_entry
 
 # A tiny analysis (64-px stimuli, few samples): the cache logic does not depend on the stimulus set.
 CONFIG = AnalysisConfig(size=64, n_frequencies=6, n_orientations=4, n_phases=1)
@@ -196,8 +196,8 @@ def test_untrusted_file_warns_and_is_rebuilt(
 _WORKER = r"""
 import sys, time
 from pathlib import Path
-from pe_iqa.ranking_lookup import get_rankings
-from pe_iqa.tuning import AnalysisConfig
+from pe_iqa.analysis.ranking_lookup import get_rankings
+from pe_iqa.analysis.tuning import AnalysisConfig
 
 cache, flags, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 config = AnalysisConfig(size=64, n_frequencies=6, n_orientations=4, n_phases=1)

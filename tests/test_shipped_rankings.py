@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pe_iqa import ranking_lookup as registry
-from pe_iqa.ranking import ChannelRanking
-from pe_iqa.ranking_lookup import SHIPPED_DIR, clear_memory_cache, get_rankings
-from pe_iqa.tuning import AnalysisConfig, TuningCurves
-from pe_iqa.tuning_cache import TuningKey, read_entry
+from pe_iqa.analysis import ranking_lookup as registry
+from pe_iqa.analysis.ranking import ChannelRanking
+from pe_iqa.analysis.ranking_lookup import SHIPPED_DIR, clear_memory_cache, get_rankings
+from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves
+from pe_iqa.analysis.tuning_cache import TuningKey, read_entry
 
 ALEXNET_LAYERS = ("relu1", "relu2", "relu3", "relu4", "relu5")
 ALEXNET_CHANNELS = {"relu1": 64, "relu2": 192, "relu3": 384, "relu4": 256, "relu5": 256}
@@ -136,7 +136,7 @@ def test_user_cache_takes_precedence_over_shipped(
     fresh_alexnet: dict[str, ChannelRanking], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A valid user-cache entry for the same key is read first (lookup order: memory → user cache → shipped).
-    from pe_iqa.tuning_cache import write_entry
+    from pe_iqa.analysis.tuning_cache import write_entry
 
     layer = "relu1"
     fresh = fresh_alexnet[layer]

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pe_iqa.stimuli import DEFAULT_VIEWING, ViewingCondition, oriented_gratings, radial_gratings
+from pe_iqa.analysis.stimuli import DEFAULT_VIEWING, ViewingCondition, oriented_gratings, radial_gratings
 
 # 256 px at 64 px/deg: one FFT bin is 1/256 cycles/pixel = 0.25 cycles/degree.
 VIEW = ViewingCondition(pixels_per_degree=64.0, size=256)

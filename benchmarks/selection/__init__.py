@@ -22,12 +22,13 @@ from benchmarks.selection.distances import (
 )
 from benchmarks.selection.report import significance_matrix, write_outputs
 from benchmarks.selection.study import SelectionStudy, run_selection_study
-from benchmarks.selection.variant_scores import register_variant_scores
+from benchmarks.selection.variant_scores import SELECTOR_NAMES, rank_by_scores, rank_by_selector
 
 __all__ = [
     "COMPARISONS",
     "DEFAULT_PERCENTS",
     "SELECTORS",
+    "SELECTOR_NAMES",
     "BackboneDistances",
     "Candidate",
     "PairedBootstrap",
@@ -38,7 +39,8 @@ __all__ = [
     "compute_backbone_distances",
     "cross_validate",
     "layer_windows",
-    "register_variant_scores",
+    "rank_by_scores",
+    "rank_by_selector",
     "run_selection_study",
     "set_name",
     "significance_matrix",

@@ -14,13 +14,13 @@ directions) and each ``d`` scaled to a largest component of 1: every direction s
 most ``contrast`` around the mean (equal use of the display gamut; cone contrasts are not equated). The image
 is ``linear_c(x) = L0 (1 + contrast · d_c · cos(carrier(x)))``, encoded back with the sRGB transfer function,
 where ``L0`` is the linear value of the mean grey and the carrier is that of
-:func:`~pe_iqa.stimuli.oriented_gratings` (same geometry, orientations and phases).
+:func:`~pe_iqa.analysis.stimuli.oriented_gratings` (same geometry, orientations and phases).
 
 Measurements are cached like tuning curves (one file per backbone, weights, layer and configuration, written and
-verified by :mod:`pe_iqa.tuning_cache`, arrays ``orientations``, ``responses``, ``baseline``). The scores
+verified by :mod:`pe_iqa.analysis.tuning_cache`, arrays ``orientations``, ``responses``, ``baseline``). The scores
 (``achromatic``, ``pe_achromatic``) need these responses, not only the tuning curves, so they are not registered
 efficacy scores: :func:`chromatic_rankings` ranks a layer's channels by them explicitly
-(:meth:`pe_iqa.ChannelRanking.ranked_by`)::
+(:func:`benchmarks.selection.variant_scores.rank_by_scores`)::
 
     net = load_backbone("alexnet", ["relu1", "relu3"])
     rankings = get_rankings(net)
@@ -39,11 +39,12 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.selection.variant_scores import rank_by_scores
+from pe_iqa.analysis.ranking import ChannelRanking
+from pe_iqa.analysis.stimuli import ViewingCondition, oriented_gratings
+from pe_iqa.analysis.tuning import AnalysisConfig, peak_frequency, phase_mean_responses
+from pe_iqa.analysis.tuning_cache import CacheEntryError, TuningKey, default_cache_dir, read_entry, write_entry
 from pe_iqa.backbones import Backbone
-from pe_iqa.ranking import ChannelRanking
-from pe_iqa.stimuli import ViewingCondition, oriented_gratings
-from pe_iqa.tuning import AnalysisConfig, phase_mean_responses
-from pe_iqa.tuning_cache import CacheEntryError, TuningKey, default_cache_dir, read_entry, write_entry
 
 __all__ = [
     "CHROMATIC_SCORES",
@@ -149,7 +150,7 @@ def chromatic_gratings(
 
     Returns:
         sRGB images ``(T·P, 3, S, S)`` in ``[0, 1]``, orientation-major like
-        :func:`~pe_iqa.stimuli.oriented_gratings`.
+        :func:`~pe_iqa.analysis.stimuli.oriented_gratings`.
 
     Raises:
         ValueError: on an unknown direction or invalid contrast/mean (and as ``oriented_gratings``).
@@ -241,7 +242,7 @@ def measure_chromatic(
 
     Args:
         backbone: the network (its taps are the layers measured).
-        config: viewing condition and grating frequency (:meth:`AnalysisConfig.peak_frequency`).
+        config: viewing condition and grating frequency (:func:`~pe_iqa.analysis.tuning.peak_frequency`).
         chroma: the chromatic stimulus set (default :class:`ChromaticConfig`).
         device: where to run (default: the backbone's device).
         batch_size: stimuli per forward pass, ``>= 1``.
@@ -261,7 +262,7 @@ def measure_chromatic(
     per_direction = []
     with torch.inference_mode():
         for direction in directions:
-            images = chromatic_gratings(config.peak_frequency(), thetas, direction, config.viewing, chroma.n_phases,
+            images = chromatic_gratings(peak_frequency(config), thetas, direction, config.viewing, chroma.n_phases,
                                         chroma.contrast, chroma.mean)
             per_direction.append(phase_mean_responses(backbone, images, chroma.n_phases, batch_size, run_device))
             del images
@@ -306,7 +307,7 @@ def chromatic_responses(
         net: the network, analysed as it is (its weights fingerprint keys the cache).
         config: the PE analysis configuration (grating frequency, viewing condition).
         chroma: the chromatic stimulus set.
-        cache_dir: cache folder (default :func:`~pe_iqa.tuning_cache.default_cache_dir`).
+        cache_dir: cache folder (default :func:`~pe_iqa.analysis.tuning_cache.default_cache_dir`).
         use_cache: read and write cache files; ``False`` always measures afresh.
 
     Returns:
@@ -377,6 +378,6 @@ def chromatic_rankings(
         if responses[layer].n_channels != ranking.n_channels:
             raise ValueError(f"{layer}: chromatic responses have {responses[layer].n_channels} channels, "
                              f"the ranking {ranking.n_channels}")
-    return {name: {layer: ranking.ranked_by(name, score(ranking, responses[layer]))
+    return {name: {layer: rank_by_scores(ranking, name, score(ranking, responses[layer]))
                    for layer, ranking in rankings.items()}
             for name, score in CHROMATIC_SCORES.items()}

@@ -23,16 +23,16 @@ import numpy as np
 import torch
 
 from benchmarks.channel_sets import PairRecord, Variant, evaluate_variants, random_channel_sets, standard_channel_sets
+from benchmarks.selection.variant_scores import SELECTOR_NAMES, rank_by_selector
+from pe_iqa.analysis.ranking import ChannelRanking
+from pe_iqa.analysis.ranking_lookup import get_rankings
 from pe_iqa.backbones import Backbone
-from pe_iqa.efficacy import EFFICACY_SCORES
-from pe_iqa.ranking import ChannelRanking
-from pe_iqa.ranking_lookup import get_rankings
 
 __all__ = ["DEFAULT_PERCENTS", "SELECTORS", "BackboneDistances", "compute_backbone_distances", "format_percent",
            "set_name"]
 
 DEFAULT_PERCENTS = (5.0, 10.0, 25.0, 50.0)
-#: Registered selectors in report order (the variants need :func:`~benchmarks.selection.register_variant_scores`).
+#: Selectors in report order (built-in scores and :data:`~benchmarks.selection.variant_scores.VARIANT_SCORES`).
 SELECTORS = ("pe", "pe_integral", "mu1", "mu2", "magnitude", "pe_selectivity", "pe_rank", "csf_match", "osi",
              "csf_response")
 
@@ -135,9 +135,9 @@ def compute_backbone_distances(
     """
     if not records:
         raise ValueError("records is empty")
-    unknown = [s for s in selectors if s not in EFFICACY_SCORES]
+    unknown = [s for s in selectors if s not in SELECTOR_NAMES]
     if unknown:
-        raise ValueError(f"selectors: unknown {unknown}; registered: {sorted(EFFICACY_SCORES)}")
+        raise ValueError(f"selectors: unknown {unknown}; known: {list(SELECTOR_NAMES)}")
     if "pe" not in selectors:
         raise ValueError("selectors must include 'pe' (random sets take H-x sizes from it)")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -145,7 +145,7 @@ def compute_backbone_distances(
     start = time.perf_counter()
     layers = tuple(net.layers)
     rankings = get_rankings(net, list(layers))
-    by_selector = {s: {layer: r.with_score(s) for layer, r in rankings.items()} for s in selectors}
+    by_selector = {s: {layer: rank_by_selector(r, s) for layer, r in rankings.items()} for s in selectors}
     by_selector.update(extra_rankings or {})
     sets = _channel_sets(by_selector, percents, seeds)
     variants = {(name, norm): Variant(channels, norm) for name, channels in sets.items() for norm in (True, False)}

@@ -33,10 +33,9 @@ from benchmarks.selection.candidates import cross_validate
 from benchmarks.selection.chromatic import chromatic_rankings, chromatic_responses
 from benchmarks.selection.comparisons import Scorer, compare_selectors, srocc_rows, win_counts
 from benchmarks.selection.distances import DEFAULT_PERCENTS, SELECTORS, BackboneDistances, compute_backbone_distances
-from benchmarks.selection.variant_scores import register_variant_scores
+from pe_iqa.analysis.ranking_lookup import get_rankings
 from pe_iqa.backbones import canonical_name, load_backbone
 from pe_iqa.image_io import read_image
-from pe_iqa.ranking_lookup import get_rankings
 
 __all__ = ["QUICK_PERCENTS", "SelectionStudy", "run_selection_study"]
 
@@ -131,7 +130,6 @@ def run_selection_study(
     groups = [r.ref_name for r in records]
     boot = PairedBootstrap(labels, n_boot=n_boot, seed=0)
 
-    register_variant_scores()
     dists: list[BackboneDistances] = []
     chromatic = {canonical_name(b) for b in chromatic_backbones}
     for name in backbones:

@@ -1,7 +1,8 @@
 """Channel-efficacy scores beyond PE, for the selection study (research code; the shipped core does not import it).
 
-:func:`register_variant_scores` registers them through the public :func:`pe_iqa.register_score`, after which
-``get_rankings(..., score=NAME)`` and ``PEDistance(score=NAME)`` accept them.
+They are passed to the core as explicit per-channel scores, never registered by name (the core's built-in scores are
+fixed): :func:`rank_by_selector` ranks a measurement by a built-in score or one of :data:`VARIANT_SCORES`, and
+:func:`rank_by_scores` by any per-channel values (e.g. the chromatic scores).
 
 PE multiplies two *loudness-dependent* sums: ``μ1`` grows linearly and ``μ2`` quadratically with a channel's
 response level, so PE largely ranks channels by how strongly they respond to gratings, and ``μ1``, ``μ2``
@@ -22,34 +23,43 @@ name                      what it measures
                           version of the ``magnitude`` control.
 ========================  ==========================================================================
 
-All scores take a layer's :class:`~pe_iqa.tuning.TuningCurves` and return ``(M,)`` float64, higher = more
+All scores take a layer's :class:`~pe_iqa.analysis.tuning.TuningCurves` and return ``(M,)`` float64, higher = more
 human-like, never NaN: dead channels (mean absolute response 0, or below ``1e-6`` of the layer's loudest
 channel for the normalised scores) and channels with a constant response get the score's neutral value
-(0), so they sort to the bottom together and :class:`~pe_iqa.ranking.ChannelRanking` separates them by its
+(0), so they sort to the bottom together and :class:`~pe_iqa.analysis.ranking.ChannelRanking` separates them by its
 tie-break keys (``μ1/Σμ1 + μ2/Σμ2``, then mean response magnitude).
 
 Scores that need a CSF with a shape (``csf_match``) use Mannos–Sakrison when the analysis CSF is
-``"flat"``, as :meth:`~pe_iqa.tuning.AnalysisConfig.peak_frequency` does.
+``"flat"``, as :func:`~pe_iqa.analysis.tuning.peak_frequency` does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 from scipy.stats import rankdata
 
-from pe_iqa.csf import get_csf
-from pe_iqa.efficacy import EFFICACY_SCORES, ScoreFn, frequency_sensitivity, orientation_selectivity, register_score
-from pe_iqa.tuning import TuningCurves
+from pe_iqa.analysis.csf import get_csf
+from pe_iqa.analysis.efficacy import (
+    EFFICACY_SCORES,
+    ScoreFn,
+    frequency_sensitivity,
+    orientation_selectivity,
+)
+from pe_iqa.analysis.ranking import ChannelRanking
+from pe_iqa.analysis.tuning import TuningCurves
 
 __all__ = [
+    "SELECTOR_NAMES",
     "VARIANT_SCORES",
     "csf_match",
     "csf_response",
     "orientation_selectivity_index",
+    "rank_by_scores",
+    "rank_by_selector",
     "rank_efficacy",
-    "register_variant_scores",
     "selectivity_efficacy",
 ]
 
@@ -189,7 +199,7 @@ def orientation_selectivity_index(tuning: TuningCurves) -> torch.Tensor:
     ``r = max(a(θ), 0)`` (responses are rectified, as firing rates). The index is 0 for a channel that
     responds equally to every orientation, 1 for one that responds to a single orientation, and does not
     depend on the response level — unlike ``μ2``, which grows with its square. Orientations must be
-    evenly spaced over ``[0, π)`` (as :meth:`~pe_iqa.tuning.AnalysisConfig.orientations` gives) for an
+    evenly spaced over ``[0, π)`` (as :meth:`~pe_iqa.analysis.tuning.AnalysisConfig.orientations` gives) for an
     isotropic channel to score exactly 0.
 
     Args:
@@ -241,13 +251,27 @@ VARIANT_SCORES: dict[str, ScoreFn] = {
 }
 
 
-def register_variant_scores() -> tuple[str, ...]:
-    """Register every score of :data:`VARIANT_SCORES` (idempotent; a user's score of the same name is kept).
+#: Every selector a ranking can be asked for here: the core's built-in scores, then the variants.
+SELECTOR_NAMES = (*EFFICACY_SCORES, *VARIANT_SCORES)
 
-    Returns:
-        The names registered by this call.
+
+def rank_by_scores(ranking: ChannelRanking, name: str, scores: torch.Tensor) -> ChannelRanking:
+    """The same measurement ranked by explicit per-channel ``scores`` (higher = better), labelled ``name``.
+
+    Ties are broken by the same keys as every ranking (the core's :class:`~pe_iqa.analysis.ranking.ChannelRanking`).
     """
-    added = tuple(name for name in VARIANT_SCORES if name not in EFFICACY_SCORES)
-    for name in added:
-        register_score(name, VARIANT_SCORES[name])
-    return added
+    return ChannelRanking(ranking.backbone, ranking.weights_id, ranking.layer, ranking.config, ranking.tuning, name,
+                          scores)
+
+
+def rank_by_selector(ranking: ChannelRanking, name: str) -> ChannelRanking:
+    """The same measurement ranked by the built-in score or the variant score ``name``.
+
+    Raises:
+        ValueError: an unknown selector.
+    """
+    if name in EFFICACY_SCORES:
+        return dataclasses.replace(ranking, score_name=name, scores=None)
+    if name in VARIANT_SCORES:
+        return rank_by_scores(ranking, name, VARIANT_SCORES[name](ranking.tuning, ranking.config))
+    raise ValueError(f"unknown selector {name!r}; selectors: {list(SELECTOR_NAMES)}")

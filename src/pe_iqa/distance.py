@@ -26,20 +26,23 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .backbones import Backbone, prune_deepest_tap
+from .distance_maps import DistanceMaps, combine_maps
 from .feature_distance import combine_layers, distance_map, layer_distance, prepare_features
 from .input_checks import check_image_pair, check_images
 from .presets import DEFAULT_METRIC, resolve_spec
-from .resolver import resolve
+from .resolver import rankings_of, resolve
 from .spec import DistanceSpec, check_bool
 
-__all__ = ["DISTANCE_OPTIONS", "MODULE_OPTIONS", "REDUCTIONS", "DistanceMaps", "PEDistance", "PELoss", "reduce",
-           "upsample_map"]
+if TYPE_CHECKING:
+    from .analysis.ranking import ChannelRanking
+
+__all__ = ["DISTANCE_OPTIONS", "MODULE_OPTIONS", "REDUCTIONS", "PEDistance", "PELoss", "reduce"]
 
 REDUCTIONS = ("mean", "sum", "none")
 #: Keyword arguments of :class:`PEDistance` that say how the distance is run, not what it is (the rest are
@@ -66,38 +69,6 @@ def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "sum":
         return values.sum()
     return values
-
-
-@dataclass(frozen=True)
-class DistanceMaps:
-    """Where two images differ: per-position distances of a batch of pairs (see :meth:`PEDistance.maps`).
-
-    Attributes:
-        scores: the distances, ``(N,)`` — the mean of every map below.
-        combined: ``(N, H, W)`` at the input size: the layers' maps averaged (weighted by the spec's
-            ``layer_weights`` if set).
-        layers: ``{layer: (N, H, W)}`` each layer's map upsampled to the input size.
-        native: ``{layer: (N, H_k, W_k)}`` each layer's map at its own resolution (what the distance averages).
-    """
-
-    scores: torch.Tensor
-    combined: torch.Tensor
-    layers: dict[str, torch.Tensor]
-    native: dict[str, torch.Tensor]
-
-
-def upsample_map(native: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear upsampling of ``(N, h, w)`` maps to ``size``, rescaled per image so the mean is unchanged.
-
-    Bilinear interpolation (as LPIPS's ``spatial=True``) weighs border positions less than inner ones; the rescale
-    (a factor close to 1) keeps each upsampled map's mean equal to the native map's, so the maps of an image still
-    average to its score. Maps that are zero everywhere stay zero.
-    """
-    up = torch.nn.functional.interpolate(native[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    native_mean, up_mean = native.mean(dim=(1, 2)), up.mean(dim=(1, 2))
-    factor = torch.where(up_mean > 0, native_mean / up_mean.clamp_min(torch.finfo(up.dtype).tiny),
-                         torch.ones_like(up_mean))
-    return up * factor[:, None, None]
 
 
 class _LayerHead(nn.Module):
@@ -178,8 +149,12 @@ class PEDistance(nn.Module):
         resolved = resolve(spec, backbone=given, device=device)
         #: the :class:`~pe_iqa.spec.DistanceSpec` this module computes
         self.spec = resolved.spec
+        #: fingerprint of the network weights the channels were selected for
+        self.weights_id = resolved.weights_id
         self.layers = tuple(layer.name for layer in resolved.layers)
-        self.rankings = {layer.name: layer.ranking for layer in resolved.layers}
+        known = {layer.name: layer.ranking for layer in resolved.layers if layer.ranking is not None}
+        self._rankings: dict[str, ChannelRanking] | None = known if len(known) == len(self.layers) else None
+        self.__dict__["_given_backbone"] = given  # not a submodule: analysed again on demand, never moved or saved
         net = resolved.backbone
         deepest = resolved.layers[-1]
         can_prune = prune and spec.subset != "all" and net.layers[-1] == deepest.name
@@ -203,6 +178,34 @@ class PEDistance(nn.Module):
         self._warned_sizes: set[tuple[int, ...]] = set()
         # buffers follow the backbone (a given Backbone may already be on a GPU)
         self.to(device if device is not None else net.mean.device)
+
+    #: Lower values mean more similar images (a distance).
+    lower_better = True
+    #: TorchMetrics' name for the same fact (from :attr:`lower_better`).
+    higher_is_better = not lower_better
+    #: The values a distance can take: ``1 − cos`` of ReLU feature vectors with unit-normalised channels (every
+    #: preset), so ``[0, 1]``; the raw Eq. 1 (``channel_norm=False``) is unbounded above (see :attr:`value_range`).
+    score_range = (0.0, 1.0)
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """The range of this distance's values: :attr:`score_range` with unit-normalised channels, else
+        ``(0, inf)``."""
+        return self.score_range if self.spec.channel_norm else (0.0, float("inf"))
+
+    @property
+    def rankings(self) -> dict[str, ChannelRanking]:
+        """The channel rankings of the compared layers, ``{layer: ChannelRanking}`` (loads the PE analysis on first
+        use: the shipped or cached tuning curves, ranked by the spec's score)."""
+        if self._rankings is None:
+            given = self.__dict__["_given_backbone"]
+            rankings = rankings_of(self.spec, given, self.device if given is None else None)
+            stale = [r.layer for r in rankings.values() if r.weights_id != self.weights_id]
+            if stale:
+                raise RuntimeError(f"the weights of {self.spec.backbone} changed since this distance selected its "
+                                   f"channels ({self.weights_id}); its rankings cannot be recomputed")
+            self._rankings = rankings
+        return dict(self._rankings)
 
     @property
     def net(self) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
@@ -364,8 +367,9 @@ class PEDistance(nn.Module):
         """Per-position distances of each pair: per layer and combined, at the input size (differentiable).
 
         Each layer's map is :func:`~pe_iqa.feature_distance.distance_map` of the selected (normalised) channels;
-        it is upsampled bilinearly to the input size as LPIPS does, keeping its mean (:func:`upsample_map`), and the
-        combined map is the mean over layers. Every map averages exactly (to float rounding) to the pair's score.
+        it is upsampled bilinearly to the input size as LPIPS does, keeping its mean
+        (:func:`~pe_iqa.distance_maps.upsample_map`), and the combined map is the mean over layers. Every map
+        averages exactly (to float rounding) to the pair's score.
 
         Args:
             preds: ``(N, 3, H, W)`` or ``(N, 1, H, W)`` in ``[0, data_range]``.
@@ -373,7 +377,7 @@ class PEDistance(nn.Module):
             target_features: optional precomputed :meth:`features` of ``target``.
 
         Returns:
-            A :class:`DistanceMaps`.
+            A :class:`~pe_iqa.distance_maps.DistanceMaps`.
 
         Example:
             >>> metric = PEDistance(weights="random", layers=["relu1", "relu2"])
@@ -389,10 +393,7 @@ class PEDistance(nn.Module):
                            size: tuple[int, int]) -> DistanceMaps:
         """:meth:`maps` from :meth:`features` outputs, upsampled to ``size`` (the images' ``(H, W)``)."""
         native = dict(zip(self.layers, self.layer_maps(preds_feats, target_feats), strict=True))
-        layers = {layer: upsample_map(m, size) for layer, m in native.items()}
-        combined = combine_layers(torch.stack(list(layers.values())), self.layer_weights, dim=0)
-        scores = combine_layers(torch.stack([m.mean(dim=(1, 2)) for m in native.values()], dim=1), self.layer_weights)
-        return DistanceMaps(scores, combined, layers, native)
+        return combine_maps(native, size, self.layer_weights)
 
     def extra_repr(self) -> str:
         counts = {head.layer: int(head.channels.numel()) for head in self.heads}

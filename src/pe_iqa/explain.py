@@ -24,8 +24,10 @@ import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from .csf import get_csf
-from .distance import DistanceMaps, PEDistance, upsample_map
+from .analysis.csf import get_csf
+from .analysis.tuning import peak_frequency
+from .distance import PEDistance
+from .distance_maps import DistanceMaps, upsample_map
 from .feature_distance import channel_errors
 
 __all__ = ["ChannelContribution", "Explanation", "draw_heatmap", "explain_pair", "explanation_figure", "map_figure"]
@@ -73,7 +75,7 @@ class Explanation:
 
     Attributes:
         score: the distance.
-        maps: the pair's :class:`~pe_iqa.distance.DistanceMaps` (batch of one).
+        maps: the pair's :class:`~pe_iqa.distance_maps.DistanceMaps` (batch of one).
         contributions: every selected channel, largest contribution first.
         channel_maps: ``{(layer, channel): (H, W)}`` the squared difference of the channel's (normalised) features,
             weighted as in the distance and upsampled to the image, for the channels in ``contributions[:top]``.
@@ -231,7 +233,7 @@ def explanation_figure(explanation: Explanation, metric: PEDistance, distorted: 
         response = tuning.response_theta[contribution.channel]
         scale = float(response.abs().max()) or 1.0
         ax_t.plot(torch.rad2deg(tuning.orientations).numpy(), (response / scale).numpy(), color=colour, lw=1.8)
-        ax_t.set_xlabel(f"orientation (degrees), {ranking.config.peak_frequency():.1f} cpd")
+        ax_t.set_xlabel(f"orientation (degrees), {peak_frequency(ranking.config):.1f} cpd")
         ax_t.set_xticks([0, 45, 90, 135, 180])
         ax_d = figure.add_subplot(grid[3, column])
         difference = explanation.channel_maps[(contribution.layer, contribution.channel)]

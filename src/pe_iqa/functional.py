@@ -7,6 +7,7 @@ from collections import OrderedDict
 
 import torch
 
+from .analysis_config import SCORE_NAMES
 from .distance import PEDistance, check_reduction, reduce
 from .input_checks import check_image_structure
 from .presets import DEFAULT_METRIC, resolve_spec
@@ -19,8 +20,19 @@ _MODULES_LOCK = threading.Lock()
 _MAX_MODULES = 8
 
 
+def _score_identity(spec: DistanceSpec) -> object:
+    """What the spec's score name means now: ``None`` for a built-in score (fixed), else the function registered
+    under it (deprecated :func:`~pe_iqa.analysis.efficacy.register_score`, which can replace it)."""
+    if spec.score in SCORE_NAMES:
+        return None
+    from .analysis.efficacy import score_function  # a registered score: the analysis is loaded already
+
+    return score_function(spec.score)
+
+
 def _cached_module(spec: DistanceSpec, device: torch.device, dtype: torch.dtype, check_range: bool) -> PEDistance:
-    key = (spec, str(device), str(dtype), check_range)
+    # keyed on everything the module's values depend on: a re-registered score is a new module, never a stale one
+    key = (spec, _score_identity(spec), str(device), str(dtype), check_range)
     with _MODULES_LOCK:
         module = _MODULES.get(key)
         if module is not None:

@@ -1,6 +1,6 @@
 """Figures of a PE analysis: tuning curves of the most and least efficacious channels, PE histograms, filters.
 
-:func:`plot_layer` draws, for one layer's :class:`~pe_iqa.ranking.ChannelRanking`, the figure of the paper's
+:func:`plot_layer` draws, for one layer's :class:`~pe_iqa.analysis.ranking.ChannelRanking`, the figure of the paper's
 Fig. 2–3: the frequency tuning ``a(f)`` (log frequency axis, the CSF on a twin axis) and the orientation
 tuning ``a(θ)`` of the top-n and bottom-n channels, and a histogram of PE over the layer's channels (log
 scale, with the number of channels whose PE is exactly 0). For the first layer of a network the RGB filters
@@ -22,9 +22,10 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from .analysis.csf import get_csf
+from .analysis.ranking import ChannelRanking
+from .analysis.tuning import peak_frequency
 from .backbones import Backbone
-from .csf import get_csf
-from .ranking import ChannelRanking
 from .safe_files import atomic_write
 
 __all__ = [
@@ -187,7 +188,7 @@ def _tuning_panels(ax_f, ax_t, ranking: ChannelRanking, top: list[int], bottom: 
     ax_f.patch.set_visible(False)
     ax_f.legend(fontsize=7, loc="upper left", ncols=2, framealpha=0.85)
     csf_axis.legend(fontsize=7, loc="upper right", framealpha=0.85)
-    ax_t.set_xlabel(f"grating orientation θ (degrees), at {ranking.config.peak_frequency():.1f} cpd")
+    ax_t.set_xlabel(f"grating orientation θ (degrees), at {peak_frequency(ranking.config):.1f} cpd")
     ax_t.set_ylabel("response a(θ) / channel max")
     ax_t.set_title("orientation tuning")
     ax_t.set_xticks([0, 45, 90, 135, 180])
@@ -271,7 +272,7 @@ def plot_layer(
     """Tuning curves of the top-n and bottom-n channels of a layer and its PE histogram (paper Fig. 2–3).
 
     Args:
-        ranking: the layer's ranking (:func:`~pe_iqa.ranking_lookup.get_ranking`).
+        ranking: the layer's ranking (:func:`~pe_iqa.analysis.ranking_lookup.get_ranking`).
         n: channels shown per group (clamped to half the layer).
         filters: optional ``(M, 3, h, w)`` RGB filters of the layer (:func:`input_filters`); when given, a
             second row shows those of the shown channels with their :func:`filter_chromaticity`.

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .analysis_config import SCORE_NAMES, AnalysisConfig
 from .backbones import backbone_spec, canonical_name
-from .efficacy import EFFICACY_SCORES
-from .ranking import check_selection
-from .tuning import AnalysisConfig
+from .selections import check_selection
 
 __all__ = ["WEIGHTINGS", "DistanceSpec", "check_bool", "check_data_range"]
 
@@ -84,8 +83,8 @@ class DistanceSpec:
             ``½ Σ_m w_m (â_m − b̂_m)²`` averaged over positions, with weights averaging 1: ``1 − cos`` of the
             feature vectors, in ``[0, 1]`` for ReLU features. Without it, the raw Eq. 1 (mean over channels).
         weighting: ``"uniform"`` or ``"pe"`` (channel weights proportional to their score).
-        score: registered efficacy score ranking the channels (:data:`~pe_iqa.efficacy.EFFICACY_SCORES`).
-        config: the PE analysis configuration (:class:`~pe_iqa.tuning.AnalysisConfig`).
+        score: the built-in efficacy score ranking the channels (:data:`~pe_iqa.analysis_config.SCORE_NAMES`).
+        config: the PE analysis configuration (:class:`~pe_iqa.analysis_config.AnalysisConfig`).
         data_range: the maximum of the input range (``1.0`` for ``[0, 1]``, ``255`` for 8-bit data).
         layer_weights: how the layers' distances are combined: ``None`` (the default) averages them; otherwise one
             non-negative weight per layer, in the order ``layers`` was given, not all zero. Stored normalised to
@@ -123,8 +122,10 @@ class DistanceSpec:
         subset, top_percent = check_selection(self.subset, self.top_percent)
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        if self.score not in EFFICACY_SCORES:
-            raise ValueError(f"score must be one of {sorted(EFFICACY_SCORES)}, got {self.score!r}")
+        if self.score not in SCORE_NAMES:  # a name registered by the deprecated register_score: ask the analysis
+            from .analysis.efficacy import score_function
+
+            score_function(self.score)
         if not isinstance(self.config, AnalysisConfig):
             raise TypeError(f"config must be an AnalysisConfig, got {type(self.config).__name__}")
         values = {"backbone": backbone, "layers": layers, "subset": subset, "top_percent": top_percent,

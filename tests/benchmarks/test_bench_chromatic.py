@@ -11,10 +11,10 @@ import torch
 from benchmarks.selection import chromatic as chroma
 
 from pe_iqa import get_rankings, load_backbone
+from pe_iqa.analysis.efficacy import EFFICACY_SCORES, perceptual_efficacy
+from pe_iqa.analysis.stimuli import ViewingCondition
+from pe_iqa.analysis.tuning import AnalysisConfig
 from pe_iqa.backbones import Backbone
-from pe_iqa.efficacy import EFFICACY_SCORES, perceptual_efficacy
-from pe_iqa.stimuli import ViewingCondition
-from pe_iqa.tuning import AnalysisConfig
 
 SMALL = AnalysisConfig(size=64, n_frequencies=6, n_orientations=6, n_phases=1)
 SMALL_CHROMA = chroma.ChromaticConfig(n_orientations=4, n_phases=2)

@@ -1,5 +1,5 @@
 """Tests of the research efficacy scores (benchmarks.selection.variant_scores): known answers on synthetic tuning
-curves, degenerate channels, and explicit registration through get_rankings / PEDistance."""
+curves, degenerate channels, and ranking by them as explicit scores (never registered in the core)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 from benchmarks.selection import variant_scores as variants
 
-from pe_iqa import PEDistance, get_rankings, load_backbone
-from pe_iqa.csf import get_csf
-from pe_iqa.efficacy import EFFICACY_SCORES, compute_score, perceptual_efficacy
-from pe_iqa.tuning import AnalysisConfig, TuningCurves
+from pe_iqa import PEDistance, get_rankings
+from pe_iqa.analysis.csf import get_csf
+from pe_iqa.analysis.efficacy import EFFICACY_SCORES, compute_score, perceptual_efficacy
+from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves
 
 CONFIG = AnalysisConfig()
 FREQS = CONFIG.frequencies()
@@ -36,16 +36,11 @@ def band(peak_cpd: float, octaves: float = 1.0) -> torch.Tensor:
     return torch.exp(-0.5 * (torch.log2(FREQS / peak_cpd) / octaves) ** 2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def registered() -> None:
-    """The variants are registered explicitly, never by importing a module."""
-    variants.register_variant_scores()
-
-
-def test_variants_are_registered() -> None:
+def test_variants_are_selectors_but_not_core_scores() -> None:
     expected = {"pe_selectivity", "pe_rank", "csf_match", "osi", "csf_response"}
     assert expected <= set(variants.VARIANT_SCORES)
-    assert expected <= set(EFFICACY_SCORES)
+    assert expected <= set(variants.SELECTOR_NAMES)
+    assert not expected & set(EFFICACY_SCORES)  # the core's scores are fixed
 
 
 # ---- csf_match --------------------------------------------------------------------------------------------------
@@ -182,12 +177,13 @@ def test_score_functions_reject_a_non_tuning_argument() -> None:
         variants.csf_match(torch.zeros(3, 4))
 
 
-# ---- registration, import order ---------------------------------------------------------------------------------
+# ---- the core stays untouched ---------------------------------------------------------------------------------
 
-def test_registration_is_idempotent_and_keeps_user_scores() -> None:
+def test_ranking_by_variants_leaves_the_core_scores_unchanged() -> None:
     before = dict(EFFICACY_SCORES)
-    assert variants.register_variant_scores() == ()  # already registered by the fixture
-    assert EFFICACY_SCORES == before
+    with pytest.raises(TypeError):
+        EFFICACY_SCORES["osi"] = variants.VARIANT_SCORES["osi"]  # type: ignore[index]
+    assert dict(EFFICACY_SCORES) == before
 
 
 @pytest.fixture(scope="module")
@@ -198,29 +194,18 @@ def random_rankings(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.mark.parametrize("name", sorted(variants.VARIANT_SCORES))
-def test_get_rankings_by_variant_score(random_rankings: dict, name: str) -> None:
-    ranking = get_rankings("alexnet", ["relu1"], weights="random", config=SMALL, score=name,
-                           cache_dir=random_rankings["cache"])["relu1"]
+def test_rank_by_variant_score(random_rankings: dict, name: str) -> None:
+    ranking = variants.rank_by_selector(random_rankings["rankings"]["relu1"], name)
     direct = variants.VARIANT_SCORES[name](ranking.tuning, SMALL)
+    assert ranking.score_name == name
     torch.testing.assert_close(ranking.score, direct.double())
     top = ranking.select("high", 10)
     assert top.numel() >= round(64 * 0.1)
     assert float(ranking.score[top].min()) >= float(ranking.score[ranking.order()[top.numel():]].max())
 
 
-@pytest.mark.parametrize("name", ["pe_selectivity", "csf_match"])
-def test_pedistance_by_variant_score_with_a_deeper_shared_backbone(random_rankings: dict, name: str,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PE_IQA_CACHE", str(random_rankings["cache"]))
-    deep = load_backbone("alexnet", ["relu1", "relu2"], weights="random")  # taps deeper than compared
-    shared = PEDistance(backbone=deep, layers=["relu1"], score=name, top_percent=25, config=SMALL)
-    own = PEDistance(backbone="alexnet", layers=["relu1"], weights="random", score=name, top_percent=25, config=SMALL)
-    expected = get_rankings("alexnet", ["relu1"], weights="random", config=SMALL, score=name,
-                            cache_dir=random_rankings["cache"])["relu1"].select("high", 25)
-    assert torch.equal(shared.selected_channels()["relu1"], expected)
-    assert torch.equal(own.selected_channels()["relu1"], expected)
-    x, y = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)).unbind(0)
-    x, y = x[None], y[None]
-    d_shared, d_own = shared(x, y), own(x, y)
-    assert torch.isfinite(d_shared) and float(d_shared) > 0
-    torch.testing.assert_close(d_shared, d_own)
+def test_a_variant_is_not_a_distance_score() -> None:
+    with pytest.raises(ValueError, match="score must be one of"):
+        PEDistance(backbone="alexnet", layers=["relu1"], weights="random", score="osi", config=SMALL)
+    with pytest.raises(ValueError, match="unknown selector"):
+        variants.rank_by_selector(None, "nope")  # type: ignore[arg-type]

@@ -8,7 +8,7 @@
 * :mod:`~pe_iqa.backbones.pruning` — computing only the selected channels of the deepest tap.
 """
 
-from .module import Backbone, load_backbone
+from .module import Backbone, load_backbone, network_for
 from .pruning import prune_deepest_tap
 from .specs import BACKBONES, BackboneSpec, backbone_spec, canonical_name, list_layers
 from .weights import WeightsMismatchError, WeightsNotFoundError
@@ -23,5 +23,6 @@ __all__ = [
     "canonical_name",
     "list_layers",
     "load_backbone",
+    "network_for",
     "prune_deepest_tap",
 ]

@@ -17,10 +17,11 @@ import hashlib
 import torch
 from torch import nn
 
+from .geometry import geometric_min_input_size
 from .specs import BackboneSpec, backbone_spec
 from .weights import build_network, fingerprint
 
-__all__ = ["Backbone", "load_backbone"]
+__all__ = ["Backbone", "load_backbone", "network_for"]
 
 
 def _version(tensor: torch.Tensor) -> int | None:
@@ -126,8 +127,8 @@ class Backbone(nn.Module):
         Deep layers' theoretical receptive fields are larger still; like LPIPS (which scores 64×64 patches
         with AlexNet relu5) we accept inputs down to this size.
         """
-        if self._min_size is None:
-            self._min_size = _smallest_valid_size(self)
+        if self._min_size is None:  # from the layers' geometry; probed only for graphs it cannot read
+            self._min_size = geometric_min_input_size(self.extractor) or _smallest_valid_size(self)
         return self._min_size
 
     def channels(self) -> dict[str, int]:
@@ -249,3 +250,38 @@ def load_backbone(
         extractor = create_feature_extractor(model, return_nodes={spec.taps[layer]: layer for layer in chosen})
     backbone = Backbone(spec, chosen, extractor, weights, weights_id, outputs)
     return backbone.to(device) if device is not None else backbone
+
+
+def network_for(
+    backbone: str | Backbone,
+    layers: str | list[str] | tuple[str, ...] | None,
+    weights: str = "DEFAULT",
+    device: torch.device | str | None = None,
+) -> tuple[Backbone, tuple[str, ...]]:
+    """The network of a distance or an analysis, and its layers.
+
+    Args:
+        backbone: a backbone name (loaded with ``weights``) or a loaded :class:`Backbone`, used as it is.
+        layers: layer names; default: the given Backbone's taps, or the named backbone's default layers.
+        weights: weights tag when ``backbone`` is a name.
+        device: where to load a named backbone.
+
+    Raises:
+        ValueError: unknown layers, a given Backbone that does not tap them, or one that was pruned.
+    """
+    if not isinstance(backbone, Backbone):
+        net = load_backbone(backbone, layers, weights=weights, device=device)
+        return net, net.layers
+    if backbone.pruned:
+        raise ValueError(
+            f"the given {backbone.spec.name} backbone was pruned (a PEDistance's .backbone computes only its "
+            f"selected channels); pass the original backbone or a backbone name instead"
+        )
+    chosen = backbone.spec.check_layers(layers if layers is not None else backbone.layers)
+    untapped = [layer for layer in chosen if layer not in backbone.layers]
+    if untapped:
+        raise ValueError(
+            f"the given {backbone.spec.name} backbone taps {list(backbone.layers)}, not {untapped}; build it with "
+            f"load_backbone(..., layers=[...]) covering them (a given network is analysed as it is, never reloaded)"
+        )
+    return backbone, chosen

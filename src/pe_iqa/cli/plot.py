@@ -51,9 +51,9 @@ def _chromaticity_report(layer: str, ranking, filters: torch.Tensor, top: list[i
 
 def run(args: argparse.Namespace) -> int:
     """Plot each layer (files and timings on stderr; the chromaticity report on stdout)."""
+    from ..analysis.ranking_lookup import get_rankings
     from ..backbones import load_backbone
     from ..plotting import input_filters, plot_layer, save_figure, top_bottom_channels
-    from ..ranking_lookup import get_rankings
     from ..safe_files import check_destination, path_safe_name
 
     if args.n < 1:

@@ -104,7 +104,7 @@ def _write_rankings(path: Path, rankings: dict, weights: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Rank, print the table (stdout), report timing and written files (stderr)."""
-    from ..ranking_lookup import get_rankings
+    from ..analysis.ranking_lookup import get_rankings
     from ..safe_files import check_destination
 
     out = Path(args.out) if args.out else None

@@ -19,20 +19,25 @@ differences of ~1e-7 of its level, giving μ values ~1e-14 of the layer's larges
 by the documented secondary keys) instead of being ordered by rounding noise.
 
 The controls ``mu1``, ``mu2`` (each factor alone) and ``magnitude`` (mean absolute grating response) are
-registered here too: PE has to beat them to mean more than "this channel responds strongly". The research scores of the
-selection study register themselves through :func:`register_score` from ``benchmarks/selection`` (the core does
-not import them).
+built in too: PE has to beat them to mean more than "this channel responds strongly". The built-in scores are fixed
+(:data:`EFFICACY_SCORES` is read-only, its names are :data:`pe_iqa.analysis_config.SCORE_NAMES`): a score name always
+means the same function, so nothing keyed on it goes stale. The research scores of the selection study
+(``benchmarks/selection``) rank channels by explicit per-channel values (``ChannelRanking(..., scores=...)``).
+:func:`register_score` is deprecated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 
+from ..analysis_config import SCORE_NAMES, AnalysisConfig
 from .csf import get_csf
-from .tuning import AnalysisConfig, TuningCurves
+from .tuning import TuningCurves
 
 __all__ = [
     "EFFICACY_SCORES",
@@ -43,6 +48,7 @@ __all__ = [
     "orientation_selectivity",
     "perceptual_efficacy",
     "register_score",
+    "score_function",
 ]
 
 ScoreFn = Callable[[TuningCurves, AnalysisConfig], torch.Tensor]
@@ -161,39 +167,65 @@ def _finite(values: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(values), values, torch.zeros_like(values))
 
 
-EFFICACY_SCORES: dict[str, ScoreFn] = {
+#: The built-in efficacy scores by name (read-only).
+EFFICACY_SCORES: Mapping[str, ScoreFn] = MappingProxyType({
     "pe": lambda tuning, config: perceptual_efficacy(tuning, config.csf),
     "pe_integral": lambda tuning, config: efficacy_terms(tuning, config.csf, integrate=True).pe,
     "mu1": lambda tuning, config: frequency_sensitivity(tuning, config.csf),
     "mu2": lambda tuning, config: orientation_selectivity(tuning),
     "magnitude": lambda tuning, config: tuning.magnitude(),
-}
+})
+if tuple(EFFICACY_SCORES) != SCORE_NAMES:  # one list of names (pe_iqa.analysis_config), implemented here
+    raise ImportError(f"efficacy scores {tuple(EFFICACY_SCORES)} differ from SCORE_NAMES {SCORE_NAMES}")
+
+#: Scores added by the deprecated :func:`register_score` (never a built-in name).
+_REGISTERED: dict[str, ScoreFn] = {}
 
 
 def register_score(name: str, fn: ScoreFn, override: bool = False) -> None:
-    """Register an efficacy score under ``name`` so rankings can be requested by it.
+    """Register an efficacy score under ``name`` (deprecated: rank by explicit scores instead).
+
+    .. deprecated:: 0.2
+        Registered names are process-wide state. Compute the scores and rank by them:
+        ``ChannelRanking(ranking.backbone, ranking.weights_id, ranking.layer, ranking.config, ranking.tuning,
+        name, scores=fn(ranking.tuning, ranking.config))``. Removed in 0.3.
 
     Args:
-        name: the score's name (e.g. ``"pe_selectivity"``).
+        name: the score's name (not a built-in one).
         fn: ``fn(tuning, config) -> (M,)`` tensor, higher = more human-like.
-        override: replace an existing score of that name.
+        override: replace a score registered earlier under that name (every cache keyed on the score function
+            then misses, so no distance computed with the old function is returned).
 
     Raises:
-        ValueError: if ``name`` is taken and ``override`` is false.
+        ValueError: ``name`` is a built-in score, or registered already and ``override`` is false.
     """
-    if name in EFFICACY_SCORES and not override:
+    warnings.warn("register_score is deprecated and will be removed in pe-iqa 0.3; rank by explicit per-channel "
+                  "scores (ChannelRanking(..., scores=...)) instead", FutureWarning, stacklevel=2)
+    if name in EFFICACY_SCORES:
+        raise ValueError(f"{name!r} is a built-in efficacy score; built-in scores cannot be replaced")
+    if name in _REGISTERED and not override:
         raise ValueError(f"efficacy score {name!r} is already registered")
-    EFFICACY_SCORES[name] = fn
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    _REGISTERED[name] = fn
 
 
-def compute_score(name: str, tuning: TuningCurves, config: AnalysisConfig) -> torch.Tensor:
-    """Evaluate the registered score ``name`` on ``tuning``.
+def score_function(name: str) -> ScoreFn:
+    """The score function of a built-in (or, deprecated, registered) score name.
 
     Raises:
         ValueError: if the score is unknown.
     """
-    try:
-        fn = EFFICACY_SCORES[name]
-    except KeyError:
-        raise ValueError(f"score must be one of {sorted(EFFICACY_SCORES)}, got {name!r}") from None
-    return _finite(fn(tuning, config).to(torch.float64))
+    fn = EFFICACY_SCORES.get(name) or _REGISTERED.get(name)
+    if fn is None:
+        raise ValueError(f"score must be one of {sorted({*EFFICACY_SCORES, *_REGISTERED})}, got {name!r}")
+    return fn
+
+
+def compute_score(name: str, tuning: TuningCurves, config: AnalysisConfig) -> torch.Tensor:
+    """Evaluate the score ``name`` on ``tuning``.
+
+    Raises:
+        ValueError: if the score is unknown.
+    """
+    return _finite(score_function(name)(tuning, config).to(torch.float64))

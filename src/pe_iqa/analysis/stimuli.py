@@ -15,40 +15,12 @@ responses of the first layers depend on sampling phase rather than on orientatio
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
+from ..analysis_config import ViewingCondition
+
 __all__ = ["DEFAULT_VIEWING", "ViewingCondition", "oriented_gratings", "radial_gratings"]
-
-
-@dataclass(frozen=True)
-class ViewingCondition:
-    """Geometry of the (virtual) display the stimuli are shown on.
-
-    Attributes:
-        pixels_per_degree: image pixels per degree of visual angle, ``> 0``.
-        size: side length of the square stimulus in pixels (``size / pixels_per_degree`` degrees).
-    """
-
-    pixels_per_degree: float = 64.0
-    size: int = 224
-
-    def __post_init__(self) -> None:
-        if not self.pixels_per_degree > 0:
-            raise ValueError(f"pixels_per_degree must be > 0, got {self.pixels_per_degree}")
-        if not (isinstance(self.size, int) and self.size >= 8):
-            raise ValueError(f"size must be an int >= 8 pixels, got {self.size!r}")
-
-    @property
-    def nyquist_cpd(self) -> float:
-        """Highest representable frequency in cycles/degree (half a cycle per pixel)."""
-        return self.pixels_per_degree / 2.0
-
-    @property
-    def field_deg(self) -> float:
-        """Side length of the stimulus in degrees of visual angle."""
-        return self.size / self.pixels_per_degree
 
 
 DEFAULT_VIEWING = ViewingCondition()

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .safe_files import atomic_write, path_safe_name
+from ..safe_files import atomic_write, path_safe_name
 
 __all__ = ["FORMAT_VERSION", "MAX_ENTRY_BYTES", "CacheEntryError", "TuningKey", "default_cache_dir", "read_entry",
            "write_entry"]

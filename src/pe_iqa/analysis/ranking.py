@@ -15,38 +15,16 @@ separate its members.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 
 import torch
 
+from ..analysis_config import AnalysisConfig
+from ..selections import SUBSETS, check_selection
 from .efficacy import compute_score, efficacy_terms
-from .tuning import AnalysisConfig, TuningCurves
+from .tuning import TuningCurves
 
 __all__ = ["SUBSETS", "ChannelRanking", "check_selection"]
-
-SUBSETS = ("high", "low", "all")
-
-
-def check_selection(subset: object, percent: object) -> tuple[str, float]:
-    """Validate a channel selection: ``subset`` in :data:`SUBSETS` and ``percent`` (x) a number in ``(0, 100]``.
-
-    Returns:
-        ``(subset, float(percent))``.
-
-    Raises:
-        ValueError: on an unknown subset, a percent outside ``(0, 100]`` or one that is not a real number
-            (``True`` is not 1 %; NumPy numbers are accepted).
-
-    Example:
-        >>> check_selection("high", 10)
-        ('high', 10.0)
-    """
-    if subset not in SUBSETS:
-        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
-    if isinstance(percent, bool) or not isinstance(percent, numbers.Real) or not 0 < float(percent) <= 100:
-        raise ValueError(f"top_percent must be a number in (0, 100] (percent of channels kept), got {percent!r}")
-    return str(subset), float(percent)
 
 
 @dataclass
@@ -59,10 +37,12 @@ class ChannelRanking:
         layer: layer name.
         config: the :class:`~pe_iqa.tuning.AnalysisConfig` of the measurement.
         tuning: the measured :class:`~pe_iqa.tuning.TuningCurves`.
-        score_name: the efficacy score ranking the channels (``"pe"`` by default; a registered score, see
-            :data:`~pe_iqa.efficacy.EFFICACY_SCORES`, unless ``scores`` is given).
-        scores: explicit ``(M,)`` scores to rank by (for scores that need more than the tuning curves, see
-            :meth:`ranked_by`); ``None`` computes the registered score ``score_name``.
+        score_name: the efficacy score ranking the channels (``"pe"`` by default; a built-in score, see
+            :data:`~pe_iqa.analysis.efficacy.EFFICACY_SCORES`, unless ``scores`` is given).
+        scores: explicit ``(M,)`` scores to rank by, higher = better (research scores, or scores that need more
+            than the tuning curves), labelled ``score_name``; ``None`` computes the built-in score ``score_name``.
+            Ties are broken by the same keys as every ranking. Another score of the same measurement:
+            ``dataclasses.replace(ranking, score_name=...)``.
 
     After construction: ``score`` (the ranking score), ``pe``, ``mu1``, ``mu2``, ``tie_break`` and ``magnitude``,
     each ``(M,)`` float64.
@@ -92,19 +72,6 @@ class ChannelRanking:
     @property
     def n_channels(self) -> int:
         return self.tuning.n_channels
-
-    def with_score(self, score_name: str) -> ChannelRanking:
-        """The same measurement ranked by another registered efficacy score."""
-        return ChannelRanking(self.backbone, self.weights_id, self.layer, self.config, self.tuning, score_name)
-
-    def ranked_by(self, score_name: str, scores: torch.Tensor) -> ChannelRanking:
-        """The same measurement ranked by explicit per-channel ``scores`` (higher = better), labelled ``score_name``.
-
-        For scores computed from more than the tuning curves (e.g. responses to chromatic gratings); ties are
-        broken by the same keys as every ranking.
-        """
-        return ChannelRanking(self.backbone, self.weights_id, self.layer, self.config, self.tuning, score_name,
-                              scores)
 
     def _keys(self) -> torch.Tensor:
         return torch.stack([self.score, self.tie_break, self.magnitude], dim=1)  # (M, 3)

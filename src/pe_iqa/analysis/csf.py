@@ -10,10 +10,13 @@ shape. Use :func:`get_csf` to look a model up by name and :data:`CSF_MODELS` to 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
+from types import MappingProxyType
 
 import torch
+
+from ..analysis_config import CSF_NAMES
 
 __all__ = ["CSF_MODELS", "barten", "csf_peak_frequency", "flat", "get_csf", "mannos_sakrison"]
 
@@ -85,11 +88,13 @@ def flat(freqs: torch.Tensor) -> torch.Tensor:
     return torch.ones_like(_as_frequencies(freqs))
 
 
-CSF_MODELS: dict[str, CSFModel] = {
+CSF_MODELS: Mapping[str, CSFModel] = MappingProxyType({
     "mannos_sakrison": mannos_sakrison,
     "barten": barten,
     "flat": flat,
-}
+})
+if tuple(CSF_MODELS) != CSF_NAMES:  # one list of names (pe_iqa.analysis_config), implemented here
+    raise ImportError(f"CSF models {tuple(CSF_MODELS)} differ from CSF_NAMES {CSF_NAMES}")
 
 
 def get_csf(name: str, **params: float) -> CSFModel:

@@ -1,9 +1,12 @@
 """Channel rankings of a network's layers: tuning curves found (memory, cache, shipped) or measured, then ranked.
 
 Lookup order for each layer's tuning curves, keyed by (backbone, weights fingerprint, layer, analysis config):
-this process's memory → the user cache folder (:func:`~pe_iqa.tuning_cache.default_cache_dir`) → the rankings
-shipped inside the package (AlexNet and VGG-16 with their ImageNet weights, default config) → a fresh measurement,
-which is then written to the user cache. Layers missing together are measured in one pass over the stimuli.
+this process's memory (the last :data:`MEMORY_ENTRIES` layers used) → the rankings shipped inside the package
+(AlexNet and VGG-16 with their ImageNet weights, default config) → the user cache folder
+(:func:`~pe_iqa.analysis.tuning_cache.default_cache_dir`) → a fresh measurement, which is then written to the user
+cache. Layers missing together are measured in one pass over the stimuli, with a progress bar and one line on
+stderr saying what is measured and where it is cached. For a key the package ships, the shipped file is trusted:
+a user cache entry for it that differs is reported (one warning) and ignored.
 
 Every entry read from a file is checked against the network it is for (the layer's channel count, the stimulus grid
 of the configuration, finite float32 responses; see :meth:`~pe_iqa.tuning.TuningCurves.check`) besides the file's
@@ -15,27 +18,32 @@ A network passed in is analysed as it is: its fingerprint is taken from the weig
 reloaded by name (a fine-tuned network is not ranked on its original weights).
 
 Only tuning curves are stored; every efficacy score (``"pe"``, ``"mu1"``, …, see
-:data:`pe_iqa.efficacy.EFFICACY_SCORES`) is derived from them on load.
+:data:`pe_iqa.analysis.efficacy.EFFICACY_SCORES`) is derived from them on load.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
-from .backbones import Backbone, backbone_spec, load_backbone
+from ..analysis_config import AnalysisConfig
+from ..backbones import Backbone, backbone_spec, network_for
 from .ranking import ChannelRanking
-from .tuning import AnalysisConfig, TuningCurves, measure_tuning
+from .tuning import TuningCurves, measure_tuning
 from .tuning_cache import CacheEntryError, TuningKey, default_cache_dir, read_entry, write_entry
 
-__all__ = ["SHIPPED_DIR", "clear_memory_cache", "get_ranking", "get_rankings", "network_for"]
+__all__ = ["MEMORY_ENTRIES", "SHIPPED_DIR", "clear_memory_cache", "get_ranking", "get_rankings"]
 
 SHIPPED_DIR = Path(__file__).with_name("rankings")
+#: How many layers' tuning curves this process keeps in memory (least recently used dropped first).
+MEMORY_ENTRIES = 64
 
-_MEMORY: dict[TuningKey, TuningCurves] = {}
+_MEMORY: OrderedDict[TuningKey, TuningCurves] = OrderedDict()  # bounded: MEMORY_ENTRIES
 _LOCK = threading.Lock()
 
 
@@ -45,40 +53,20 @@ def clear_memory_cache() -> None:
         _MEMORY.clear()
 
 
-def network_for(
-    backbone: str | Backbone,
-    layers: str | list[str] | tuple[str, ...] | None,
-    weights: str = "DEFAULT",
-    device: torch.device | str | None = None,
-) -> tuple[Backbone, tuple[str, ...]]:
-    """The network to analyse and the layers to analyse in it.
+def _remember(key: TuningKey, tuning: TuningCurves) -> None:
+    with _LOCK:
+        _MEMORY[key] = tuning
+        _MEMORY.move_to_end(key)
+        while len(_MEMORY) > MEMORY_ENTRIES:
+            _MEMORY.popitem(last=False)
 
-    Args:
-        backbone: a backbone name (loaded with ``weights``) or a loaded :class:`~pe_iqa.backbones.Backbone`, used
-            as it is.
-        layers: layer names; default: the given Backbone's taps, or the named backbone's default layers.
-        weights: weights tag when ``backbone`` is a name.
-        device: where to load a named backbone.
 
-    Raises:
-        ValueError: unknown layers, a given Backbone that does not tap them, or one that was pruned.
-    """
-    if not isinstance(backbone, Backbone):
-        net = load_backbone(backbone, layers, weights=weights, device=device)
-        return net, net.layers
-    if backbone.pruned:
-        raise ValueError(
-            f"the given {backbone.spec.name} backbone was pruned (a PEDistance's .backbone computes only its "
-            f"selected channels); pass the original backbone or a backbone name instead"
-        )
-    chosen = backbone.spec.check_layers(layers if layers is not None else backbone.layers)
-    untapped = [layer for layer in chosen if layer not in backbone.layers]
-    if untapped:
-        raise ValueError(
-            f"the given {backbone.spec.name} backbone taps {list(backbone.layers)}, not {untapped}; build it with "
-            f"load_backbone(..., layers=[...]) covering them (a given network is analysed as it is, never reloaded)"
-        )
-    return backbone, chosen
+def _recall(key: TuningKey) -> TuningCurves | None:
+    with _LOCK:
+        tuning = _MEMORY.get(key)
+        if tuning is not None:
+            _MEMORY.move_to_end(key)
+        return tuning
 
 
 def _read_checked(path: Path, key: TuningKey, n_channels: int, config: AnalysisConfig) -> TuningCurves:
@@ -92,18 +80,42 @@ def _read_checked(path: Path, key: TuningKey, n_channels: int, config: AnalysisC
 
 def _lookup_files(folder: Path, key: TuningKey, n_channels: int, config: AnalysisConfig
                   ) -> tuple[TuningCurves | None, bool]:
-    """Tuning curves from the user cache or the shipped rankings, and whether the user entry must be rewritten."""
-    user = folder / key.filename()
-    bad_user_entry = False
-    for path in (user, SHIPPED_DIR / key.filename()):
+    """Tuning curves from the shipped rankings or the user cache, and whether the user entry must be rewritten.
+
+    A key the package ships is answered from the shipped file only: a user entry for it is never trusted over it
+    (reported once if it differs, and ignored).
+    """
+    user, shipped = folder / key.filename(), SHIPPED_DIR / key.filename()
+    if shipped.is_file():
         try:
-            if path.is_file():
-                return _read_checked(path, key, n_channels, config), bad_user_entry
+            tuning = _read_checked(shipped, key, n_channels, config)
         except (CacheEntryError, OSError) as error:
-            warnings.warn(f"ignoring untrusted ranking cache entry, replacing it: {error}", RuntimeWarning,
+            warnings.warn(f"ignoring a damaged shipped ranking (reinstall pe-iqa): {error}", RuntimeWarning,
                           stacklevel=4)
-            bad_user_entry = bad_user_entry or path == user
-    return None, bad_user_entry
+        else:
+            try:
+                differs = user.is_file() and user.read_bytes() != shipped.read_bytes()
+            except OSError:
+                differs = True
+            if differs:
+                warnings.warn(f"ignoring the user cache entry {user}: pe-iqa ships this ranking ({shipped.name}) "
+                              f"and uses the shipped one", RuntimeWarning, stacklevel=4)
+            return tuning, False
+    try:
+        if user.is_file():
+            return _read_checked(user, key, n_channels, config), False
+    except (CacheEntryError, OSError) as error:
+        warnings.warn(f"ignoring untrusted ranking cache entry, replacing it: {error}", RuntimeWarning,
+                      stacklevel=4)
+        return None, True
+    return None, False
+
+
+def _announce(net: Backbone, layers: list[str], folder: Path, use_cache: bool) -> None:
+    """One line on stderr before a measurement: what is measured, and where it is cached."""
+    where = f"caching the result in {folder}" if use_cache else "not cached (use_cache=False)"
+    print(f"pe-iqa: measuring the tuning curves of {net.spec.name} {', '.join(layers)} (weights {net.weights_id}) "
+          f"for the PE analysis, once; {where}", file=sys.stderr, flush=True)
 
 
 def get_rankings(
@@ -116,7 +128,7 @@ def get_rankings(
     device: torch.device | str | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> dict[str, ChannelRanking]:
     """Rankings of the channels of several layers, from cache or freshly measured.
 
@@ -126,11 +138,12 @@ def get_rankings(
         layers: layer names (default: the backbone's default layers, or the given Backbone's taps).
         weights: weights tag when ``backbone`` is a name (see :func:`~pe_iqa.backbones.load_backbone`).
         score: registered efficacy score ranking the channels (default ``"pe"``).
-        config: analysis configuration (default :class:`~pe_iqa.tuning.AnalysisConfig`).
+        config: analysis configuration (default :class:`~pe_iqa.analysis_config.AnalysisConfig`).
         device: where to load a named backbone and run a measurement (default: the backbone's device).
-        cache_dir: user cache folder (default :func:`~pe_iqa.tuning_cache.default_cache_dir`).
+        cache_dir: user cache folder (default :func:`~pe_iqa.analysis.tuning_cache.default_cache_dir`).
         use_cache: read and write cache files and shipped rankings; ``False`` always measures afresh.
-        progress: show progress bars while measuring.
+        progress: show a progress bar while measuring (``None``, the default: when a measurement is needed and
+            ``use_cache`` is set — a first-time analysis, announced by one line on stderr).
 
     Returns:
         ``{layer: ChannelRanking}``, shallow to deep.
@@ -152,8 +165,7 @@ def get_rankings(
     for layer, key in keys.items():
         if not use_cache:
             continue
-        with _LOCK:
-            tuning = _MEMORY.get(key)
+        tuning = _recall(key)
         if tuning is None:
             tuning, bad = _lookup_files(folder, key, counts[layer], config)
             if bad:
@@ -163,16 +175,17 @@ def get_rankings(
 
     missing = [layer for layer in layers if layer not in found]
     if missing:
-        measured = measure_tuning(net, config, device=device, progress=progress)
+        if use_cache:
+            _announce(net, missing, folder, use_cache)
+        measured = measure_tuning(net, config, device=device, progress=use_cache if progress is None else progress)
         for layer in missing:
             found[layer] = measured[layer]
         rewrite.update(missing)
     if use_cache:
         for layer in sorted(rewrite, key=list(layers).index):
             _store(folder, keys[layer], config, found[layer])
-        with _LOCK:
-            for layer in layers:
-                _MEMORY[keys[layer]] = found[layer]
+        for layer in layers:
+            _remember(keys[layer], found[layer])
     return {layer: ChannelRanking(name, weights_id, layer, config, found[layer], score) for layer in layers}
 
 

@@ -12,92 +12,32 @@ over the gratings in batches (no autograd) and returns one :class:`TuningCurves`
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from tqdm.auto import tqdm
 
-from .backbones import Backbone
+from ..analysis_config import AnalysisConfig
+from ..backbones import Backbone
 from .csf import csf_peak_frequency, get_csf
-from .stimuli import ViewingCondition, oriented_gratings, radial_gratings
+from .stimuli import oriented_gratings, radial_gratings
 
-__all__ = ["AnalysisConfig", "TuningCurves", "measure_tuning", "phase_mean_responses"]
+__all__ = ["AnalysisConfig", "TuningCurves", "measure_tuning", "peak_frequency", "phase_mean_responses"]
 
 
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """Everything that defines a PE analysis besides the network.
+def peak_frequency(config: AnalysisConfig) -> float:
+    """Frequency (cpd) of the oriented gratings of ``config``: its ``orientation_freq``, else its CSF's peak
+    (Mannos–Sakrison's for the ``flat`` CSF, which has none).
 
-    Attributes:
-        pixels_per_degree: viewing condition (see :mod:`pe_iqa.stimuli` for why 64 is the default).
-        size: stimulus side in pixels.
-        f_min: lowest radial frequency, cycles/degree.
-        f_max: highest radial frequency, cycles/degree (must stay below Nyquist, ``pixels_per_degree/2``).
-        n_frequencies: number of log-spaced radial frequencies.
-        n_orientations: number of orientations in ``[0, π)``.
-        n_phases: phases averaged per frequency/orientation.
-        contrast: Michelson contrast of every grating.
-        csf: CSF model name (see :data:`pe_iqa.csf.CSF_MODELS`).
-        orientation_freq: frequency of the oriented gratings in cpd; ``None`` = the CSF's peak (Mannos–Sakrison's
-            peak for the ``flat`` CSF, which has none).
+    Example:
+        >>> round(peak_frequency(AnalysisConfig()), 2)
+        7.91
     """
-
-    pixels_per_degree: float = 64.0
-    size: int = 224
-    f_min: float = 0.5
-    f_max: float = 16.0
-    n_frequencies: int = 48
-    n_orientations: int = 36
-    n_phases: int = 4
-    contrast: float = 0.5
-    csf: str = "mannos_sakrison"
-    orientation_freq: float | None = None
-
-    def __post_init__(self) -> None:
-        viewing = self.viewing  # validates pixels_per_degree and size
-        if not 0 < self.f_min < self.f_max:
-            raise ValueError(f"need 0 < f_min < f_max, got f_min={self.f_min}, f_max={self.f_max}")
-        if self.f_max >= viewing.nyquist_cpd:
-            raise ValueError(f"f_max={self.f_max} cpd must be below Nyquist ({viewing.nyquist_cpd} cpd)")
-        if self.n_frequencies < 3:
-            raise ValueError(f"n_frequencies must be >= 3 for finite differences, got {self.n_frequencies}")
-        if self.n_orientations < 2:
-            raise ValueError(f"n_orientations must be >= 2, got {self.n_orientations}")
-        get_csf(self.csf)  # validates the name
-
-    @property
-    def viewing(self) -> ViewingCondition:
-        """The :class:`~pe_iqa.stimuli.ViewingCondition` of the stimuli."""
-        return ViewingCondition(self.pixels_per_degree, self.size)
-
-    def frequencies(self) -> torch.Tensor:
-        """Radial frequencies (cpd), shape ``(F,)``, float64, log-spaced."""
-        return torch.logspace(
-            torch.log10(torch.tensor(self.f_min, dtype=torch.float64)),
-            torch.log10(torch.tensor(self.f_max, dtype=torch.float64)),
-            self.n_frequencies,
-            dtype=torch.float64,
-        )
-
-    def orientations(self) -> torch.Tensor:
-        """Orientations (radians), shape ``(T,)``, float64, evenly spaced in ``[0, π)``."""
-        return torch.arange(self.n_orientations, dtype=torch.float64) * (torch.pi / self.n_orientations)
-
-    def peak_frequency(self) -> float:
-        """Frequency (cpd) of the oriented gratings."""
-        if self.orientation_freq is not None:
-            return float(self.orientation_freq)
-        model = "mannos_sakrison" if self.csf == "flat" else self.csf
-        return csf_peak_frequency(get_csf(model))
-
-    def key(self) -> str:
-        """A 12-hex-digit identity of the configuration (part of every ranking's cache key)."""
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+    if config.orientation_freq is not None:
+        return float(config.orientation_freq)
+    model = "mannos_sakrison" if config.csf == "flat" else config.csf
+    return csf_peak_frequency(get_csf(model))
 
 
 @dataclass
@@ -225,7 +165,7 @@ def measure_tuning(
                 images = radial_gratings(freqs, config.viewing, config.n_phases, config.contrast)
             else:
                 images = oriented_gratings(
-                    config.peak_frequency(), thetas, config.viewing, config.n_phases, config.contrast
+                    peak_frequency(config), thetas, config.viewing, config.n_phases, config.contrast
                 )
             outputs[kind] = phase_mean_responses(backbone, images, config.n_phases, batch_size, run_device)
             del images, values
