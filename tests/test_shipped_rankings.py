@@ -132,17 +132,23 @@ def test_registry_uses_the_shipped_vgg16_rankings_without_measuring(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_user_cache_takes_precedence_over_shipped(
-    fresh_alexnet: dict[str, ChannelRanking], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A valid user-cache entry for the same key is read first (lookup order: memory → user cache → shipped).
+def test_shipped_ranking_is_trusted_over_a_user_entry_for_its_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A user-cache entry for a key the package ships (here: the shipped AlexNet relu3 curves with channels permuted,
+    # checksum recomputed, so the file itself is valid) must not change the ranking: reported once, ignored.
     from pe_iqa.analysis.tuning_cache import write_entry
 
-    layer = "relu1"
-    fresh = fresh_alexnet[layer]
-    key = TuningKey("alexnet", fresh.weights_id, layer, AnalysisConfig().key())
-    marked = dataclasses.replace(fresh.tuning, response_f=fresh.tuning.response_f * 2)
-    write_entry(tmp_path, key, AnalysisConfig(), marked.arrays())
+    path = next(p for p in _shipped_files() if p.name.startswith("alexnet__") and "__relu3__" in p.name)
+    key = _key_of(path)
+    shipped = _read_tuning(path, key)
+    permutation = torch.randperm(shipped.n_channels, generator=torch.Generator().manual_seed(0))
+    edited = dataclasses.replace(shipped, response_f=shipped.response_f[permutation],
+                                 response_theta=shipped.response_theta[permutation])
+    write_entry(tmp_path, key, AnalysisConfig(), edited.arrays())
     _forbid_measuring(monkeypatch)
-    ranking = get_rankings("alexnet", [layer], cache_dir=tmp_path)[layer]
-    assert torch.equal(ranking.tuning.response_f, marked.response_f)
+    with pytest.warns(RuntimeWarning, match="ships this ranking") as caught:
+        ranking = get_rankings("alexnet", ["relu3"], cache_dir=tmp_path)["relu3"]
+    assert len([w for w in caught if "ships this ranking" in str(w.message)]) == 1
+    assert torch.equal(ranking.tuning.response_f, shipped.response_f)
+    expected = ChannelRanking("alexnet", key.weights_id, "relu3", AnalysisConfig(), shipped)
+    assert torch.equal(ranking.select("high", 10), expected.select("high", 10))

@@ -10,6 +10,7 @@ adapters live in the ``pe_iqa_torchmetrics`` and ``pe_iqa_pyiqa`` plugin package
 """
 
 from importlib import import_module
+from types import MappingProxyType
 
 from .analysis_config import AnalysisConfig
 from .backbones import Backbone, WeightsMismatchError, WeightsNotFoundError, list_layers, load_backbone
@@ -22,7 +23,7 @@ from .spec import DistanceSpec
 __version__ = "0.2.0"
 
 #: Public names of the PE analysis, loaded on first access (module ``__getattr__``).
-_ANALYSIS_NAMES = {
+_ANALYSIS_NAMES = MappingProxyType({
     "ChannelRanking": "ranking",
     "TuningCurves": "tuning",
     "get_ranking": "ranking_lookup",
@@ -30,7 +31,7 @@ _ANALYSIS_NAMES = {
     "measure_tuning": "tuning",
     "perceptual_efficacy": "efficacy",
     "register_score": "efficacy",
-}
+})
 
 
 def __getattr__(name: str) -> object:

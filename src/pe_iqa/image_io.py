@@ -37,9 +37,11 @@ hidden files (names starting with ``.``, e.g. macOS ``._x.png`` metadata) are sk
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -68,8 +70,8 @@ ALPHA_POLICIES = ("error", "drop", "white", "black")
 MAX_PIXELS_ENV = "PE_IQA_MAX_IMAGE_PIXELS"
 _PILLOW_BOMB_ERROR_PIXELS = 178_956_970  # 2 × PIL.Image.MAX_IMAGE_PIXELS, where Pillow raises DecompressionBombError
 _EXIF_ORIENTATION = 0x0112
-_ORIENTATIONS = {1: "upright", 2: "mirrored", 3: "rotated 180°", 4: "flipped", 5: "transposed",
-                 6: "rotated 90° clockwise", 7: "transversed", 8: "rotated 90° counter-clockwise"}
+_ORIENTATIONS = MappingProxyType({1: "upright", 2: "mirrored", 3: "rotated 180°", 4: "flipped", 5: "transposed",
+                                  6: "rotated 90° clockwise", 7: "transversed", 8: "rotated 90° counter-clockwise"})
 
 
 class ImageReadError(ValueError):
@@ -127,16 +129,41 @@ def to_float_image(pixels: torch.Tensor) -> torch.Tensor:
     raise TypeError(f"decoded pixels are uint8 or float32, got {pixels.dtype}")
 
 
+def _open_header_only(path: Path):
+    """Open ``path`` like :func:`PIL.Image.open` (the header is read, pixels later) but without Pillow's own
+    decompression-bomb check, which reads a process-wide setting: the caller checks the size against its limit."""
+    from PIL import Image
+
+    Image.init()  # every format plugin, as Image.open ends up loading for an unknown prefix
+    with open(path, "rb") as probe:
+        prefix = probe.read(16)
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        accepted = accept is None or accept(prefix)
+        if not accepted or isinstance(accepted, (str, bytes)):  # a str: a format that refuses with a reason
+            continue
+        handle = open(path, "rb")
+        try:
+            image = factory(handle, str(path))
+        except (SyntaxError, IndexError, TypeError, struct.error, OSError):
+            handle.close()
+            continue
+        image._exclusive_fp = True
+        return image
+    raise Image.UnidentifiedImageError(f"cannot identify image file {str(path)!r}")
+
+
 def _open_checked(path: Path):
     from PIL import Image
 
     limit = max_image_pixels()
-    if limit is None or limit > _PILLOW_BOMB_ERROR_PIXELS:  # the user asked for more than Pillow allows
-        Image.MAX_IMAGE_PIXELS = None if limit is None else max(Image.MAX_IMAGE_PIXELS or 0, limit // 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
         try:
-            image = Image.open(path)
+            if limit is not None and limit <= _PILLOW_BOMB_ERROR_PIXELS:  # Pillow's check is the weaker one
+                image = Image.open(path)
+            else:  # the user allows more than Pillow's default: never by changing Pillow's process-wide setting
+                image = _open_header_only(path)
         except Image.DecompressionBombError as error:
             raise ImageReadError(f"{path}: {error}; set {MAX_PIXELS_ENV} to read larger images") from None
     width, height = image.size

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -122,14 +123,15 @@ def atomic_write(path: str | Path, mode: str = "w", **open_options) -> Iterator[
     if "b" not in mode:
         open_options.setdefault("encoding", "utf-8")
         open_options.setdefault("newline", "")
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    descriptor, temporary = _create_temporary(folder, path.name)
     try:
         with os.fdopen(descriptor, mode, **open_options) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        with contextlib.suppress(OSError):  # keep the permissions a replaced file had
-            os.chmod(temporary, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
+        if path.exists():
+            with contextlib.suppress(OSError):  # keep the permissions a replaced file had
+                os.chmod(temporary, path.stat().st_mode & 0o7777)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -138,13 +140,17 @@ def atomic_write(path: str | Path, mode: str = "w", **open_options) -> Iterator[
     _fsync_folder(folder)
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)  # read once, at import (single-threaded): os.umask has no read-only form
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
+def _create_temporary(folder: Path, name: str) -> tuple[int, str]:
+    """A new, exclusive temporary file next to ``name`` in ``folder``, created with mode ``0o666`` so the process
+    umask applies to it as to any new file (the umask is never read or changed)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        temporary = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file for {name} in {folder}")
 
 
 def path_safe_name(name: str) -> str:

@@ -18,9 +18,9 @@ __all__ = ["geometric_min_input_size"]
 
 _SAME_SIZE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.BatchNorm2d,
                       nn.Dropout, nn.Identity, nn.LocalResponseNorm)
-_SAME_SIZE_FUNCTIONS = {operator.add, operator.mul, torch.add, torch.mul, torch.relu, torch.cat,
-                        nn.functional.relu}
-_SAME_SIZE_METHODS = {"relu", "add", "mul", "contiguous"}
+_SAME_SIZE_FUNCTIONS = frozenset({operator.add, operator.mul, torch.add, torch.mul, torch.relu, torch.cat,
+                                  nn.functional.relu})
+_SAME_SIZE_METHODS = frozenset({"relu", "add", "mul", "contiguous"})
 
 
 def _pair_first(value: int | tuple[int, ...]) -> tuple[int, bool]:

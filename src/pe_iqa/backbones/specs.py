@@ -14,7 +14,9 @@ layer names, shallow to deep.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 __all__ = ["BACKBONES", "IMAGENET_MEAN", "IMAGENET_STD", "BackboneSpec", "backbone_spec", "canonical_name",
            "is_transformer", "list_layers"]
@@ -85,10 +87,11 @@ def _vgg16_taps() -> dict[str, str]:
     return {f"relu{k}": f"features.{v}" for k, v in relus.items()}
 
 
-_RESNET_TAPS = {"stem": "relu", "layer1": "layer1", "layer2": "layer2", "layer3": "layer3", "layer4": "layer4"}
+_RESNET_TAPS = MappingProxyType({"stem": "relu", "layer1": "layer1", "layer2": "layer2", "layer3": "layer3",
+                                 "layer4": "layer4"})
 
 #: The torchvision backbones, by canonical name.
-BACKBONES: dict[str, BackboneSpec] = {
+BACKBONES: Mapping[str, BackboneSpec] = MappingProxyType({
     "alexnet": BackboneSpec(
         "alexnet", "torchvision",
         {"relu1": "features.1", "relu2": "features.4", "relu3": "features.7",
@@ -119,10 +122,11 @@ BACKBONES: dict[str, BackboneSpec] = {
     ),
     "resnet18": BackboneSpec("resnet18", "torchvision", dict(_RESNET_TAPS), tuple(_RESNET_TAPS)),
     "resnet50": BackboneSpec("resnet50", "torchvision", dict(_RESNET_TAPS), tuple(_RESNET_TAPS)),
-}
+})
 
-_ALIASES = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1", "squeezenet": "squeezenet1_1",
-            "shufflenet": "shufflenet_v2_x1_0", "shufflenet_v2": "shufflenet_v2_x1_0"}
+_ALIASES = MappingProxyType({"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1",
+                             "squeezenet": "squeezenet1_1", "shufflenet": "shufflenet_v2_x1_0",
+                             "shufflenet_v2": "shufflenet_v2_x1_0"})
 
 
 def canonical_name(name: str) -> str:

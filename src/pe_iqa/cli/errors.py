@@ -48,7 +48,9 @@ def one_line(error: BaseException | str) -> str:
 def show_warnings_as_lines(prefix: str) -> None:
     """Print every warning as ``<prefix>: warning: <message>`` on standard error (one line each)."""
 
-    quiet = os.environ.get("RANK", "0") != "0"  # under torchrun, process 0 speaks for all
+    from ..scoring.distributed import launch_rank
+
+    quiet = launch_rank()[0] != 0  # under torchrun, process 0 speaks for all
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         if not quiet:
