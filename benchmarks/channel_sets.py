@@ -3,11 +3,12 @@
 Scoring a grid of configurations (F, H-x, L-x for several x, random subsets, other scores, channel normalisation
 on/off, uniform or score-proportional channel weights) with :class:`~pe_iqa.PEDistance` would run the network once
 per configuration and image. Here each image goes through the backbone **once** (each reference once for all its
-distorted images) and every configuration is evaluated from the same activations by the core's Eq. 1 kernel,
-:func:`pe_iqa.feature_distance.set_distances` — the code :class:`~pe_iqa.PEDistance` runs, so a number here is the
-shipped metric's number. The result is, per configuration, an ``(N, L)`` array of per-layer distances; a
-multi-layer distance is the mean of its layers' columns (:func:`mean_over_layers`), as ``PEDistance`` averages
-layers.
+distorted images) and every configuration is evaluated from the same activations by the core's Eq. 1 kernel
+(:func:`pe_iqa.feature_distance.prepare_features` then :func:`~pe_iqa.feature_distance.layer_distance`, through
+:func:`set_distances`) — the functions :class:`~pe_iqa.PEDistance` runs, here in float64 (the head's dtype for a
+float64 network; PEDistance's default float32 head agrees to float32 rounding). The result is, per configuration,
+an ``(N, L)`` array of per-layer distances; a multi-layer distance is the mean of its layers' columns
+(:func:`mean_over_layers`), as ``PEDistance`` averages layers.
 
 Typical use (the selection study: random subsets, other scores, cross-validation over layer combinations)::
 
@@ -34,10 +35,11 @@ from tqdm.auto import tqdm
 
 from pe_iqa.analysis.ranking import ChannelRanking
 from pe_iqa.backbones import Backbone
-from pe_iqa.feature_distance import ChannelSet, channel_weights, set_distances
+from pe_iqa.feature_distance import channel_weights, layer_distance, prepare_features
 from pe_iqa.image_io import read_image
 
 __all__ = [
+    "ChannelSet",
     "PairRecord",
     "Variant",
     "downscale",
@@ -46,10 +48,73 @@ __all__ = [
     "mean_over_layers",
     "random_channel_sets",
     "selected_scores",
+    "set_distances",
     "standard_channel_sets",
 ]
 
 ChannelSets = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ChannelSet:
+    """One channel set of a layer and its weights, for :func:`set_distances`.
+
+    Attributes:
+        channels: ``(K,)`` distinct int64 channel indices.
+        weights: ``(K,)`` channel weights (:func:`~pe_iqa.feature_distance.channel_weights`, with the same
+            ``channel_norm``).
+    """
+
+    channels: torch.Tensor
+    weights: torch.Tensor
+
+
+def _check_set(channel_set: ChannelSet, n_channels: int) -> tuple[int, ...]:
+    idx = channel_set.channels.reshape(-1)
+    if idx.numel() == 0 or channel_set.weights.numel() != idx.numel():
+        raise ValueError(f"a channel set needs K >= 1 channels and K weights, got {idx.numel()} and "
+                         f"{channel_set.weights.numel()}")
+    key = tuple(int(i) for i in idx.tolist())
+    if min(key) < 0 or max(key) >= n_channels or len(set(key)) != len(key):
+        raise ValueError(f"channel indices must be distinct and in [0, {n_channels})")
+    return key
+
+
+@torch.inference_mode()
+def set_distances(a: torch.Tensor, b: torch.Tensor, sets: Sequence[ChannelSet], channel_norm: bool) -> torch.Tensor:
+    """Distances of one pair of activations for many channel sets and weightings, by the core's Eq. 1 kernel.
+
+    Each set is :func:`~pe_iqa.feature_distance.prepare_features` (select, and with ``channel_norm`` unit-normalise)
+    then :func:`~pe_iqa.feature_distance.layer_distance` — what :class:`~pe_iqa.PEDistance` computes — in float64;
+    sets with the same channels share their prepared features.
+
+    Args:
+        a: activations of the distorted image, ``(1, C, H, W)`` (all channels of the layer).
+        b: activations of the reference, same shape.
+        sets: the channel sets with their weights.
+        channel_norm: unit-normalise each set's channels.
+
+    Returns:
+        ``(Q,)`` float64 distances, one per set, in the order of ``sets``.
+
+    Raises:
+        ValueError: mismatched shapes, or a set with invalid indices or weights.
+    """
+    if a.shape != b.shape or a.ndim != 4 or a.shape[0] != 1:
+        raise ValueError(f"a and b must both have shape (1, C, H, W), got {tuple(a.shape)} and {tuple(b.shape)}")
+    keys = [_check_set(s, a.shape[1]) for s in sets]
+    wide_a, wide_b = a.to(torch.float64), b.to(torch.float64)
+    by_channels: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for q, key in enumerate(keys):
+        by_channels[key].append(q)
+    out = torch.empty(len(sets), dtype=torch.float64)
+    for key, rows in by_channels.items():
+        index = torch.tensor(key, device=a.device)
+        prepared_a = prepare_features(wide_a, index, channel_norm, torch.float64)
+        prepared_b = prepare_features(wide_b, index, channel_norm, torch.float64)
+        for q in rows:
+            out[q] = float(layer_distance(prepared_a, prepared_b, sets[q].weights)[0])
+    return out
 
 
 class PairRecord(Protocol):
@@ -197,7 +262,7 @@ def evaluate_variants(
     """Per-image, per-layer distances of many configurations, one forward pass per image.
 
     Each reference is read and run through the network once, then every distorted image of it once; all variants
-    are evaluated from those activations (:func:`pe_iqa.feature_distance.set_distances`).
+    are evaluated from those activations by the core's Eq. 1 kernel (:func:`set_distances`).
 
     Args:
         backbone: a loaded :class:`~pe_iqa.backbones.Backbone`; its taps are the columns of the result.

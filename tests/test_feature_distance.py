@@ -1,4 +1,4 @@
-"""The Eq. 1 kernel against an independent float64 NumPy reference, and its many-set form against its one-set form."""
+"""The Eq. 1 kernel against an independent float64 NumPy reference."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import torch
 
 from pe_iqa.feature_distance import (
     NORM_EPS,
-    ChannelSet,
     channel_errors,
     channel_weights,
     distance_map,
     layer_distance,
     prepare_features,
-    set_distances,
     unit_normalise,
 )
 
@@ -103,36 +101,3 @@ def test_channel_weights_scale_and_validation() -> None:
             channel_weights(2, True, bad)
     with pytest.raises(ValueError, match="at least one channel"):
         channel_weights(0, True)
-
-
-@pytest.mark.parametrize("channel_norm", [True, False])
-@pytest.mark.parametrize("signed", [False, True])
-def test_set_distances_equal_the_one_set_kernel_for_many_sets(channel_norm: bool, signed: bool) -> None:
-    a, b = activations(4, shape=(1, 20, 11, 13), signed=signed)
-    gen = torch.Generator().manual_seed(1)
-    sets = []
-    for k in (1, 2, 5, 5, 10, 20):
-        channels = torch.sort(torch.randperm(20, generator=gen)[:k]).values
-        scores = torch.rand(k, generator=gen) if k % 2 else None
-        sets.append(ChannelSet(channels, channel_weights(k, channel_norm, scores)))
-    sets.append(sets[2])  # repeated sets are evaluated once and reported twice
-    got = set_distances(a, b, sets, channel_norm)
-    for q, channel_set in enumerate(sets):
-        one = layer_distance(prepare_features(a, channel_set.channels, channel_norm),
-                             prepare_features(b, channel_set.channels, channel_norm), channel_set.weights)
-        assert float(got[q]) == pytest.approx(float(one), rel=2e-6)
-    assert got.dtype == torch.float64 and float(got[-1]) == float(got[2])
-    identical = set_distances(a, a, sets, channel_norm)
-    assert bool((identical.abs() < 1e-12).all())
-
-
-def test_set_distances_reject_bad_sets() -> None:
-    a, b = activations(5, shape=(1, 6, 4, 4))
-    with pytest.raises(ValueError, match="distinct and in"):
-        set_distances(a, b, [ChannelSet(torch.tensor([0, 6]), channel_weights(2, True))], True)
-    with pytest.raises(ValueError, match="distinct and in"):
-        set_distances(a, b, [ChannelSet(torch.tensor([1, 1]), channel_weights(2, True))], True)
-    with pytest.raises(ValueError, match="K weights"):
-        set_distances(a, b, [ChannelSet(torch.tensor([1, 2]), channel_weights(3, True))], True)
-    with pytest.raises(ValueError, match=r"shape \(1, C, H, W\)"):
-        set_distances(a[0], b[0], [], True)

@@ -16,32 +16,26 @@ whatever the number of channels — the LPIPS convention of summing over unit-no
 ``weighting="pe"`` the weights are proportional to the channels' efficacy scores, with the same total.
 
 The maps average to the distance; :func:`channel_errors` (the per-channel mean squared differences) dotted with the
-weights gives it too, which is how :func:`set_distances` evaluates many channel sets and weightings from one pair of
-activations.
+weights gives it too. The benchmarks evaluate many channel sets from one pair of activations with these same
+functions (``benchmarks/channel_sets.py``, in float64: the head's dtype for a float64 network).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
 __all__ = [
     "NORM_EPS",
-    "ChannelSet",
     "channel_errors",
     "channel_weights",
     "combine_layers",
     "distance_map",
     "layer_distance",
     "prepare_features",
-    "set_distances",
     "unit_normalise",
 ]
 
 NORM_EPS = 1e-10
-_CHUNK_ELEMENTS = 1 << 24  # gathered float32 elements per block in set_distances (64 MiB)
 
 
 def _inverse_norm(sum_of_squares: torch.Tensor) -> torch.Tensor:
@@ -151,87 +145,3 @@ def combine_layers(values: torch.Tensor, layer_weights: torch.Tensor | None, dim
 def channel_errors(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-channel mean squared difference of prepared features, ``(N, K)``; dotted with the weights: the distance."""
     return (a - b).pow(2).mean(dim=(2, 3))
-
-
-@dataclass(frozen=True)
-class ChannelSet:
-    """One channel set of a layer and its weights, for :func:`set_distances`.
-
-    Attributes:
-        channels: ``(K,)`` distinct int64 channel indices.
-        weights: ``(K,)`` channel weights (:func:`channel_weights`, with the same ``channel_norm``).
-    """
-
-    channels: torch.Tensor
-    weights: torch.Tensor
-
-
-def _check_set(channel_set: ChannelSet, n_channels: int) -> tuple[int, ...]:
-    idx = channel_set.channels.reshape(-1)
-    if idx.numel() == 0 or channel_set.weights.numel() != idx.numel():
-        raise ValueError(f"a channel set needs K >= 1 channels and K weights, got {idx.numel()} and "
-                         f"{channel_set.weights.numel()}")
-    key = tuple(int(i) for i in idx.tolist())
-    if min(key) < 0 or max(key) >= n_channels or len(set(key)) != len(key):
-        raise ValueError(f"channel indices must be distinct and in [0, {n_channels})")
-    return key
-
-
-@torch.inference_mode()
-def set_distances(a: torch.Tensor, b: torch.Tensor, sets: Sequence[ChannelSet], channel_norm: bool) -> torch.Tensor:
-    """Distances of one pair of activations for many channel sets and weightings at once.
-
-    Equals :func:`layer_distance` of :func:`prepare_features` for each set (to float32 rounding of the latter). Raw
-    sets share one per-channel error vector (:func:`channel_errors`). Normalised sets share their squares: with
-    ``i`` a set's inverse norm at each position (the factor :func:`unit_normalise` applies), the mean over positions
-    of ``(a_c i_a − b_c i_b)²`` expands into ``a_c² i_a² + b_c² i_b² − 2 a_c b_c i_a i_b``, so every (channel, set)
-    error is three matrix products, computed in float64 (where the expansion loses nothing) over blocks of positions
-    of bounded memory. :class:`~pe_iqa.PEDistance` evaluates the same expression directly (exact zeros for identical
-    images, plain gradients); the tests pin the two against each other and a float64 reference.
-
-    Args:
-        a: activations of the distorted image, ``(1, C, H, W)`` (all channels of the layer).
-        b: activations of the reference, same shape.
-        sets: the channel sets with their weights.
-        channel_norm: unit-normalise each set's channels.
-
-    Returns:
-        ``(Q,)`` float64 distances, one per set, in the order of ``sets``.
-
-    Raises:
-        ValueError: mismatched shapes, or a set with invalid indices or weights.
-    """
-    if a.shape != b.shape or a.ndim != 4 or a.shape[0] != 1:
-        raise ValueError(f"a and b must both have shape (1, C, H, W), got {tuple(a.shape)} and {tuple(b.shape)}")
-    n_channels = a.shape[1]
-    keys = [_check_set(s, n_channels) for s in sets]
-    out = torch.empty(len(sets), dtype=torch.float64)
-    if not channel_norm:
-        errors = channel_errors(prepare_features(a, None, False), prepare_features(b, None, False))[0]
-        for q, channel_set in enumerate(sets):
-            idx = channel_set.channels.to(errors.device)
-            out[q] = float((errors.index_select(0, idx) * channel_set.weights.to(errors)).sum())
-        return out
-    distinct = sorted(set(keys))
-    flat_a = a[0].reshape(n_channels, -1).to(torch.float64)
-    flat_b = b[0].reshape(n_channels, -1).to(torch.float64)
-    positions = flat_a.shape[1]
-    masks = torch.zeros(len(distinct), n_channels, dtype=torch.float64, device=a.device)
-    for row, key in enumerate(distinct):
-        masks[row, list(key)] = 1.0
-    # Σ_p (a_c i_a − b_c i_b)² = a_c² · i_a² + b_c² · i_b² − 2 a_c b_c · i_a i_b, summed over positions by matrix
-    # products for every (channel, set) at once; i = the set's inverse norms at each position (as unit_normalise)
-    totals = torch.zeros(n_channels, len(distinct), dtype=torch.float64, device=a.device)
-    step = max(1, _CHUNK_ELEMENTS // (4 * len(distinct)))
-    for start in range(0, positions, step):
-        a_part, b_part = flat_a[:, start:start + step], flat_b[:, start:start + step]
-        a_sq, b_sq = a_part.pow(2), b_part.pow(2)
-        inverse_a, inverse_b = _inverse_norm(masks @ a_sq), _inverse_norm(masks @ b_sq)  # (U, P)
-        totals += a_sq @ inverse_a.pow(2).T + b_sq @ inverse_b.pow(2).T - 2.0 * (a_part * b_part) @ (inverse_a
-                                                                                                     * inverse_b).T
-    errors = (totals / positions).clamp_min_(0.0)  # (C, U): mean squared difference of channel c within set u
-    column = {key: u for u, key in enumerate(distinct)}
-    for q, (key, channel_set) in enumerate(zip(keys, sets, strict=True)):
-        idx = torch.tensor(key, device=errors.device)
-        out[q] = float((errors[idx, column[key]] * channel_set.weights.to(errors)).sum())
-    return out

@@ -7,21 +7,31 @@ import pytest
 import torch
 import torch.nn.functional as F
 from benchmarks.channel_sets import (
+    ChannelSet,
     Variant,
     downscale,
     evaluate_variants,
     mean_over_layers,
     random_channel_sets,
     selected_scores,
+    set_distances,
     standard_channel_sets,
 )
 from benchmarks.datasets.live import load_live_index
 from benchmarks.fixtures import LiveFixture
 
 from pe_iqa import PEDistance, get_rankings, load_backbone
+from pe_iqa.feature_distance import channel_weights, layer_distance, prepare_features
 from pe_iqa.image_io import read_image
 
 PERCENTS = (5, 10, 25, 50)
+
+
+def activations(seed: int, shape=(2, 12, 7, 9), signed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(*shape, generator=gen)
+    b = a + 0.3 * torch.randn(*shape, generator=gen)
+    return (a, b) if signed else (a.relu(), b.relu())
 # (subset, x, channel_norm, weighting, layers)
 CONFIGS = [
     ("high", 10, True, "uniform", ["relu3"]),
@@ -170,3 +180,40 @@ def test_bad_inputs(net, rankings, records) -> None:
         mean_over_layers(np.zeros((3, 5)), net.layers, ["relu9"])
     with pytest.raises(ValueError, match="shape"):
         mean_over_layers(np.zeros((3, 4)), net.layers, ["relu1"])
+
+
+@pytest.mark.parametrize("channel_norm", [True, False])
+@pytest.mark.parametrize("signed", [False, True])
+def test_set_distances_equal_the_one_set_kernel_for_many_sets(channel_norm: bool, signed: bool) -> None:
+    a, b = activations(4, shape=(1, 20, 11, 13), signed=signed)
+    gen = torch.Generator().manual_seed(1)
+    sets = []
+    for k in (1, 2, 5, 5, 10, 20):
+        channels = torch.sort(torch.randperm(20, generator=gen)[:k]).values
+        scores = torch.rand(k, generator=gen) if k % 2 else None
+        sets.append(ChannelSet(channels, channel_weights(k, channel_norm, scores)))
+    sets.append(sets[2])  # repeated sets are evaluated once and reported twice
+    got = set_distances(a, b, sets, channel_norm)
+    for q, channel_set in enumerate(sets):
+        one = layer_distance(prepare_features(a, channel_set.channels, channel_norm),
+                             prepare_features(b, channel_set.channels, channel_norm), channel_set.weights)
+        assert float(got[q]) == pytest.approx(float(one), rel=2e-6)  # the float32 head PEDistance runs
+        wide = layer_distance(prepare_features(a, channel_set.channels, channel_norm, torch.float64),
+                              prepare_features(b, channel_set.channels, channel_norm, torch.float64),
+                              channel_set.weights)
+        assert float(got[q]) == float(wide)  # the same kernel, in float64
+    assert got.dtype == torch.float64 and float(got[-1]) == float(got[2])
+    identical = set_distances(a, a, sets, channel_norm)
+    assert bool((identical.abs() < 1e-12).all())
+
+
+def test_set_distances_reject_bad_sets() -> None:
+    a, b = activations(5, shape=(1, 6, 4, 4))
+    with pytest.raises(ValueError, match="distinct and in"):
+        set_distances(a, b, [ChannelSet(torch.tensor([0, 6]), channel_weights(2, True))], True)
+    with pytest.raises(ValueError, match="distinct and in"):
+        set_distances(a, b, [ChannelSet(torch.tensor([1, 1]), channel_weights(2, True))], True)
+    with pytest.raises(ValueError, match="K weights"):
+        set_distances(a, b, [ChannelSet(torch.tensor([1, 2]), channel_weights(3, True))], True)
+    with pytest.raises(ValueError, match=r"shape \(1, C, H, W\)"):
+        set_distances(a[0], b[0], [], True)
