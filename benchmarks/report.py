@@ -19,12 +19,19 @@ from pathlib import Path
 
 import torch
 
-from pe_iqa.safe_files import atomic_write, write_text_atomic
+from pe_iqa.safe_files import atomic_write
 
-__all__ = ["ReportPaths", "environment_info", "format_value", "markdown_table", "write_csv", "write_report"]
+__all__ = ["ReportPaths", "environment_info", "format_value", "markdown_table", "write_csv", "write_report",
+           "write_text_atomic"]
 
 _PACKAGES = ("pe-iqa", "torch", "torchvision", "numpy", "scipy", "pyiqa", "torchmetrics", "lpips", "timm",
              "matplotlib")
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`pe_iqa.safe_files.atomic_write`)."""
+    with atomic_write(path) as handle:
+        handle.write(text)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks.datasets.fr_sources import FRLayout, load_fr_dataset
 from benchmarks.datasets.pyiqa_layouts import DatasetMissingError, FRIndex, FRRecord
-from benchmarks.report import environment_info, markdown_table, write_csv
+from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
 from benchmarks.run_live import select_quick_records
 from benchmarks.selection import (
     COMPARISONS,
@@ -51,7 +51,6 @@ from benchmarks.selection import (
     win_counts,
 )
 from pe_iqa.backbones import load_backbone
-from pe_iqa.safe_files import write_text_atomic
 
 __all__ = ["SelectionRun", "main", "run_fr_selection", "select_per_reference"]
 

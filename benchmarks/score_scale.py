@@ -21,10 +21,9 @@ import numpy as np
 import torch
 
 from benchmarks.datasets.live import DEFAULT_ROOT, load_live_index
-from benchmarks.report import markdown_table
+from benchmarks.report import markdown_table, write_text_atomic
 from pe_iqa import PRESETS, PEDistance
 from pe_iqa.image_io import read_image
-from pe_iqa.safe_files import write_text_atomic
 
 __all__ = ["main", "score_scale"]
 

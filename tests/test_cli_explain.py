@@ -92,7 +92,7 @@ def test_rank_all_layers(capsys) -> None:
 
 def test_one_map_that_fails_in_any_way_never_stops_the_others(pe_alex: PEDistance, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from pe_iqa import explain
+    from pe_iqa import explain_figures as explain
     from pe_iqa.scoring.maps import write_distance_maps
     from pe_iqa.scoring.pairs import ScorePair
 

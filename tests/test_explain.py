@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from pe_iqa import PRESETS, PEDistance
-from pe_iqa.explain import explain_pair, explanation_figure
+from pe_iqa.explain import explain_pair
+from pe_iqa.explain_figures import explanation_figure
 from pe_iqa.plotting import save_figure
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import environment_info, markdown_table, write_csv
+from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
 from benchmarks.selection.comparisons import COMPARISONS, selector_label, selector_variants
 from benchmarks.selection.distances import BackboneDistances, format_percent
 from benchmarks.selection.study import SelectionStudy
-from pe_iqa.safe_files import atomic_write, write_text_atomic
+from pe_iqa.safe_files import atomic_write
 
 __all__ = ["significance_matrix", "write_outputs"]
 

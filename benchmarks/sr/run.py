@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from pe_iqa.safe_files import write_text_atomic
+from benchmarks.report import write_text_atomic
 
 from ..report import environment_info, markdown_table, write_csv
 from .data import load_images

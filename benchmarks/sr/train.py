@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pe_iqa.safe_files import atomic_write, write_text_atomic
+from benchmarks.report import write_text_atomic
+from pe_iqa.safe_files import atomic_write
 
 from .data import HELD_OUT, TRAIN, PatchSampler, SRImage
 from .evaluate import DEFAULT_METRICS, MetricSet

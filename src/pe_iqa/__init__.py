@@ -14,35 +14,35 @@ from types import MappingProxyType
 
 from .analysis_config import AnalysisConfig
 from .backbones import Backbone, WeightsMismatchError, WeightsNotFoundError, list_layers, load_backbone
-from .contextual_loss import PEContextualLoss
 from .distance import PEDistance, PELoss
-from .functional import pe_distance
 from .presets import PRESETS
 from .spec import DistanceSpec
 
 __version__ = "0.2.0"
 
-#: Public names of the PE analysis, loaded on first access (module ``__getattr__``).
-_ANALYSIS_NAMES = MappingProxyType({
-    "ChannelRanking": "ranking",
-    "TuningCurves": "tuning",
-    "get_ranking": "ranking_lookup",
-    "get_rankings": "ranking_lookup",
-    "measure_tuning": "tuning",
-    "perceptual_efficacy": "efficacy",
-    "register_score": "efficacy",
+#: Public names loaded on first access (module ``__getattr__``): the PE analysis, and the other entry points.
+_LAZY_NAMES = MappingProxyType({
+    "ChannelRanking": ".analysis.ranking",
+    "TuningCurves": ".analysis.tuning",
+    "get_ranking": ".analysis.ranking_lookup",
+    "get_rankings": ".analysis.ranking_lookup",
+    "measure_tuning": ".analysis.tuning",
+    "perceptual_efficacy": ".analysis.efficacy",
+    "register_score": ".analysis.efficacy",
+    "PEContextualLoss": ".contextual_loss",
+    "pe_distance": ".functional",
 })
 
 
 def __getattr__(name: str) -> object:
-    module = _ANALYSIS_NAMES.get(name)
+    module = _LAZY_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'pe_iqa' has no attribute {name!r}")
-    return getattr(import_module(f".analysis.{module}", __name__), name)
+    return getattr(import_module(module, __name__), name)
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_ANALYSIS_NAMES})
+    return sorted({*globals(), *_LAZY_NAMES})
 
 __all__ = [
     "PRESETS",

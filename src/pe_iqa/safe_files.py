@@ -18,8 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["DestinationError", "atomic_write", "check_destination", "looks_like_image", "path_safe_name",
-           "write_text_atomic"]
+__all__ = ["DestinationError", "atomic_write", "check_destination", "looks_like_image", "path_safe_name"]
 
 #: Leading bytes of the image formats pe-iqa reads.
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6",
@@ -161,10 +160,3 @@ def path_safe_name(name: str) -> str:
         'timm-convnext_tiny'
     """
     return name.replace(":", "-").replace("/", "-")
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_write(path) as handle:
-        handle.write(text)
-

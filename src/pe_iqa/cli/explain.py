@@ -64,7 +64,8 @@ def _inputs(args: argparse.Namespace) -> tuple[Path, Path]:
 def run(args: argparse.Namespace) -> int:
     """Print the top channels (stdout); write the CSV/JSON/figure asked for (checked before any work)."""
     from ..distance import PEDistance
-    from ..explain import explain_pair, explanation_figure
+    from ..explain import explain_pair
+    from ..explain_figures import explanation_figure
     from ..image_io import read_pair
     from ..plotting import save_figure
     from ..safe_files import atomic_write, check_destination

@@ -65,7 +65,7 @@ def write_distance_maps(
     Returns:
         A :class:`MapReport`; a pair that cannot be read or scored is a failure, not an exception.
     """
-    from ..explain import map_figure
+    from ..explain_figures import map_figure
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
