@@ -322,7 +322,7 @@ class PEContextualLoss(nn.Module):
         heads = []
         for index, layer in enumerate(resolved.layers):
             channels = None if self.spec.subset == "all" else layer.channels
-            channel_weights = layer.weights if self.spec.weighting == "pe" else None
+            channel_weights = layer.channel_weights if self.spec.weighting == "pe" else None
             self.register_buffer(f"_channels_{index}", channels, persistent=False)
             self.register_buffer(f"_weights_{index}", channel_weights, persistent=False)
             # one generator per layer, seeds seed, seed + 1, ...: the draws do not depend on the other layers

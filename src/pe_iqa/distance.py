@@ -74,13 +74,13 @@ def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
 class _LayerHead(nn.Module):
     """The selected channels of one layer and their weights (buffers that follow the module's device)."""
 
-    def __init__(self, layer: str, channels: torch.Tensor, weights: torch.Tensor, preselected: bool) -> None:
+    def __init__(self, layer: str, channels: torch.Tensor, channel_weights: torch.Tensor, preselected: bool) -> None:
         super().__init__()
         self.layer = layer
         #: whether the backbone already returns only the selected channels, in selection order (pruned conv)
         self.preselected = preselected
         self.register_buffer("channels", channels, persistent=False)
-        self.register_buffer("weights", weights, persistent=False)
+        self.register_buffer("channel_weights", channel_weights, persistent=False)
 
     def extra_repr(self) -> str:
         return f"{self.layer}: {self.channels.numel()} channels"
@@ -160,7 +160,7 @@ class PEDistance(nn.Module):
         can_prune = prune and spec.subset != "all" and net.layers[-1] == deepest.name
         pruned = prune_deepest_tap(net, deepest.channels) if can_prune else None
         self.heads = nn.ModuleList(
-            _LayerHead(layer.name, layer.channels, layer.weights, pruned is not None and layer is deepest)
+            _LayerHead(layer.name, layer.channels, layer.channel_weights, pruned is not None and layer is deepest)
             for layer in resolved.layers
         )
         self.backbone = pruned if pruned is not None else net
@@ -231,7 +231,7 @@ class PEDistance(nn.Module):
 
     def channel_weights(self) -> dict[str, torch.Tensor]:
         """The per-channel weights per layer, ``{layer: (K,) float32}`` (see :mod:`pe_iqa.feature_distance`)."""
-        return {head.layer: head.weights.clone() for head in self.heads}
+        return {head.layer: head.channel_weights.clone() for head in self.heads}
 
     @property
     def min_input_size(self) -> int:
@@ -298,13 +298,13 @@ class PEDistance(nn.Module):
 
     def layer_distances(self, preds_feats: list[torch.Tensor], target_feats: list[torch.Tensor]) -> torch.Tensor:
         """Per-layer distances, ``(N, L)``, from :meth:`features` outputs."""
-        return torch.stack([layer_distance(a, b, head.weights)
+        return torch.stack([layer_distance(a, b, head.channel_weights)
                             for head, a, b in zip(self.heads, preds_feats, target_feats, strict=True)], dim=1)
 
     def layer_maps(self, preds_feats: list[torch.Tensor], target_feats: list[torch.Tensor]) -> list[torch.Tensor]:
         """Per-layer distance maps, ``[(N, H_k, W_k)]``, from :meth:`features` outputs (each averages to its layer's
         distance)."""
-        return [distance_map(a, b, head.weights)
+        return [distance_map(a, b, head.channel_weights)
                 for head, a, b in zip(self.heads, preds_feats, target_feats, strict=True)]
 
     def _check_target_features(self, target_features: Sequence[torch.Tensor], preds_feats: list[torch.Tensor]) -> None:

@@ -119,7 +119,7 @@ def explain_pair(metric: PEDistance, distorted: torch.Tensor, reference: torch.T
         rank_of = torch.empty(ranking.n_channels, dtype=torch.long)
         rank_of[ranking.order()] = torch.arange(1, ranking.n_channels + 1)
         tuning = ranking.tuning
-        contributions = (channel_errors(a, b)[0] * head.weights.to(a.dtype)).double() / n_layers
+        contributions = (channel_errors(a, b)[0] * head.channel_weights.to(a.dtype)).double() / n_layers
         for j, channel in enumerate(head.channels.tolist()):
             rows.append(ChannelContribution(
                 layer=head.layer, channel=channel, contribution=float(contributions[j]),
@@ -130,7 +130,7 @@ def explain_pair(metric: PEDistance, distorted: torch.Tensor, reference: torch.T
                 preferred_orientation=float(torch.rad2deg(tuning.orientations[int(tuning.response_theta[channel]
                                                                                     .argmax())])),
             ))
-            sources.append((a[0, j], b[0, j], float(head.weights[j])))
+            sources.append((a[0, j], b[0, j], float(head.channel_weights[j])))
     order = sorted(range(len(rows)), key=lambda i: -rows[i].contribution)
     channel_maps = {}
     for i in order[:top]:

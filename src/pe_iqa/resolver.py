@@ -35,14 +35,16 @@ class ResolvedLayer:
     Attributes:
         name: the layer name.
         channels: the selected channel indices, ``(K,)`` int64, sorted.
-        weights: their weights, ``(K,)`` float32 (see :func:`~pe_iqa.feature_distance.channel_weights`).
+        channel_weights: their weights, ``(K,)`` float32 (:func:`~pe_iqa.feature_distance.channel_weights`; not
+            the network's weights, :attr:`~pe_iqa.spec.DistanceSpec.weights`, nor the layers',
+            :attr:`~pe_iqa.spec.DistanceSpec.layer_weights`).
         ranking: the layer's channel ranking when the analysis was run to select them (``None`` for a shipped
             selection; :func:`rankings_of` gives it on demand).
     """
 
     name: str
     channels: torch.Tensor
-    weights: torch.Tensor
+    channel_weights: torch.Tensor
     ranking: ChannelRanking | None = None
 
 
@@ -116,6 +118,6 @@ def resolve(spec: DistanceSpec, backbone: Backbone | None = None,
     for name, ranking in rankings.items():
         channels = ranking.select(spec.subset, spec.top_percent)
         scores = ranking.score[channels] if spec.weighting == "pe" else None
-        weights = channel_weights(len(channels), spec.channel_norm, scores)
-        resolved.append(ResolvedLayer(name, channels, weights, ranking))
+        resolved.append(ResolvedLayer(name, channels, channel_weights(len(channels), spec.channel_norm, scores),
+                                      ranking))
     return ResolvedDistance(spec, net, weights_id, tuple(resolved))
