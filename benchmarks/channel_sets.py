@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from pe_iqa.analysis.ranking import ChannelRanking
 from pe_iqa.backbones import Backbone
-from pe_iqa.feature_distance import channel_weights, layer_distance, prepare_features
+from pe_iqa.feature_distance import channel_errors, channel_weights, layer_distance, prepare_features
 from pe_iqa.image_io import read_image
 
 __all__ = [
@@ -86,7 +86,9 @@ def set_distances(a: torch.Tensor, b: torch.Tensor, sets: Sequence[ChannelSet], 
 
     Each set is :func:`~pe_iqa.feature_distance.prepare_features` (select, and with ``channel_norm`` unit-normalise)
     then :func:`~pe_iqa.feature_distance.layer_distance` — what :class:`~pe_iqa.PEDistance` computes — in float64;
-    sets with the same channels share their prepared features.
+    sets with the same channels share their prepared features. Raw sets (no normalisation) share one vector of
+    per-channel errors (:func:`~pe_iqa.feature_distance.channel_errors`), dotted with each set's weights: the same
+    distance, summed in another order.
 
     Args:
         a: activations of the distorted image, ``(1, C, H, W)`` (all channels of the layer).
@@ -104,10 +106,17 @@ def set_distances(a: torch.Tensor, b: torch.Tensor, sets: Sequence[ChannelSet], 
         raise ValueError(f"a and b must both have shape (1, C, H, W), got {tuple(a.shape)} and {tuple(b.shape)}")
     keys = [_check_set(s, a.shape[1]) for s in sets]
     wide_a, wide_b = a.to(torch.float64), b.to(torch.float64)
+    out = torch.empty(len(sets), dtype=torch.float64)
+    if not channel_norm:  # raw sets share one per-channel error vector (the kernel's channel_errors)
+        errors = channel_errors(prepare_features(wide_a, None, False, torch.float64),
+                                prepare_features(wide_b, None, False, torch.float64))[0]
+        for q, channel_set in enumerate(sets):
+            index = torch.tensor(keys[q], device=errors.device)
+            out[q] = float((errors.index_select(0, index) * channel_set.weights.to(errors)).sum())
+        return out
     by_channels: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for q, key in enumerate(keys):
         by_channels[key].append(q)
-    out = torch.empty(len(sets), dtype=torch.float64)
     for key, rows in by_channels.items():
         index = torch.tensor(key, device=a.device)
         prepared_a = prepare_features(wide_a, index, channel_norm, torch.float64)

@@ -299,3 +299,13 @@ def test_a_replaced_spec_keeps_the_registry_frozen() -> None:
     with pytest.raises(ValueError, match="score must be one of"):
         DistanceSpec(score="not_a_score")
     assert dataclasses.replace(PRESETS["pe_alex"], score="mu1").score == "mu1"
+
+
+def test_the_removed_ranking_methods_are_deprecated_aliases() -> None:
+    ranking = PEDistance("pe_alex").rankings["relu3"]
+    with pytest.warns(FutureWarning, match="deprecated"):
+        by_mu1 = ranking.with_score("mu1")
+    assert torch.equal(by_mu1.order(), dataclasses.replace(ranking, score_name="mu1").order())
+    with pytest.warns(FutureWarning, match="deprecated"):
+        flipped = ranking.ranked_by("minus_pe", -ranking.pe)
+    assert flipped.score_name == "minus_pe" and torch.equal(flipped.score, -ranking.pe)

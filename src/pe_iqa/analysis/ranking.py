@@ -15,6 +15,8 @@ separate its members.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -72,6 +74,18 @@ class ChannelRanking:
     @property
     def n_channels(self) -> int:
         return self.tuning.n_channels
+
+    def with_score(self, score_name: str) -> ChannelRanking:
+        """Deprecated: ``dataclasses.replace(ranking, score_name=...)`` (removed in 0.3)."""
+        warnings.warn("ChannelRanking.with_score is deprecated; use dataclasses.replace(ranking, score_name=...)",
+                      FutureWarning, stacklevel=2)
+        return dataclasses.replace(self, score_name=score_name, scores=None)
+
+    def ranked_by(self, score_name: str, scores: torch.Tensor) -> ChannelRanking:
+        """Deprecated: ``dataclasses.replace(ranking, score_name=..., scores=...)`` (removed in 0.3)."""
+        warnings.warn("ChannelRanking.ranked_by is deprecated; use dataclasses.replace(ranking, score_name=..., "
+                      "scores=...)", FutureWarning, stacklevel=2)
+        return dataclasses.replace(self, score_name=score_name, scores=scores)
 
     def _keys(self) -> torch.Tensor:
         return torch.stack([self.score, self.tie_break, self.magnitude], dim=1)  # (M, 3)
