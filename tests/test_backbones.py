@@ -359,7 +359,7 @@ def test_common_checkpoint_wrappers_are_unwrapped_with_a_warning(tmp_path: Path,
     assert backbone.weights_id == alexnet_random.weights_id  # exactly the weights of the unwrapped file
 
 
-def test_geometry_is_probed_once_and_shared_with_the_pruned_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_channel_counts_are_probed_once_and_the_geometry_shared_with_the_pruned_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     from pe_iqa.backbones import module
 
     searches = []
@@ -374,5 +374,5 @@ def test_geometry_is_probed_once_and_shared_with_the_pruned_copy(monkeypatch: py
     backbone.channels()["relu1"] = 0  # a copy: the remembered counts cannot be changed from outside
     assert backbone.channels() == counts
     pruned = prune_deepest_tap(backbone, torch.arange(10))
-    assert pruned.min_input_size == backbone.min_input_size and len(searches) == 1
+    assert pruned.min_input_size == backbone.min_input_size and searches == []  # from the geometry: no search
     assert pruned.channels() == {"relu1": 64, "relu2": 10}

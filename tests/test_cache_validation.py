@@ -118,8 +118,9 @@ def test_default_metric_ignores_a_forged_user_entry(alexnet_weights_available: b
     write_entry(tmp_path, key, shipped.config, _forge(tuning, response_f=tuning.response_f[:100],
                                                       response_theta=tuning.response_theta[:100]))
     clear_memory_cache()
-    with pytest.warns(RuntimeWarning, match="untrusted ranking cache entry"):
-        assert float(PEDistance()(x, y)) == honest
+    assert float(PEDistance()(x, y)) == honest  # a preset runs from the shipped selections: the entry is not read
+    with pytest.warns(RuntimeWarning, match="ships this ranking"):  # nor trusted over the shipped ranking
+        assert torch.equal(get_rankings("alexnet", ["relu3"])["relu3"].order(), shipped.order())
 
 
 def test_oversized_entry_is_not_read(alexnet_random: Backbone, tmp_path: Path, good: TuningCurves) -> None:

@@ -32,7 +32,7 @@ def peak_frequency(config: AnalysisConfig) -> float:
 
     Example:
         >>> round(peak_frequency(AnalysisConfig()), 2)
-        7.91
+        7.89
     """
     if config.orientation_freq is not None:
         return float(config.orientation_freq)
