@@ -66,8 +66,9 @@ def selection_entries() -> list[dict]:
 def selections_document() -> str:
     """The text of ``selections.json``."""
     entries = selection_entries()
-    document = {"format_version": FORMAT_VERSION, "checksum": selection_checksum(entries), "entries": entries}
-    return json.dumps(document, indent=1, sort_keys=True) + "\n"
+    lines = ",\n".join(json.dumps(entry, sort_keys=True, separators=(",", ":")) for entry in entries)
+    return (f'{{"format_version": {FORMAT_VERSION}, "checksum": "{selection_checksum(entries)}", "entries": [\n'
+            f"{lines}\n]}}\n")  # one entry per line
 
 
 def main(argv: list[str] | None = None) -> int:
