@@ -359,7 +359,8 @@ def test_common_checkpoint_wrappers_are_unwrapped_with_a_warning(tmp_path: Path,
     assert backbone.weights_id == alexnet_random.weights_id  # exactly the weights of the unwrapped file
 
 
-def test_channel_counts_are_probed_once_and_the_geometry_shared_with_the_pruned_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_channel_counts_are_probed_once_and_the_geometry_shared_with_the_pruned_copy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from pe_iqa.backbones import module
 
     searches = []

@@ -11,7 +11,8 @@ from benchmarks.selection import variant_scores as variants
 
 from pe_iqa import PEDistance, get_rankings
 from pe_iqa.analysis.csf import get_csf
-from pe_iqa.analysis.efficacy import EFFICACY_SCORES, compute_score, perceptual_efficacy
+from pe_iqa.analysis.efficacy import EFFICACY_SCORES, perceptual_efficacy
+from pe_iqa.analysis.ranking import ChannelRanking
 from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves
 
 CONFIG = AnalysisConfig()
@@ -151,13 +152,18 @@ def test_csf_response_of_a_flat_response_is_its_level_and_rewards_the_csf_band()
 
 # ---- degenerate channels, all scores -----------------------------------------------------------------------------
 
+def score_of(name: str, tuning: TuningCurves) -> torch.Tensor:
+    """The score a ranking by the variant ``name`` ranks with (as the selection study computes it)."""
+    return variants.rank_by_selector(ChannelRanking("synthetic", "0" * 16, "layer", CONFIG, tuning), name).score
+
+
 @pytest.mark.parametrize("name", sorted(variants.VARIANT_SCORES))
 def test_scores_are_finite_and_neutral_on_dead_and_constant_channels(name: str) -> None:
     tuning = curves(
         [band(8.0), torch.zeros_like(FREQS), torch.full_like(FREQS, 3.0), torch.full_like(FREQS, math.nan)],
         [bump(), torch.zeros_like(THETAS), torch.full_like(THETAS, 3.0), torch.full_like(THETAS, math.nan)],
     )
-    score = compute_score(name, tuning, CONFIG)
+    score = score_of(name, tuning)
     assert score.shape == (4,) and score.dtype == torch.float64
     assert bool(torch.isfinite(score).all())
     assert float(score[1]) == 0.0  # dead
@@ -169,7 +175,7 @@ def test_scores_are_finite_and_neutral_on_dead_and_constant_channels(name: str) 
 @pytest.mark.parametrize("name", sorted(variants.VARIANT_SCORES))
 def test_scores_handle_a_layer_of_dead_channels(name: str) -> None:
     tuning = curves([torch.zeros_like(FREQS)] * 3, [torch.zeros_like(THETAS)] * 3)
-    assert torch.equal(compute_score(name, tuning, CONFIG), torch.zeros(3, dtype=torch.float64))
+    assert torch.equal(score_of(name, tuning), torch.zeros(3, dtype=torch.float64))
 
 
 def test_score_functions_reject_a_non_tuning_argument() -> None:
