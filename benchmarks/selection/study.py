@@ -130,6 +130,7 @@ def run_selection_study(
     labels = np.array([r.dmos for r in records])
     groups = [r.ref_name for r in records]
     boot = PairedBootstrap(labels, n_boot=n_boot, seed=0)
+    reference_boot = PairedBootstrap(labels, n_boot=n_boot, seed=0, groups=groups)
 
     register_variant_scores()
     dists: list[BackboneDistances] = []
@@ -154,7 +155,7 @@ def run_selection_study(
     t0 = time.perf_counter()
     srocc_table, comparisons = [], []
     for dist in dists:
-        scorer = Scorer(dist, labels, boot)
+        scorer = Scorer(dist, labels, boot, reference_boot)
         srocc_table += srocc_rows(dist, scorer)
         comparisons += compare_selectors(dist, scorer)
     timings["bootstrap"] = time.perf_counter() - t0
