@@ -16,7 +16,7 @@ Usage::
 
     python -m benchmarks.live_table --scores benchmarks/results/live_fr_scores_live.csv \\
         benchmarks/results/live_fr_classic_scores_live.csv --downscaled dists lpips-vgg pe_vgg --scale 0.5 \\
-        [--root ../shared/data/LIVE] [--out benchmarks/results] [--name live_table]
+        [--metrics vif fsim …] [--root ../shared/data/LIVE] [--out benchmarks/results] [--name live_table]
 """
 
 from __future__ import annotations
@@ -163,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scores", nargs="+", type=Path, required=True, help="run_fr *_scores_live.csv files")
     parser.add_argument("--downscaled", nargs="*", default=[], help="metrics also scored on downscaled images")
     parser.add_argument("--scale", type=float, default=0.5)
+    parser.add_argument("--metrics", nargs="*", default=None,
+                        help="rows to keep (default: every metric of the score files)")
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--name", default="live_table")
@@ -179,6 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.downscaled:
             scores.update(score_downscaled(args.downscaled, records, args.scale,
                                            args.out / f"live_scores_x{args.scale:g}.csv", progress=args.progress))
+        if args.metrics:
+            missing = sorted({m for m in args.metrics} - {m for m, _ in scores})
+            if missing or BASELINE not in scores:
+                raise ValueError(f"no scores for {missing or [BASELINE[0]]}")
+            scores = {k: v for k, v in scores.items() if k[0] in args.metrics or k == BASELINE}
         rows = table_rows(scores, records, _resolutions(records, [1.0, args.scale]), n_boot=args.boot)
     except Exception as error:  # a CLI user sees one line
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
