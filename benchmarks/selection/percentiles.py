@@ -286,12 +286,18 @@ _COMBINED_COLUMNS = ["backbone", "resolution", "cells", "above p95", "binomial p
 
 
 def _conclusion(study: PercentileStudy) -> str:
+    """The table in words: per (backbone, resolution), whether H-x is distinguishable from random subsets."""
     lines = []
     for row in study.combined:
-        lines.append(f"- {row['backbone']} at {row['resolution']}: H-x is above the 95th percentile of its random "
-                     f"subsets in {row['above p95']}/{row['cells']} cells (chance: {0.05 * int(row['cells']):.0f}; "
-                     f"binomial p = {float(row['binomial p']):.2g}), median percentile "
-                     f"{float(row['median percentile']):.2f}; H > L {row['H>L']}; H > F {row['H>F']}.")
+        p_value = float(row["binomial p"])  # type: ignore[arg-type]
+        verdict = ("more often above the 95th percentile of random subsets than chance allows"
+                   if p_value < 0.05 else "not distinguishable from random subsets of the same size")
+        lines.append(f"- {row['backbone']} at {row['resolution']}: H-x is {verdict} — above the 95th percentile in "
+                     f"{row['above p95']}/{row['cells']} cells (chance: {0.05 * int(row['cells']):.0f}; binomial "
+                     f"p = {p_value:.2g}), median percentile {float(row['median percentile']):.2f}; "
+                     f"H > L {row['H>L']}; H > F {row['H>F']}.")
+    lines.append(f"- With {study.n_references} references the exact sign-flip test over references cannot go below "
+                 f"p = {2 / 2 ** study.n_references:.3g} (two-sided): no single cell is significant by it at 5 %.")
     return "\n".join(lines)
 
 
