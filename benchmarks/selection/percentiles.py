@@ -84,11 +84,14 @@ class PercentileStudy:
 
 
 def _resolution(dist: BackboneDistances, records: Sequence[LiveRecord]) -> str:
+    """The image sizes as scored, e.g. ``"480×720/768×512"`` (every reference's size, scaled)."""
     from PIL import Image
 
-    with Image.open(records[0].ref_path) as image:
-        width, height = image.size
-    return f"{round(width * dist.scale)}×{round(height * dist.scale)}"
+    sizes = set()
+    for path in {r.ref_path for r in records}:
+        with Image.open(path) as image:
+            sizes.add(image.size)
+    return "/".join(sorted(f"{round(w * dist.scale)}×{round(h * dist.scale)}" for w, h in sizes))
 
 
 def percentile_cells(dist: BackboneDistances, labels: np.ndarray, groups: Sequence[str],
