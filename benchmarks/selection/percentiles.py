@@ -191,7 +191,7 @@ def _cache_file(cache_dir: Path, backbone: str, scale: float, records: Sequence[
                 percents: Sequence[float], n_random: int, weights: str) -> Path:
     """A cache file named by everything the distances depend on (images, sets, backbone, weights, scale)."""
     key = "|".join([backbone, weights, f"{scale:g}", ",".join(f"{x:g}" for x in percents), str(n_random),
-                    *(f"{r.dist_path}>{r.ref_path}" for r in records)])
+                    *(f"{Path(r.dist_path).resolve()}>{Path(r.ref_path).resolve()}" for r in records)])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir / f"percentile_distances_{backbone}_x{scale:g}_{digest}.npz"
 
