@@ -197,26 +197,34 @@ def comparison_sections(rows: Sequence[Mapping[str, object]], published: Mapping
 
 
 def reference_table_check(rows: Sequence[Mapping[str, object]], reference_csv: str | os.PathLike[str], dataset: str,
-                          tolerance: float = 5e-4) -> tuple[str, bool]:
+                          tolerance: float = 5e-4, scale: float = 1.0) -> tuple[str, bool]:
     """Compares our rows of one dataset with a committed table (``metric,…,srocc,krcc,plcc,plcc_logistic5``).
 
-    Only metrics present in both are compared, on SRCC, KRCC, PLCC and the 5-parameter-logistic PLCC.
+    Only metrics present in both are compared, on SRCC, KRCC, PLCC and the 5-parameter-logistic PLCC. The image
+    scale is part of the key: a committed row with a ``scale`` column other than ``scale`` (e.g. a VGG metric
+    measured on ×0.5 images, while ``run_fr`` scores at native size) is a different protocol and is listed as not
+    compared, never compared across resolutions.
 
     Returns:
-        ``(markdown table, all within tolerance)``.
+        ``(markdown text, every compared metric within tolerance and at least one compared)``.
     """
     with open(reference_csv, encoding="utf-8", newline="") as handle:
         reference = {row["metric"]: row for row in csv.DictReader(handle)}
     pairs = {"srcc": "srocc", "krcc": "krcc", "plcc": "plcc", "plcc_logistic5": "plcc_logistic5"}
-    table, ok = [], True
+    table, ok, other_protocol = [], True, []
     for r in (r for r in rows if r["dataset"] == dataset and str(r["metric"]) in reference):
         ref = reference[str(r["metric"])]
+        if ref.get("scale") not in (None, "") and not math.isclose(float(ref["scale"]), scale):
+            other_protocol.append(f"{r['metric']} (committed at ×{float(ref['scale']):g}, ours at ×{scale:g})")
+            continue
         entry: dict[str, object] = {"metric": r["metric"]}
         for ours, theirs in pairs.items():
             diff = float(r[ours]) - float(ref[theirs])
             ok &= abs(diff) <= tolerance
             entry[ours] = f"{float(r[ours]):.4f} ({float(ref[theirs]):.4f}, {diff:+.1e})"
         table.append(entry)
-    header = (f"Ours (committed {Path(reference_csv).name}, difference) for the metrics both compute; "
-              f"tolerance {tolerance:g}: {'all within' if ok else 'NOT all within'}.\n\n")
+    header = (f"Ours (committed {Path(reference_csv).name}, difference) for the metrics both compute at the same "
+              f"image scale; tolerance {tolerance:g}: {'all within' if ok and table else 'NOT all within'}.\n\n")
+    if other_protocol:
+        header += f"Not compared (different image scale): {', '.join(other_protocol)}.\n\n"
     return header + markdown_table(table), ok and bool(table)

@@ -17,7 +17,9 @@ Outputs (``--out``, stem ``--name``, default ``fr``):
 
 A dataset that is not where its layout puts it is skipped with one line naming what was expected where (exit
 status 2 once the others are written); one that cannot be scored (a malformed meta-info file, an unreadable
-folder) is reported the same way, exit status 1 once the others are written. Usage::
+folder) is reported the same way, exit status 1 once the others are written. With ``--reference-table``, a
+disagreement beyond tolerance with the committed table is exit status 1 too (the tables are still written).
+Usage::
 
     python -m benchmarks.run_fr --dataset tid2013 csiq live --root ./datasets \\
         --metrics pe_alex pe_vgg lpips dists ms_ssim [--device cuda] [--workers 4] [--limit 50]
@@ -301,7 +303,8 @@ def _sections(run: FRRun, published, published_path: str | os.PathLike[str]) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point: exit 0, 2 if a dataset was not found, 1 on any other error (one line)."""
+    """Command-line entry point: exit 0; 2 if a dataset was not found; 1 on any other error (one line) or when the
+    ``--reference-table`` check fails."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_fr", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--dataset", nargs="+", required=True, help="pyiqa dataset keys, e.g. tid2013 csiq live")
     parser.add_argument("--root", default="./datasets", help="pyiqa's ./datasets folder (default ./datasets)")
@@ -332,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if run.errors:
+        return 1
+    if run.check is not None and not run.check[1]:
+        print(f"error: the scores disagree with {args.reference_table} beyond tolerance (see the report)",
+              file=sys.stderr)
         return 1
     return 2 if run.missing else 0
 

@@ -3,7 +3,8 @@
 Per backbone and layer, the unit-normalised (and raw) Eq. 1 distances of ``F``, ``H-x`` and ``L-x`` for every
 selector (PE and the control scores: μ1, μ2, magnitude, …) and of random-x subsets are scored against the
 dataset's human scores (SROCC), and H-x is compared with L-x, F and the random-x mean with 95 % paired-bootstrap
-intervals (resampling images), as the LIVE selection study does (:mod:`benchmarks.selection`). A
+intervals (resampling references, each with all its images; resampling images beside), as the LIVE selection study
+does (:mod:`benchmarks.selection`). A
 leave-one-reference-out cross-validation of the configuration choice (reference groups from the meta-info
 file's ``ref_name``) closes the report.
 
@@ -137,6 +138,9 @@ def run_fr_selection(
     percents = tuple(float(x) for x in (percents or DEFAULT_PERCENTS))
     labels = np.array([r.dmos for r in records], dtype=np.float64)  # oriented lower-is-better
     boot = PairedBootstrap(labels, n_boot=n_boot, seed=0)
+    groups = [r.ref_name for r in records]
+    # references resampled (each with all its images) for the significance marks, when there are at least 2
+    reference_boot = PairedBootstrap(labels, n_boot=n_boot, seed=0, groups=groups) if len(set(groups)) >= 2 else None
     run = SelectionRun(index=index, records=records, labels=labels)
     dists = run.dists
     for name in backbones:
@@ -145,13 +149,12 @@ def run_fr_selection(
         scale = vgg_scale if net.spec.name.startswith("vgg") else 1.0
         dist = compute_backbone_distances(net, records, selectors, percents, seeds, scale, progress)
         dists.append(dist)
-        scorer = Scorer(dist, labels, boot)
+        scorer = Scorer(dist, labels, boot, reference_boot)
         run.srocc += srocc_rows(dist, scorer)
         run.comparisons += compare_selectors(dist, scorer)
         run.timings[net.spec.name] = time.perf_counter() - t0
     run.wins_total = win_counts(run.comparisons, by_layer=False)
     run.wins_by_layer = win_counts(run.comparisons, by_layer=True)
-    groups = [r.ref_name for r in records]
     if with_cv and len(set(groups)) >= 2:
         t0 = time.perf_counter()
         run.cv, _ = cross_validate(dists, labels, groups, None, boot)

@@ -1,4 +1,4 @@
-"""Evaluation protocols: correlation with MOS/DMOS, BAPPS 2AFC and BAPPS JND mAP.
+"""Evaluation protocols: correlation with MOS/DMOS, resampling over images or references, BAPPS 2AFC and JND mAP.
 
 Every protocol takes plain arrays of metric values and human labels and states the metric's direction
 explicitly (``higher_is_better_*`` or ``lower_is_better``).
@@ -6,7 +6,17 @@ explicitly (``higher_is_better_*`` or ``lower_is_better``).
 
 from __future__ import annotations
 
-from benchmarks.protocols.bootstrap import BootstrapCI, PairedBootstrap, bootstrap_srocc_ci
+from benchmarks.protocols.bootstrap import (
+    BootstrapCI,
+    PairedBootstrap,
+    SignFlipResult,
+    SroccComparison,
+    bootstrap_srocc_ci,
+    compare_srocc,
+    sign_flip_test,
+    t_interval,
+    within_group_srocc,
+)
 from benchmarks.protocols.correlation import (
     CorrelationResult,
     LogisticFit,
@@ -31,7 +41,10 @@ __all__ = [
     "LogisticFit",
     "LogisticFitWarning",
     "PairedBootstrap",
+    "SignFlipResult",
+    "SroccComparison",
     "bootstrap_srocc_ci",
+    "compare_srocc",
     "evaluate_scores",
     "fit_logistic",
     "jnd_map",
@@ -43,8 +56,11 @@ __all__ = [
     "rmse",
     "rowwise_srocc",
     "safe_srocc",
+    "sign_flip_test",
     "srocc",
+    "t_interval",
     "two_afc_score",
     "two_afc_scores",
     "voc_ap",
+    "within_group_srocc",
 ]

@@ -10,12 +10,16 @@ Usage::
     TORCH_HOME=$(realpath ../shared/torch_home) HF_HUB_OFFLINE=1 python -m benchmarks.selection \\
         [--root ../shared/data/LIVE] [--backbones alexnet vgg16] [--seeds 20] [--boot 1000] \\
         [--out benchmarks/results] [--quick] [--vgg-scale 0.5] [--no-lpips]
+
+``--quick`` writes to a new temporary folder unless ``--out`` names one: a smoke run never replaces the committed
+results in ``benchmarks/results`` unless asked to.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backbones", nargs="+", default=["alexnet", "vgg16"])
     parser.add_argument("--seeds", type=int, default=20, help="random subsets per x (default 20)")
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default benchmarks/results; with --quick a new temporary folder)")
     parser.add_argument("--quick", action="store_true", help="6 images per reference, x in {10, 50}, few seeds")
     parser.add_argument("--vgg-scale", type=float, default=0.5, help="image downscaling for VGG-16 (default 0.5)")
     parser.add_argument("--weights", default="DEFAULT", help="backbone weights tag ('random' for smoke tests)")
@@ -50,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--seeds and --boot must be positive")
     if not 0 < args.vgg_scale <= 1:
         parser.error("--vgg-scale must be in (0, 1]")
+    out = args.out or (Path(tempfile.mkdtemp(prefix="pe_selection_")) if args.quick else Path("benchmarks/results"))
     torch.set_num_threads(args.threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -59,12 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             quick=args.quick, progress=args.progress,
         )
     command = "python -m benchmarks.selection " + " ".join(argv if argv is not None else sys.argv[1:])
-    files = write_outputs(study, args.out, command.strip())
+    files = write_outputs(study, out, command.strip())
     print(markdown_table(study.wins_total, ["backbone", "selector", *COMPARISONS]))
     print()
     print(markdown_table(study.cv_summary, ["method", "fold mean", "fold sd", "pooled", "pooled mapped",
                                             "configs chosen"], digits=3))
-    print(f"\nwrote {len(files)} files to {args.out} in {study.timings['total']:.0f} s")
+    print(f"\nwrote {len(files)} files to {out} in {study.timings['total']:.0f} s")
     return 0
 
 

@@ -2,10 +2,13 @@
 
 Win counts (per backbone, layer and selector, over the x values): H-x vs L-x, H-x vs F and H-x vs the mean of the
 random-x SROCCs, each as a point win (SROCC difference > 0) and as a significant win (the 95 % paired-bootstrap
-interval of the difference excludes 0, :class:`~benchmarks.protocols.bootstrap.PairedBootstrap`). The bootstrap
-resamples images with replacement, the same resamples for every configuration, and recomputes both SROCCs of a
-comparison on each resample (for H vs random: H's SROCC minus the mean over seeds of the random sets' SROCCs on the
-same resample). It covers image sampling only; the seed-to-seed spread of random subsets is reported beside it.
+interval of the difference excludes 0, :class:`~benchmarks.protocols.bootstrap.PairedBootstrap`). Two bootstraps are
+run, the same resamples for every configuration, recomputing both SROCCs of a comparison on each resample (for H vs
+random: H's SROCC minus the mean over seeds of the random sets' SROCCs on the same resample): one resampling images
+(``ci_low``/``ci_high``) and, when the scorer has one, one resampling references, each with all its images
+(``ref_ci_low``/``ref_ci_high``). Significance (``sig_win``/``sig_loss``) uses the reference intervals when they are
+there: images of one reference are not independent. Both cover sampling only; the seed-to-seed spread of random
+subsets is reported beside them.
 """
 
 from __future__ import annotations
@@ -33,27 +36,32 @@ class _Scored:
 
     point: float
     boot: np.ndarray
+    ref_boot: np.ndarray | None = None
 
 
 class Scorer:
     """Memoised SROCC and bootstrap SROCCs of the columns of a :class:`~benchmarks.selection.BackboneDistances`."""
 
-    def __init__(self, dist: BackboneDistances, labels: np.ndarray, boot: PairedBootstrap) -> None:
-        self.dist, self.labels, self.boot = dist, labels, boot
+    def __init__(self, dist: BackboneDistances, labels: np.ndarray, boot: PairedBootstrap,
+                 reference_boot: PairedBootstrap | None = None) -> None:
+        self.dist, self.labels, self.boot, self.reference_boot = dist, labels, boot, reference_boot
         self._cache: dict[tuple[str, bool, str], _Scored] = {}
 
     def __call__(self, name: str, channel_norm: bool, layer: str) -> _Scored:
         key = (name, channel_norm, layer)
         if key not in self._cache:
             values = self.dist.column(name, channel_norm, layer)
-            self._cache[key] = _Scored(safe_srocc(values, self.labels), self.boot.sroccs(values))
+            ref = self.reference_boot.sroccs(values) if self.reference_boot is not None else None
+            self._cache[key] = _Scored(safe_srocc(values, self.labels), self.boot.sroccs(values), ref)
         return self._cache[key]
 
-    def random(self, percent: float, channel_norm: bool, layer: str) -> tuple[np.ndarray, np.ndarray]:
-        """Point SROCCs of every seed, shape (S,), and the bootstrap SROCC of their mean, shape (B,)."""
+    def random(self, percent: float, channel_norm: bool, layer: str
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Point SROCCs of every seed (S,), and the bootstrap SROCCs of their mean over images and references (B,)."""
         scored = [self(set_name("R", percent, seed=s), channel_norm, layer) for s in range(self.dist.seeds)]
         points = np.array([s.point for s in scored])
-        return points, np.mean([s.boot for s in scored], axis=0)
+        ref = np.mean([s.ref_boot for s in scored], axis=0) if self.reference_boot is not None else None
+        return points, np.mean([s.boot for s in scored], axis=0), ref
 
 
 def selector_variants(dist: BackboneDistances) -> list[tuple[str, bool]]:
@@ -82,7 +90,7 @@ def srocc_rows(dist: BackboneDistances, scorer: Scorer) -> list[dict[str, object
                                  "ci_low": low, "ci_high": high})
         for norm in (True, False):
             for x in dist.percents:
-                points, _ = scorer.random(x, norm, layer)
+                points, _, _ = scorer.random(x, norm, layer)
                 rows.append({**base, "layer": layer, "selector": "random", "subset": "R", "x": x,
                              "channel_norm": norm, "channels": dist.sizes[set_name("R", x, seed=0)][layer],
                              "srocc": float(np.nanmean(points)), "ci_low": math.nan, "ci_high": math.nan,
@@ -96,9 +104,11 @@ def compare_selectors(dist: BackboneDistances, scorer: Scorer) -> list[dict[str,
     """H-x vs L-x, F and the random-x mean for every layer, selector and x, with paired-bootstrap CIs.
 
     Returns:
-        One row per comparison: ``h_srocc``, ``other_srocc``, ``diff`` (H minus other), ``ci_low``, ``ci_high``,
-        ``point_win`` (diff > 0), ``sig_win`` (ci_low > 0), ``sig_loss`` (ci_high < 0); H vs random rows also
-        carry ``random_sd`` and ``seeds_beaten`` (fraction of random seeds with a lower SROCC than H).
+        One row per comparison: ``h_srocc``, ``other_srocc``, ``diff`` (H minus other), ``ci_low``, ``ci_high``
+        (images resampled), ``ref_ci_low``, ``ref_ci_high`` (references resampled, when the scorer has a reference
+        bootstrap), ``point_win`` (diff > 0), ``sig_win`` / ``sig_loss`` (the interval of ``sig_unit`` excludes 0
+        above / below); H vs random rows also carry ``random_sd`` and ``seeds_beaten`` (fraction of random seeds
+        with a lower SROCC than H).
     """
     rows: list[dict[str, object]] = []
     for layer in dist.layers:
@@ -107,25 +117,32 @@ def compare_selectors(dist: BackboneDistances, scorer: Scorer) -> list[dict[str,
                 high = scorer(set_name("H", x, selector), norm, layer)
                 low_set = scorer(set_name("L", x, selector), norm, layer)
                 full = scorer("F", norm, layer)
-                points, random_boot = scorer.random(x, norm, layer)
+                points, random_boot, random_ref = scorer.random(x, norm, layer)
                 others = {
-                    "H-L": (low_set.point, low_set.boot, {}),
-                    "H-F": (full.point, full.boot, {}),
-                    "H-random": (float(np.nanmean(points)), random_boot, {
+                    "H-L": (low_set.point, low_set.boot, low_set.ref_boot, {}),
+                    "H-F": (full.point, full.boot, full.ref_boot, {}),
+                    "H-random": (float(np.nanmean(points)), random_boot, random_ref, {
                         "random_sd": float(np.nanstd(points, ddof=1)) if points.size > 1 else math.nan,
                         "seeds_beaten": float(np.mean(points < high.point)),
                     }),
                 }
-                for comparison, (other, other_boot, extra) in others.items():
+                for comparison, (other, other_boot, other_ref, extra) in others.items():
                     diff = high.point - other
                     ci_low, ci_high = scorer.boot.interval(high.boot - other_boot)
-                    rows.append({
+                    row = {
                         "backbone": dist.backbone, "layer": layer, "selector": selector, "channel_norm": norm,
                         "x": x, "comparison": comparison, "h_srocc": high.point, "other_srocc": other,
                         "diff": diff, "ci_low": ci_low, "ci_high": ci_high,
                         "point_win": bool(diff > 0), "sig_win": bool(ci_low > 0), "sig_loss": bool(ci_high < 0),
-                        **extra,
-                    })
+                    }
+                    if scorer.reference_boot is not None and high.ref_boot is not None and other_ref is not None:
+                        ref_low, ref_high = scorer.reference_boot.interval(high.ref_boot - other_ref)
+                        row.update({"ref_ci_low": ref_low, "ref_ci_high": ref_high, "sig_win": bool(ref_low > 0),
+                                    "sig_loss": bool(ref_high < 0), "sig_unit": "reference",
+                                    "image_sig_win": bool(ci_low > 0), "image_sig_loss": bool(ci_high < 0)})
+                    else:
+                        row["sig_unit"] = "image"
+                    rows.append({**row, **extra})
     return rows
 
 

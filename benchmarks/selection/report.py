@@ -45,7 +45,7 @@ def significance_matrix(study: SelectionStudy, backbone: str) -> str:
     """Selectors × layers: the significant wins (+) and losses (−) of H-x over the x values, per comparison.
 
     A cell ``"+L3 +R1 −F1"`` reads: over the x values, H-x beat L-x significantly 3 times, beat the random mean
-    once and lost to F once (95 % paired-bootstrap intervals); ``·`` = nothing significant.
+    once and lost to F once (95 % paired-bootstrap intervals resampling references); ``·`` = nothing significant.
     """
     dist = next(d for d in study.dists if d.backbone == backbone)
     letters = {"H-L": "L", "H-F": "F", "H-random": "R"}
@@ -115,7 +115,10 @@ def _write_markdown(study: SelectionStudy, path: Path, command: str) -> Path:
         "",
         "SROCC against DMOS (positive = agrees with humans). Distances are unit-normalised (`norm`) unless "
         "marked raw. Win cells: `point wins/n (significant wins+ / significant losses−)`, where significant "
-        "means the 95 % paired-bootstrap interval of the SROCC difference excludes 0 (resampling images). "
+        "means the 95 % paired-bootstrap interval of the SROCC difference excludes 0, resampling the references "
+        "(each with all its images; the image-resampled interval is in the CSV as `ci_low`/`ci_high`). With 5 "
+        "references that bootstrap has few distinct resamples: see `selection_percentiles.md` for the exact "
+        "sign-flip tests. "
         "H-random compares H-x with the mean over random seeds of random-x subsets of the same size.",
         "",
         "## Environment",

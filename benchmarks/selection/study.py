@@ -129,6 +129,7 @@ def run_selection_study(
     labels = np.array([r.dmos for r in records])
     groups = [r.ref_name for r in records]
     boot = PairedBootstrap(labels, n_boot=n_boot, seed=0)
+    reference_boot = PairedBootstrap(labels, n_boot=n_boot, seed=0, groups=groups)
 
     dists: list[BackboneDistances] = []
     chromatic = {canonical_name(b) for b in chromatic_backbones}
@@ -152,7 +153,7 @@ def run_selection_study(
     t0 = time.perf_counter()
     srocc_table, comparisons = [], []
     for dist in dists:
-        scorer = Scorer(dist, labels, boot)
+        scorer = Scorer(dist, labels, boot, reference_boot)
         srocc_table += srocc_rows(dist, scorer)
         comparisons += compare_selectors(dist, scorer)
     timings["bootstrap"] = time.perf_counter() - t0

@@ -7,7 +7,15 @@ Sources (never copied into the repository; read where they are installed):
 * images bundled with scikit-image (``skimage.data``): NASA public-domain (``astronaut``, ``rocket``), CC0
   photographs (``camera``, ``chelsea``, ``coffee``), CC0 textures (``brick``, ``grass``, ``gravel``) and images
   without known copyright restrictions (``coins``, ``moon``, ``immunohistochemistry``). Grayscale images are
-  repeated to RGB.
+  repeated to RGB;
+* any image file the user names (``file:<path>``), e.g. a folder of openly licensed validation images.
+
+A held-out set of 20 or more openly licensed images cannot be assembled offline here: scikit-image 0.26 bundles 26
+loadable ``skimage.data`` images (the others need a download), 8 are training images, ``cat`` is the same photograph
+as ``chelsea``, and most of the rest are synthetic or not photographs (``binary_blobs``, ``checkerboard``, ``horse``,
+``logo``, ``colorwheel``, ``shepp_logan_phantom``, the 25×25-px ``lfw_subset``); the shared LIVE copy holds 5
+references, 3 of them training images. :data:`EXTENDED_HELD_OUT` lists the 12 usable ones; ``file:`` entries extend
+it.
 
 Degradation (the usual bicubic ×s protocol): the high-resolution image ``HR`` is cropped to a multiple of ``s``,
 downscaled with antialiased bicubic interpolation, quantised to 8 bits (``LR``), and upscaled back with bicubic
@@ -27,7 +35,8 @@ import torch.nn.functional as F
 
 from ..datasets.live import DEFAULT_ROOT
 
-__all__ = ["HELD_OUT", "TRAIN", "PatchSampler", "SRImage", "degrade", "load_images"]
+__all__ = ["EXTENDED_HELD_OUT", "HELD_OUT", "TRAIN", "PatchSampler", "SRImage", "check_held_out", "degrade",
+           "load_images"]
 
 
 #: Training images: ``live:<name>`` is a LIVE reference, ``skimage:<name>`` a scikit-image bundled image.
@@ -38,6 +47,24 @@ TRAIN: tuple[str, ...] = (
 )
 #: Held-out evaluation images (never trained on): two LIVE photographs, two CC0 photographs, one CC0 texture.
 HELD_OUT: tuple[str, ...] = ("live:monarch", "live:parrots", "skimage:coffee", "skimage:chelsea", "skimage:brick")
+#: Every openly licensed image available offline here that is not a training image (a photograph or a natural
+#: texture, at least 100 px): HELD_OUT plus scikit-image's ``clock``, ``hubble_deep_field`` (NASA), ``retina``,
+#: ``cell``, ``page``, ``text`` and ``microaneurysms`` (CC0 or public domain as stated in the docstrings of
+#: ``skimage.data``).
+EXTENDED_HELD_OUT: tuple[str, ...] = (*HELD_OUT, "skimage:clock", "skimage:hubble_deep_field", "skimage:retina",
+                                      "skimage:cell", "skimage:page", "skimage:text", "skimage:microaneurysms")
+#: scikit-image names of one photograph (``cat`` is ``chelsea``).
+_SAME_IMAGE = {"skimage:cat": "skimage:chelsea"}
+
+
+def check_held_out(train: Sequence[str], held_out: Sequence[str]) -> None:
+    """Raise ``ValueError`` if a held-out image is also a training image (aliases of one photograph included)."""
+    canonical = {_SAME_IMAGE.get(s, s) for s in train}
+    shared = sorted(s for s in held_out if _SAME_IMAGE.get(s, s) in canonical)
+    if shared:
+        raise ValueError(f"held-out images also used for training: {shared}")
+    if len({_SAME_IMAGE.get(s, s) for s in held_out}) != len(held_out):
+        raise ValueError(f"held-out images listed twice: {list(held_out)}")
 
 
 @dataclass
@@ -63,7 +90,11 @@ def _read(source: str, root: Path) -> torch.Tensor:
             array = np.repeat(array[..., None], 3, axis=2)
         array = array[..., :3].astype(np.float32) / 255.0
         return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).unsqueeze(0)
-    raise ValueError(f"unknown image source {source!r} (expected live:<name> or skimage:<name>)")
+    if kind == "file":
+        from pe_iqa.image_io import read_image
+
+        return read_image(Path(name))
+    raise ValueError(f"unknown image source {source!r} (expected live:<name>, skimage:<name> or file:<path>)")
 
 
 def degrade(hr: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,7 +112,7 @@ def load_images(sources: Sequence[str], scale: int, crop: int | None = None,
     """Load and degrade images; those that cannot be read are skipped and reported.
 
     Args:
-        sources: ``live:<name>`` / ``skimage:<name>`` entries.
+        sources: ``live:<name>`` / ``skimage:<name>`` / ``file:<path>`` entries.
         scale: the super-resolution factor.
         crop: if given, a centred ``crop × crop`` HR region (before degradation; for quick runs).
         root: LIVE root (default :data:`benchmarks.datasets.live.DEFAULT_ROOT`: ``$PE_IQA_LIVE_ROOT`` or

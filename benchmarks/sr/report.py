@@ -137,14 +137,24 @@ def _along_curve(points: Sequence[tuple[float, float]], target: float) -> float:
     return math.nan
 
 
+def _segment_span(points: Sequence[tuple[float, float]], target: float) -> float:
+    """Length in ``x`` of the first segment of the polyline that contains ``target``."""
+    for (x0, _), (x1, _) in itertools.pairwise(points):
+        if min(x0, x1) <= target <= max(x0, x1) and x0 != x1:
+            return abs(x1 - x0)
+    return math.nan
+
+
 def matched_distortion_rows(results: Sequence[Mapping], images: Sequence[str], distortion: str = "psnr",
                             perceptions: Sequence[str] = ("lpips", "dists"),
-                            offsets: Sequence[float] = (-0.25, -0.5)) -> list[dict]:
+                            offsets: Sequence[float] = (-0.1, -0.25, -0.5), support_db: float = 0.2) -> list[dict]:
     """Perceptual error of each loss at a matched distortion: the trade-off curve compared at equal PSNR.
 
     Per seed, each loss's curve runs through the image-mean points L2 (α = 1), α = 0.9, 0.5, 0.1 … in the
     (distortion, perception) plane; it is interpolated linearly at ``distortion = L2's + offset``. Rows give
-    the mean and sd over the seeds whose curve reaches that distortion (``n``).
+    the mean and sd over the seeds whose curve reaches that distortion (``n``), and ``runs within`` the number of
+    those seeds where a run of the curve lies within ``support_db`` of the target; a row where that is not every
+    seed is interpolated across a gap with no run in it (``gap``: the widest such segment, in dB).
     """
     if not results:
         return []
@@ -163,17 +173,25 @@ def matched_distortion_rows(results: Sequence[Mapping], images: Sequence[str], d
         for offset in offsets:
             row = {"loss": _label(variant), distortion: f"L2 {offset:+g}"}
             for perception in perceptions:
-                values = []
+                values, within, gaps = [], 0, [0.0]
                 for seed, base in by_key.get(("l2", 1.0), {}).items():
                     curve = [(mean_of(base, distortion), mean_of(base, perception))]
                     curve += [(mean_of(by_key[(variant, a)][seed], distortion),
                                mean_of(by_key[(variant, a)][seed], perception))
                               for a in alphas if seed in by_key[(variant, a)]]
-                    values.append(_along_curve(curve, curve[0][0] + offset))
+                    target = curve[0][0] + offset
+                    values.append(_along_curve(curve, target))
+                    if not math.isnan(values[-1]):
+                        if min(abs(x - target) for x, _ in curve) <= support_db:
+                            within += 1
+                        else:
+                            gaps.append(_segment_span(curve, target))
                 found = [v for v in values if not math.isnan(v)]
                 row[perception] = float(np.mean(found)) if found else math.nan
                 row[f"{perception} sd"] = float(np.std(found, ddof=1)) if len(found) > 1 else math.nan
                 row[f"{perception} n"] = len(found)
+                row[f"{perception} runs within {support_db:g} dB"] = within
+                row[f"{perception} gap"] = max(gaps)
             rows.append(row)
     return rows
 

@@ -2,18 +2,25 @@
 
 A small VDSR-style network is pretrained with L2 per seed, then fine-tuned with each loss of
 :mod:`benchmarks.sr.losses` at several α (``α·L2/L2₀ + (1−α)·X/X₀``) and evaluated on held-out images with
-PSNR, SSIM, LPIPS and DISTS (pyiqa). Outputs in ``--out`` (default ``benchmarks/results/sr``): ``runs/*.json``
-(one per run; a rerun skips finished ones), ``sr_runs.csv``, ``sr_images.csv``, ``sr.md`` (tables with
-bootstrap intervals) and ``sr_perception_distortion.png``.
+PSNR, SSIM, LPIPS and DISTS (pyiqa; NIQE and NRQM when their weight files are in pyiqa's cache). Outputs in
+``--out`` (default ``benchmarks/results/sr``; with ``--quick`` a new temporary folder unless ``--out`` names one):
+``runs/*.json`` (one per run; a rerun skips finished ones), ``sr_runs.csv``, ``sr_images.csv``,
+``sr_image_level.csv`` and ``sr_matched_offsets.csv`` (:mod:`benchmarks.sr.inference`: t-intervals and exact
+sign-flip tests over the held-out images, matched-PSNR comparisons at several offsets flagged where no run supports
+them), ``sr.md`` and the plots.
 
     python -m benchmarks.sr.run --threads 1                 # full run (≈3–4 h on one CPU thread)
-    python -m benchmarks.sr.run --quick --out /tmp/sr       # smoke test (< 1 min)
+    python -m benchmarks.sr.run --report-only               # rebuild the reports from the committed runs/*.json
+    python -m benchmarks.sr.run --alphas 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9 --held-out extended   # denser grid
+    python -m benchmarks.sr.run --quick                     # smoke test (< 1 min) in a temporary folder
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -24,10 +31,13 @@ import torch
 from benchmarks.report import write_text_atomic
 
 from ..report import environment_info, markdown_table, write_csv
-from .data import load_images
+from . import inference
+from .data import EXTENDED_HELD_OUT, check_held_out, load_images
 from .evaluate import MetricSet
+from .inference import MATCHED_PAIRS, image_level_rows, matched_offset_rows, plot_matched_offsets
 from .losses import VARIANTS
 from .report import (
+    COMPARISONS,
     comparison_rows,
     image_rows,
     matched_distortion_rows,
@@ -67,6 +77,7 @@ def run_sr(out: Path, config: SRConfig, variants: Sequence[str], alphas: Sequenc
         raise ValueError(f"unknown losses {unknown}; choose from {list(VARIANTS)}")
     if any(not 0.0 <= a < 1.0 for a in alphas):
         raise ValueError(f"alphas must be in [0, 1), got {list(alphas)}")
+    check_held_out(config.train_images, config.held_out)
     train, missing_train = load_images(config.train_images, config.scale)
     held_out, missing_held = load_images(config.held_out, config.scale, crop=config.eval_crop)
     if not train or not held_out:
@@ -117,9 +128,37 @@ def run_sr(out: Path, config: SRConfig, variants: Sequence[str], alphas: Sequenc
             if debug:
                 raise
             failures[name] = f"{type(error).__name__}: {error}"
-    _write_reports(out, config, results, metrics, held_out, {**missing_train, **missing_held},
-                   time.perf_counter() - started)
+    _write_reports(out, config, results, metrics.names, metrics.unavailable, [im.name for im in held_out],
+                   {**missing_train, **missing_held}, time.perf_counter() - started)
     return results, failures
+
+
+def report_only(out: Path, config: SRConfig) -> list[dict]:
+    """Rebuild the reports from the finished runs in ``out/runs`` (no training, no evaluation).
+
+    Only runs of this configuration (its digest) are used; the metrics are those every run has.
+
+    Raises:
+        FileNotFoundError: if no finished run of this configuration is there.
+    """
+    started = time.perf_counter()
+    digest = config.digest()
+    results = []
+    for path in sorted((out / "runs").glob("*.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if result.get("config_digest") == digest:
+            results.append(result)
+    if not results:
+        raise FileNotFoundError(f"no finished run of this configuration (digest {digest}) in {out / 'runs'}")
+    order = {name: i for i, name in enumerate(["pretrained", *VARIANTS])}  # the order run_sr records runs in
+    results.sort(key=lambda r: (r["variant"] != "bicubic", r["seed"], order.get(r["variant"], -1), -r["alpha"]))
+    recorded = list(results[0]["images"])
+    images = [im for im in config.held_out if im in recorded] + [im for im in recorded if im not in config.held_out]
+    names = [m for m in config.metrics if all(m in r["images"][im] for r in results for im in images)]
+    unavailable = {m: "not in the recorded runs (weights not available when they ran)" for m in config.metrics
+                   if m not in names}
+    _write_reports(out, config, results, names, unavailable, images, {}, time.perf_counter() - started)
+    return results
 
 
 def _network(config: SRConfig, state: dict) -> torch.nn.Module:
@@ -130,10 +169,15 @@ def _network(config: SRConfig, state: dict) -> torch.nn.Module:
     return net
 
 
-def _write_reports(out: Path, config: SRConfig, results: list[dict], metrics: MetricSet, held_out: list,
-                   missing: dict[str, str], wall_seconds: float) -> None:
-    names, images = metrics.names, [im.name for im in held_out]
+def _write_reports(out: Path, config: SRConfig, results: list[dict], names: list[str], unavailable: dict[str, str],
+                   images: list[str], missing: dict[str, str], wall_seconds: float) -> None:
     write_csv(image_rows(results), out / "sr_images.csv")
+    image_level = image_level_rows(results, names, images, COMPARISONS)
+    write_csv(image_level, out / "sr_image_level.csv")
+    matched = matched_offset_rows(results, images, MATCHED_PAIRS) if "psnr" in names else []
+    if matched:
+        write_csv(matched, out / "sr_matched_offsets.csv")
+        plot_matched_offsets(matched, out / "sr_matched_offsets.png")
     runs = run_rows(results, names)
     write_csv(runs, out / "sr_runs.csv")
     plot_perception_distortion(runs, out / "sr_perception_distortion.png")
@@ -145,7 +189,7 @@ def _write_reports(out: Path, config: SRConfig, results: list[dict], metrics: Me
     env = environment_info("cpu", extra={
         "held-out images": ", ".join(images), "training images": ", ".join(config.train_images),
         "images not found": "; ".join(f"{k} ({v})" for k, v in missing.items()) or "none",
-        "metrics not evaluated": "; ".join(f"{k}: {v}" for k, v in metrics.unavailable.items()) or "none",
+        "metrics not evaluated": "; ".join(f"{k}: {v}" for k, v in unavailable.items()) or "none",
         "this invocation (s)": f"{wall_seconds:.0f}", "recorded compute of all runs (s)": f"{compute:.0f}",
     })
     channels = [{"loss": v, "channels": rs[0]["channels"],
@@ -170,13 +214,32 @@ def _write_reports(out: Path, config: SRConfig, results: list[dict], metrics: Me
             "## Paired differences (same seed and image; ‘better’/‘worse’: interval excludes 0)", "",
             table_markdown(comparison_rows(results, names, images), names, ["comparison", "alpha"], differences=True),
             "",
-            "## Perceptual error at matched PSNR (trade-off curves interpolated at L2's PSNR − 0.25 / − 0.5 dB; "
-            "mean, sd and number of seeds whose curve reaches it)", "",
+            f"## Image-level inference ({len(images)} held-out images)", "",
+            "Each paired difference (same seed and image) averaged over the seeds: one difference per image. "
+            "`t low`/`t high`: 95 % Student-t interval over the images; `sign-flip p`: exact two-sided test over "
+            f"the images (smallest possible p with {len(images)} images: {2 / 2 ** len(images):.3g}); "
+            "`images higher`: images where the difference is > 0 (`higher is` says whether that is better). "
+            "The bootstrap intervals above resample only these few images and seeds: read them with this table.",
+            "", markdown_table(image_level, digits=4), "",
+            "## Matched PSNR, per image, at several offsets (`sr_matched_offsets.csv`, `sr_matched_offsets.png`)", "",
+            (inference.__doc__ or "").split("\n\n")[2].replace("\n", " "),
+            "", markdown_table(matched, digits=4) if matched else "(no PSNR)", "",
+            "## Perceptual error at matched PSNR on the seed-mean curves (interpolated at L2's PSNR − 0.1 / − 0.25 / "
+            "− 0.5 dB; mean, sd and number of seeds whose curve reaches it; `runs within 0.2 dB`: seeds with a run "
+            "that close to the target, `gap`: widest segment crossed without a run, dB)", "",
             markdown_table(matched_distortion_rows(results, images), digits=4), "",
+            "![matched offsets](sr_matched_offsets.png)", "",
             "## Channels entering the perceptual term", "", markdown_table(channels, digits=1), "",
             "## Run times", "", markdown_table(timing, digits=1), "",
             "![perception–distortion](sr_perception_distortion.png)", ""]
     write_text_atomic(out / "sr.md", "\n".join(text))
+
+
+def _alphas(text: str) -> list[float]:
+    try:
+        return [float(a) for a in text.split(",") if a.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"α values must be numbers, got {text!r}") from error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -184,9 +247,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sr.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (under a minute)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/sr"), help="output folder")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default benchmarks/results/sr; with --quick a new temporary folder)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
-    parser.add_argument("--alphas", type=float, nargs="+", default=None)
+    parser.add_argument("--alphas", type=_alphas, nargs="+", default=None,
+                        help="α values, space- or comma-separated (e.g. 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9)")
+    parser.add_argument("--held-out", nargs="+", default=None,
+                        help="held-out images (live:<name>, skimage:<name>, file:<path>) or 'extended' "
+                             f"({len(EXTENDED_HELD_OUT)} openly licensed images available offline)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rebuild the reports from the finished runs in --out (no training)")
     parser.add_argument("--losses", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--finetune-steps", type=int, default=None)
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
@@ -197,11 +267,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = QUICK if args.quick else SRConfig()
     if args.finetune_steps is not None:
         config = replace(config, finetune_steps=args.finetune_steps)
+    if args.held_out is not None:
+        held_out = EXTENDED_HELD_OUT if args.held_out == ["extended"] else tuple(args.held_out)
+        config = replace(config, held_out=held_out)
+    out = args.out or (Path(tempfile.mkdtemp(prefix="pe_sr_quick_")) if args.quick else Path("benchmarks/results/sr"))
     seeds = args.seeds if args.seeds is not None else ((0,) if args.quick else DEFAULT_SEEDS)
-    alphas = args.alphas if args.alphas is not None else ((0.5,) if args.quick else DEFAULT_ALPHAS)
+    alphas = ([a for group in args.alphas for a in group] if args.alphas is not None
+              else ((0.5,) if args.quick else DEFAULT_ALPHAS))
     try:
-        results, failures = run_sr(args.out, config, args.losses, alphas, seeds, progress=args.progress,
-                                   debug=args.debug)
+        if args.report_only:
+            results, failures = report_only(out, config), {}
+        else:
+            results, failures = run_sr(out, config, args.losses, alphas, seeds, progress=args.progress,
+                                       debug=args.debug)
     except Exception as error:
         if args.debug:
             raise
@@ -209,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for name, message in failures.items():
         print(f"run {name} failed: {message}", file=sys.stderr)
-    print(f"{len(results)} runs in {args.out} ({len(failures)} failed); report: {args.out / 'sr.md'}")
+    print(f"{len(results)} runs in {out} ({len(failures)} failed); report: {out / 'sr.md'}")
     return 1 if failures else 0
 
 

@@ -255,8 +255,12 @@ def test_comparisons_and_win_counts_are_consistent(study_run):
         diff = float(r["diff"])
         assert diff == pytest.approx(float(r["h_srocc"]) - float(r["other_srocc"]), abs=1e-12)
         assert as_bool(r["point_win"]) == (diff > 0)
-        assert as_bool(r["sig_win"]) == (float(r["ci_low"]) > 0)
-        assert as_bool(r["sig_loss"]) == (float(r["ci_high"]) < 0)
+        # significance resamples references (images of one reference are not independent); images beside it
+        assert r["sig_unit"] == "reference"
+        assert as_bool(r["sig_win"]) == (float(r["ref_ci_low"]) > 0)
+        assert as_bool(r["sig_loss"]) == (float(r["ref_ci_high"]) < 0)
+        assert as_bool(r["image_sig_win"]) == (float(r["ci_low"]) > 0)
+        assert as_bool(r["image_sig_loss"]) == (float(r["ci_high"]) < 0)
     totals = {r["selector"]: r for r in read_csv(out / "selection_win_counts.csv") if r["layer"] == "all"}
     assert "pe" in totals and "pe (raw)" in totals and "magnitude" in totals
     pe_rows = [r for r in comparisons if r["selector"] == "pe" and as_bool(r["channel_norm"])]

@@ -1,0 +1,223 @@
+"""The LIVE comparison table with every resolution stated and reference-resampled intervals of the differences.
+
+Per-image scores come from the scoring engine (``python -m benchmarks.run_fr``: ``<name>_scores_live.csv`` with
+its ``<name>.csv`` giving each metric's direction), at native size; VGG-based metrics can also be scored on images
+downscaled ×``scale`` here (:func:`score_downscaled`, the comparison metrics of :mod:`benchmarks.comparison` on
+antialiased downscaled images, as ``run_live`` does), written to ``live_scores_x<scale>.csv``. Every metric is a row
+**per resolution**; nothing is compared across resolutions without saying so.
+
+Each row gives the SROCC against DMOS with two 95 % intervals (bootstrap over images; bootstrap over the references,
+:class:`benchmarks.protocols.bootstrap.PairedBootstrap`), and its difference to the baseline (``pe_alex`` at native
+size) with both intervals, the exact sign-flip p-value over references (5 references: never below .0625) and the
+number of references on which the metric's within-reference SROCC is higher. A difference is called significant only
+when the reference-resampled interval excludes 0.
+
+Usage::
+
+    python -m benchmarks.live_table --scores benchmarks/results/live_fr_scores_live.csv \\
+        benchmarks/results/live_fr_classic_scores_live.csv --downscaled dists lpips-vgg pe_vgg --scale 0.5 \\
+        [--metrics vif fsim …] [--root ../shared/data/LIVE] [--out benchmarks/results] [--name live_table]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from benchmarks.datasets.live import DEFAULT_ROOT, LiveRecord, load_live_index
+from benchmarks.protocols.bootstrap import PairedBootstrap, compare_srocc
+from benchmarks.protocols.correlation import safe_srocc
+from benchmarks.report import environment_info, markdown_table, write_csv
+from pe_iqa.safe_files import write_text_atomic
+
+__all__ = ["load_engine_scores", "main", "score_downscaled", "table_rows"]
+
+BASELINE = ("pe_alex", 1.0)
+
+
+def load_engine_scores(scores_csv: str | os.PathLike[str], records: Sequence[LiveRecord]
+                       ) -> dict[tuple[str, float], tuple[np.ndarray, bool]]:
+    """Per-image scores of a ``run_fr`` score CSV, in ``records`` order, with each metric's direction.
+
+    The directions are read from the run's summary table beside it (``<name>.csv`` for ``<name>_scores_live.csv``,
+    column ``lower_better``).
+
+    Returns:
+        ``{(metric, 1.0): (values (N,), lower_better)}``.
+
+    Raises:
+        ValueError: if a record has no score, a score is not finite or the summary table is missing a metric.
+    """
+    path = Path(scores_csv)
+    summary = path.with_name(path.name.replace("_scores_live.csv", ".csv"))
+    with summary.open(newline="", encoding="utf-8") as handle:
+        lower = {row["metric"]: row["lower_better"] == "True" for row in csv.DictReader(handle)}
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = {Path(row["distorted"]).name + "|" + Path(row["distorted"]).parent.name: row
+                for row in csv.DictReader(handle)}
+    out: dict[tuple[str, float], tuple[np.ndarray, bool]] = {}
+    for metric, lower_better in lower.items():
+        values = []
+        for record in records:
+            row = rows.get(record.dist_path.name + "|" + record.dist_path.parent.name)
+            if row is None or row.get(metric) in (None, ""):
+                raise ValueError(f"{path}: no {metric} score for {record.dist_name}")
+            values.append(float(row[metric]))
+        array = np.array(values)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{path}: non-finite {metric} scores")
+        out[(metric, 1.0)] = (array, lower_better)
+    return out
+
+
+def score_downscaled(metrics: Sequence[str], records: Sequence[LiveRecord], scale: float, out_csv: Path,
+                     device: str = "cpu", progress: bool = True) -> dict[tuple[str, float], tuple[np.ndarray, bool]]:
+    """Score ``metrics`` on images downscaled by ``scale`` and write ``out_csv`` (reused when it has them)."""
+    if out_csv.exists():
+        with out_csv.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        have = [m for m in metrics if rows and f"{m}" in rows[0]]
+        if len(have) == len(metrics) and [r["dist_name"] for r in rows] == [r.dist_name for r in records] and \
+                all(float(r["scale"]) == scale for r in rows):
+            return {(m, scale): (np.array([float(r[m]) for r in rows]), rows[0][f"{m} lower_better"] == "True")
+                    for m in metrics}
+    from benchmarks.channel_sets import downscale
+    from benchmarks.comparison import build_metric, score_pairs
+    from pe_iqa.image_io import read_image
+
+    refs: dict[Path, object] = {}
+    pairs = []
+    for record in records:
+        if record.ref_path not in refs:
+            refs[record.ref_path] = downscale(read_image(record.ref_path), scale).to(device)
+        pairs.append((downscale(read_image(record.dist_path), scale).to(device), refs[record.ref_path]))
+    out: dict[tuple[str, float], tuple[np.ndarray, bool]] = {}
+    for name in metrics:
+        metric = build_metric(name, device)
+        values, _ = score_pairs(metric, pairs, progress=progress)
+        out[(name, scale)] = (values, metric.lower_better)
+    table = [{"dist_name": r.dist_name, "ref_name": r.ref_name, "scale": scale,
+              **{m: out[(m, scale)][0][i] for m in metrics},
+              **{f"{m} lower_better": out[(m, scale)][1] for m in metrics}} for i, r in enumerate(records)]
+    write_csv(table, out_csv)
+    return out
+
+
+def table_rows(scores: Mapping[tuple[str, float], tuple[np.ndarray, bool]], records: Sequence[LiveRecord],
+               resolution: Mapping[float, str], n_boot: int = 1000,
+               baseline: tuple[str, float] = BASELINE) -> list[dict[str, object]]:
+    """One row per (metric, scale): SROCC with both intervals, difference to ``baseline`` with both, sign-flip p."""
+    dmos = np.array([r.dmos for r in records])
+    groups = [r.ref_name for r in records]
+    image_boot = PairedBootstrap(-dmos, n_boot=n_boot, seed=0)
+    reference_boot = PairedBootstrap(-dmos, n_boot=n_boot, seed=0, groups=groups)
+
+    def oriented(key: tuple[str, float]) -> np.ndarray:
+        values, lower_better = scores[key]
+        return -values if lower_better else values  # higher = better, as -DMOS
+
+    base = oriented(baseline)
+    rows = []
+    for key in sorted(scores, key=lambda k: -safe_srocc(oriented(k), -dmos)):
+        x = oriented(key)
+        row: dict[str, object] = {
+            "metric": key[0], "scale": key[1], "resolution": resolution[key[1]], "n": len(x),
+            "srocc": safe_srocc(x, -dmos),
+        }
+        for boot in (image_boot, reference_boot):
+            low, high = boot.interval(boot.sroccs(x))
+            row[f"srocc {boot.unit} low"], row[f"srocc {boot.unit} high"] = low, high
+        if key != baseline:
+            c = compare_srocc(x, base, -dmos, image_boot, reference_boot, groups)
+            row.update({"diff to baseline": c.diff, "diff image low": c.image_low, "diff image high": c.image_high,
+                        "diff ref low": c.reference_low, "diff ref high": c.reference_high,
+                        "sign-flip p": c.sign_flip_p, "refs higher": c.references_a_better,
+                        "significant (references)": c.significant})
+        rows.append(row)
+    return rows
+
+
+def _resolutions(records: Sequence[LiveRecord], scales: Sequence[float]) -> dict[float, str]:
+    sizes = set()
+    for record in {r.ref_path: r for r in records}.values():
+        with Image.open(record.ref_path) as image:
+            sizes.add(image.size)
+    out = {}
+    for scale in scales:
+        shown = sorted({f"{round(w * scale)}×{round(h * scale)}" for w, h in sizes})
+        out[scale] = ("native " if scale == 1.0 else f"×{scale:g} ") + "/".join(shown)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring); exit 1 with one line on an error."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.live_table", description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--scores", nargs="+", type=Path, required=True, help="run_fr *_scores_live.csv files")
+    parser.add_argument("--downscaled", nargs="*", default=[], help="metrics also scored on downscaled images")
+    parser.add_argument("--scale", type=float, default=0.5)
+    parser.add_argument("--metrics", nargs="*", default=None,
+                        help="rows to keep (default: every metric of the score files)")
+    parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--name", default="live_table")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args(argv)
+    if not 0 < args.scale < 1:
+        parser.error("--scale must be in (0, 1)")
+    try:
+        index = load_live_index(args.root)
+        records = list(index.records)
+        scores: dict[tuple[str, float], tuple[np.ndarray, bool]] = {}
+        for path in args.scores:
+            scores.update(load_engine_scores(path, records))
+        if args.downscaled:
+            scores.update(score_downscaled(args.downscaled, records, args.scale,
+                                           args.out / f"live_scores_x{args.scale:g}.csv", progress=args.progress))
+        if args.metrics:
+            missing = sorted({m for m in args.metrics} - {m for m, _ in scores})
+            if missing or BASELINE not in scores:
+                raise ValueError(f"no scores for {missing or [BASELINE[0]]}")
+            scores = {k: v for k, v in scores.items() if k[0] in args.metrics or k == BASELINE}
+        rows = table_rows(scores, records, _resolutions(records, [1.0, args.scale]), n_boot=args.boot)
+    except Exception as error:  # a CLI user sees one line
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    write_csv(rows, args.out / f"{args.name}.csv")
+    n_refs = len({r.ref_name for r in records})
+    env = environment_info("cpu", {"LIVE": index.summary()}, {
+        "bootstrap resamples": args.boot,
+        "command": "python -m benchmarks.live_table " + " ".join(argv if argv is not None else sys.argv[1:])})
+    shown = [{**r, "srocc 95% CI (images)": f"[{r['srocc image low']:.3f}, {r['srocc image high']:.3f}]",
+              "srocc 95% CI (references)": f"[{r['srocc reference low']:.3f}, {r['srocc reference high']:.3f}]",
+              **({"− pe_alex [references]": f"{r['diff to baseline']:+.3f} [{r['diff ref low']:+.3f}, "
+                                              f"{r['diff ref high']:+.3f}]",
+                  "[images]": f"[{r['diff image low']:+.3f}, {r['diff image high']:+.3f}]"}
+                 if "diff to baseline" in r else {"− pe_alex [references]": "baseline", "[images]": ""})}
+             for r in rows]
+    text = "\n\n".join([
+        f"# LIVE: every metric at a stated resolution, with reference-resampled intervals ({len(records)} images, "
+        f"{n_refs} references)",
+        "## Environment\n\n" + markdown_table([{"key": k, "value": v} for k, v in env.items()]),
+        "## How to read this\n\n" + (__doc__ or "").split("\n\n")[1].replace("\n", " ") + " "
+        + (__doc__ or "").split("\n\n")[2].replace("\n", " ")
+        + f" With {n_refs} references the reference bootstrap has few distinct resamples; read it with the "
+          "sign-flip p-value.",
+        "## Table\n\n" + markdown_table(shown, ["metric", "resolution", "srocc", "srocc 95% CI (images)",
+                                                "srocc 95% CI (references)", "− pe_alex [references]", "[images]",
+                                                "sign-flip p", "refs higher"], digits=3),
+    ]) + "\n"
+    write_text_atomic(args.out / f"{args.name}.md", text)
+    print(markdown_table(shown, ["metric", "resolution", "srocc", "− pe_alex [references]", "[images]"], digits=3))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""The LIVE table: per-image engine scores read back in record order, every row at a stated resolution, differences
+to pe_alex with image- and reference-resampled intervals."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from benchmarks.datasets.live import load_live_index
+from benchmarks.fixtures import make_live_tree
+from benchmarks.live_table import load_engine_scores, main, table_rows
+
+
+@pytest.fixture()
+def scored_tree(tmp_path: Path):
+    tree = make_live_tree(tmp_path / "live", n_refs=3, n_per_type=3, n_missing_dist=0, n_missing_refs=0, seed=5)
+    records = list(load_live_index(tree.root).records)
+    rng = np.random.default_rng(0)
+    dmos = np.array([r.dmos for r in records])
+    scores = {"pe_alex": dmos + 5 * rng.normal(size=dmos.size),  # a distance: lower = better
+              "good": -dmos + 0.1 * rng.normal(size=dmos.size)}  # a quality score: higher = better
+    out = tmp_path / "scores"
+    out.mkdir()
+    with open(out / "run.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["dataset", "metric", "lower_better"])
+        writer.writerows([["live", "pe_alex", True], ["live", "good", False]])
+    order = list(reversed(range(len(records))))  # the engine's CSV order need not be the records' order
+    with open(out / "run_scores_live.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["distorted", "reference", "pe_alex", "good", "error"])
+        for i in order:
+            writer.writerow([records[i].dist_path, records[i].ref_path, scores["pe_alex"][i], scores["good"][i], ""])
+    return tree, records, scores, out
+
+
+def test_scores_are_read_in_record_order_with_their_direction(scored_tree) -> None:
+    _, records, scores, out = scored_tree
+    loaded = load_engine_scores(out / "run_scores_live.csv", records)
+    np.testing.assert_array_equal(loaded[("pe_alex", 1.0)][0], scores["pe_alex"])
+    assert loaded[("pe_alex", 1.0)][1] is True and loaded[("good", 1.0)][1] is False
+
+
+def test_rows_state_resolution_and_compare_with_both_units(scored_tree) -> None:
+    _, records, _, out = scored_tree
+    loaded = load_engine_scores(out / "run_scores_live.csv", records)
+    rows = {r["metric"]: r for r in table_rows(loaded, records, {1.0: "native 96×64"}, n_boot=200)}
+    good, base = rows["good"], rows["pe_alex"]
+    assert good["srocc"] > 0.95 and good["resolution"] == "native 96×64"
+    assert good["diff to baseline"] == pytest.approx(good["srocc"] - base["srocc"])
+    assert good["diff ref low"] > 0 and good["significant (references)"]
+    assert good["sign-flip p"] >= 2 / 2 ** 3  # 3 references: never below .25
+    assert "diff to baseline" not in base
+    for row in rows.values():
+        assert row["srocc reference low"] <= row["srocc reference high"]
+        assert row["srocc image low"] <= row["srocc image high"]
+
+
+def test_cli_writes_the_table_and_refuses_unknown_metrics(scored_tree, tmp_path: Path, capsys) -> None:
+    tree, _, _, out = scored_tree
+    argv = ["--root", str(tree.root), "--scores", str(out / "run_scores_live.csv"), "--out", str(tmp_path / "o"),
+            "--boot", "50", "--no-progress"]
+    assert main(argv) == 0
+    text = (tmp_path / "o" / "live_table.md").read_text(encoding="utf-8")
+    assert "| good | native" in text and "baseline" in text
+    assert main([*argv, "--metrics", "vif"]) == 1
+    assert capsys.readouterr().err.startswith("error: ValueError: no scores for ['vif']")

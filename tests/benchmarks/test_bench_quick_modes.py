@@ -1,0 +1,61 @@
+"""Quick (smoke) modes of the selection benchmarks write to a temporary folder, never into benchmarks/results."""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from pathlib import Path
+
+import pytest
+from benchmarks.fixtures import make_live_tree
+from benchmarks.selection import __main__ as selection_cli
+from benchmarks.selection import percentiles
+
+
+def _snapshot(folder: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*")} if folder.exists() else {}
+
+
+@pytest.fixture()
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with a 'committed' benchmarks/results file, and temporary folders under tmp_path."""
+    work = tmp_path / "work"
+    (work / "benchmarks" / "results").mkdir(parents=True)
+    (work / "benchmarks" / "results" / "selection_percentiles.csv").write_text("committed\n")
+    monkeypatch.chdir(work)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_percentiles_quick_writes_to_a_temporary_folder(sandbox: Path) -> None:
+    tree = make_live_tree(sandbox / "live", n_refs=3, n_per_type=3, n_missing_dist=0, n_missing_refs=0, seed=2)
+    results = sandbox / "work" / "benchmarks" / "results"
+    before = _snapshot(results)
+    code = percentiles.main(["--quick", "--root", str(tree.root), "--weights", "random", "--configs", "alexnet:1",
+                             "--random", "5", "--boot", "20"])
+    assert code == 0
+    assert _snapshot(results) == before  # the committed results are untouched
+    written = list((sandbox / "temp").glob("pe_percentiles_*/selection_percentiles.csv"))
+    assert len(written) == 1
+    with open(written[0], newline="", encoding="utf-8") as handle:
+        cells = list(csv.DictReader(handle))
+    assert len(cells) == 5 * 2  # AlexNet's 5 layers × x in {10, 50}
+    assert all(0.0 <= float(c["percentile"]) <= 1.0 for c in cells)
+    assert all(float(c["perm_p"]) >= 1 / 6 for c in cells)  # 5 random subsets: p >= 1/(5+1)
+    combined = (written[0].parent / "selection_percentiles.md").read_text(encoding="utf-8")
+    assert "above the 95th percentile" in combined and "resampling the 3 references" in combined
+
+
+@pytest.mark.slow
+def test_selection_quick_writes_to_a_temporary_folder(sandbox: Path) -> None:
+    tree = make_live_tree(sandbox / "live", n_refs=3, n_per_type=2, n_missing_dist=0, n_missing_refs=0, seed=4)
+    results = sandbox / "work" / "benchmarks" / "results"
+    before = _snapshot(results)
+    code = selection_cli.main(["--quick", "--root", str(tree.root), "--weights", "random", "--backbones", "alexnet",
+                               "--chromatic-backbones", "--no-lpips", "--seeds", "2", "--boot", "20"])
+    assert code == 0
+    assert _snapshot(results) == before  # old code wrote the quick run over benchmarks/results
+    assert list((sandbox / "temp").glob("pe_selection_*/selection_srocc.csv"))
