@@ -8,7 +8,8 @@ the core's Eq. 1 kernel) and these distances are scored against DMOS (SROCC, KRC
 * channel normalisation on (LPIPS-style) and off (raw Eq. 1); uniform or PE-proportional channel weights;
 * single layers and multi-layer prefixes relu1..relu_k (the five-layer prefix is LPIPS's layer set).
 
-In the same run the comparison metrics (:mod:`benchmarks.comparison`: the ``pe_alex`` default preset,
+In the same run the comparison metrics (:mod:`benchmarks.comparison`, the metric registry of ``pe-iqa score``
+with the benchmarks' baselines: the ``pe_alex`` default preset,
 pyiqa's ``lpips``, ``lpips-vgg``, ``dists``, ``ssim``, ``ms_ssim``, ``psnr``, TorchMetrics SSIM/PSNR, L2)
 score the same images, each timed per image. VGG-based metrics (PE on VGG-16, ``lpips-vgg``, ``dists``) run on
 images downscaled by ``--vgg-scale`` (default 0.5, antialiased): VGG-16 at LIVE's native 768×512 costs several
@@ -44,7 +45,14 @@ from benchmarks.channel_sets import (
     selected_scores,
     standard_channel_sets,
 )
-from benchmarks.comparison import DEFAULT_COMPARISON_METRICS, FRMetric, build_metrics, score_pairs, time_interleaved
+from benchmarks.comparison import (
+    BENCHMARK_METRICS,
+    DEFAULT_COMPARISON_METRICS,
+    build_available,
+    runs_on_vgg16,
+    score_one_by_one,
+    time_interleaved,
+)
 from benchmarks.datasets.live import DEFAULT_ROOT, LiveIndex, LiveRecord, load_live_index
 from benchmarks.datasets.pyiqa_layouts import FRRecord
 from benchmarks.plots import plot_high_minus_low, plot_logistic_scatter, plot_srocc_vs_percent
@@ -54,6 +62,7 @@ from pe_iqa.backbones import canonical_name, load_backbone
 from pe_iqa.image_io import read_image
 from pe_iqa.presets import PRESETS
 from pe_iqa.ranking_lookup import get_rankings
+from pe_iqa.scoring.metrics import MetricRegistry, ScoringMetric
 
 __all__ = ["LiveRun", "main", "run_live", "select_quick_records"]
 
@@ -227,18 +236,18 @@ def _load_pairs(records: Sequence[LiveRecord], scale: float, device: torch.devic
     return pairs
 
 
-def _compare(metric_names: Sequence[str | FRMetric], records: Sequence[LiveRecord], dmos: np.ndarray,
-             vgg_scale: float, device: torch.device, progress: bool, maxfev: int, timing_pairs: int
-             ) -> tuple[list[dict], dict[str, str]]:
-    metrics, unavailable = build_metrics(metric_names, device)
+def _compare(metric_names: Sequence[str | ScoringMetric], registry: MetricRegistry, records: Sequence[LiveRecord],
+             dmos: np.ndarray, vgg_scale: float, device: torch.device, progress: bool, maxfev: int,
+             timing_pairs: int) -> tuple[list[dict], dict[str, str]]:
+    metrics, unavailable = build_available(metric_names, device, registry)
     pairs_by_scale: dict[float, list] = {}
     rows, scored = [], []
     for metric in metrics:
-        scale = vgg_scale if metric.backbone == "vgg16" else 1.0
+        scale = vgg_scale if runs_on_vgg16(metric.name) else 1.0
         if scale not in pairs_by_scale:
             pairs_by_scale[scale] = _load_pairs(records, scale, device)
         try:
-            values, _ = score_pairs(metric, pairs_by_scale[scale], progress=progress)
+            values, _ = score_one_by_one(metric, pairs_by_scale[scale], progress=progress)
         except Exception as error:  # e.g. ms_ssim on images that are too small
             unavailable[metric.name] = f"failed: {type(error).__name__}: {error}"
             continue
@@ -264,7 +273,8 @@ def run_live(
     weights: str = "DEFAULT",
     vgg_scale: float = 0.5,
     percents: Sequence[float] | None = None,
-    metrics: Sequence[str | FRMetric] | None = None,
+    metrics: Sequence[str | ScoringMetric] | None = None,
+    registry: MetricRegistry = BENCHMARK_METRICS,
     device: torch.device | str = "cpu",
     name: str | None = None,
     logistic_maxfev: int | None = None,
@@ -283,8 +293,10 @@ def run_live(
         weights: backbone weights tag for the PE grid (``"random"`` for tests; presets always use their own).
         vgg_scale: downscale factor for VGG-16-based evaluations, in ``(0, 1]``.
         percents: the x values (default 5, 10, 25, 50; quick: 10, 50).
-        metrics: comparison metrics, names or :class:`~benchmarks.comparison.FRMetric` objects (default
-            :data:`~benchmarks.comparison.DEFAULT_COMPARISON_METRICS`; quick: ``pe_alex``, ``psnr``, ``l2``).
+        metrics: comparison metrics, names of ``registry`` or :class:`~pe_iqa.scoring.metrics.ScoringMetric`
+            objects (default :data:`~benchmarks.comparison.DEFAULT_COMPARISON_METRICS`; quick: ``pe_alex``,
+            ``psnr``, ``l2``).
+        registry: the metric registry names are built by (default: the benchmarks').
         device: where to compute.
         name: output file stem (default ``"live"``, ``"live_quick"`` with ``quick``).
         logistic_maxfev: function-evaluation budget per start of the logistic fits (default 5000; quick: 400).
@@ -334,8 +346,8 @@ def run_live(
         if rows[0]["backbone"] == default.backbone and key in distances:
             default_distances = mean_over_layers(distances[key], layers, default.layers)
     if compare and metric_names:
-        run.comparison, run.unavailable = _compare(metric_names, records, dmos, vgg_scale, device, progress, maxfev,
-                                                   timing_pairs)
+        run.comparison, run.unavailable = _compare(metric_names, registry, records, dmos, vgg_scale, device,
+                                                   progress, maxfev, timing_pairs)
     run.summaries = {"counts": _count_summary(run.grid, list(scales), percents)}
     run.seconds = time.perf_counter() - started
 

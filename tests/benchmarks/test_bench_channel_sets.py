@@ -16,7 +16,7 @@ from benchmarks.channel_sets import (
     standard_channel_sets,
 )
 from benchmarks.datasets.live import load_live_index
-from benchmarks.fixtures import LiveFixture
+from tests.fixtures.planted import LiveFixture
 
 from pe_iqa import PEDistance, get_rankings, load_backbone
 from pe_iqa.image_io import read_image

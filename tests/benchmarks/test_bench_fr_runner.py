@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from benchmarks.comparison import FRMetric, register_metric, unregister_metric
-from benchmarks.fixtures import planted_distance
-from benchmarks.fixtures_pyiqa import make_pyiqa_fr_tree
+from benchmarks.comparison import BENCHMARK_METRICS
 from benchmarks.fr_table import (
     fr_row,
     load_published,
@@ -21,9 +19,12 @@ from benchmarks.fr_table import (
 from benchmarks.protocols.bootstrap import bootstrap_srocc_ci
 from benchmarks.protocols.correlation import evaluate_scores
 from benchmarks.run_fr import MetricScores, ScoringOptions, run_fr
+from tests.fixtures.planted import planted_distance
+from tests.fixtures.pyiqa_trees import make_pyiqa_fr_tree
 
 from benchmarks import run_fr as run_fr_module
 from pe_iqa.image_io import read_image
+from pe_iqa.scoring.metrics import ScoringMetric
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -173,20 +174,17 @@ def test_a_dataset_that_cannot_be_scored_does_not_lose_the_others(tmp_path: Path
     assert "## Not scored (errors)" in (out / "fr.md").read_text(encoding="utf-8")
 
 
-def test_engine_scores_presets_and_bridged_metrics(tmp_path: Path, datasets_root: Path, monkeypatch) -> None:
-    """The real engine of `pe-iqa score`: a preset by name, a comparison metric wrapped for it, per-image CSV."""
-    register_metric(FRMetric("planted_engine", planted_distance, True, "custom"))
+def test_engine_scores_presets_and_registry_metrics(tmp_path: Path, datasets_root: Path, monkeypatch) -> None:
+    """The real engine of `pe-iqa score`: a preset and a planted metric from one registry, per-image CSV."""
+    registry = BENCHMARK_METRICS.with_metrics(ScoringMetric("planted_engine", True, score=planted_distance))
     builds = []
-    build_engine_metrics = run_fr_module._engine_metrics
-    monkeypatch.setattr(run_fr_module, "_engine_metrics", lambda *a: builds.append(a) or build_engine_metrics(*a))
-    try:
-        options = ScoringOptions(progress=False)
-        run = run_fr(["tid2013", "live"], datasets_root, ["planted_engine", "pe_alex"], out_dir=tmp_path,
-                     options=options, n_boot=20, verbose=False)
-        again = run_fr(["tid2013"], datasets_root, ["planted_engine", "pe_alex"], out_dir=tmp_path, n_boot=20,
-                       options=ScoringOptions(progress=False, resume=True), verbose=False)
-    finally:
-        unregister_metric("planted_engine")
+    build_metrics = run_fr_module._build_metrics
+    monkeypatch.setattr(run_fr_module, "_build_metrics", lambda *a: builds.append(a) or build_metrics(*a))
+    options = ScoringOptions(progress=False)
+    run = run_fr(["tid2013", "live"], datasets_root, ["planted_engine", "pe_alex"], out_dir=tmp_path,
+                 registry=registry, options=options, n_boot=20, verbose=False)
+    again = run_fr(["tid2013"], datasets_root, ["planted_engine", "pe_alex"], out_dir=tmp_path, n_boot=20,
+                   registry=registry, options=ScoringOptions(progress=False, resume=True), verbose=False)
     assert len(builds) == 2  # the metrics are built once per run, not once per dataset (2 datasets, then 1)
     rows = {(r["dataset"], r["metric"]): r for r in run.rows}
     assert rows[("tid2013", "planted_engine")]["srcc"] == pytest.approx(1)

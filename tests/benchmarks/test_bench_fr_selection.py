@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from benchmarks.fixtures_pyiqa import make_pyiqa_fr_tree
 from benchmarks.run_fr_selection import main, run_fr_selection, select_per_reference
 from benchmarks.selection import COMPARISONS
 from scipy.stats import spearmanr
+from tests.fixtures.pyiqa_trees import make_pyiqa_fr_tree
 
 from pe_iqa import PEDistance
 from pe_iqa.image_io import read_image

@@ -16,9 +16,9 @@ from benchmarks.datasets.live import (
     load_live_index,
     make_live_loader,
 )
-from benchmarks.fixtures import LiveFixture, make_live_tree, planted_distance
 from benchmarks.protocols.correlation import evaluate_scores
 from PIL import Image
+from tests.fixtures.planted import LiveFixture, make_live_tree, planted_distance
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -15,11 +15,11 @@ import pytest
 import torch
 from benchmarks.cross_validation import leave_one_group_out
 from benchmarks.datasets.live import load_live_index
-from benchmarks.fixtures import make_live_tree
 from benchmarks.protocols.correlation import rowwise_srocc
 from benchmarks.selection import COMPARISONS, PairedBootstrap, layer_windows, win_counts
 from benchmarks.selection.__main__ import main
 from scipy.stats import spearmanr
+from tests.fixtures.planted import make_live_tree
 
 from pe_iqa import PEDistance
 from pe_iqa.image_io import read_image
