@@ -10,33 +10,24 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from tests.fixtures.cache_entries import read_tuning
 
 from pe_iqa import ranking_lookup as registry
 from pe_iqa.backbones import Backbone, load_backbone
 from pe_iqa.ranking_lookup import clear_memory_cache, get_rankings
 from pe_iqa.tuning import AnalysisConfig, TuningCurves
-from pe_iqa.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, default_cache_dir, read_entry
+from pe_iqa.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, default_cache_dir
 
 # A tiny analysis (64-px stimuli, few samples): the cache logic does not depend on the stimulus set.
 CONFIG = AnalysisConfig(size=64, n_frequencies=6, n_orientations=4, n_phases=1)
 LAYERS = ["relu1", "relu2"]
 
-def _read_tuning(path, key):
-    """A cache entry's tuning curves (``read_entry`` returns the named arrays)."""
-    return TuningCurves(**read_entry(path, key, TuningCurves.ARRAYS))
-
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memory() -> Iterator[None]:
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+pytestmark = pytest.mark.usefixtures("fresh_ranking_memory")
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +84,7 @@ def test_writes_one_verified_file_per_layer_and_reads_it_back(
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == sorted(_key(alexnet_random, layer).filename() for layer in LAYERS)
     for layer in LAYERS:
-        stored = _read_tuning(tmp_path / _key(alexnet_random, layer).filename(), _key(alexnet_random, layer))
+        stored = read_tuning(tmp_path / _key(alexnet_random, layer).filename(), _key(alexnet_random, layer))
         for name in ("frequencies", "response_f", "orientations", "response_theta"):
             assert torch.equal(getattr(stored, name), getattr(first[layer].tuning, name))  # exact round trip
     clear_memory_cache()
@@ -175,7 +166,7 @@ def test_untrusted_file_warns_and_is_rebuilt(
     path = tmp_path / key.filename()
     corrupt(path, tmp_path / _key(alexnet_random, "relu2").filename())
     with pytest.raises(CacheEntryError, match=re.escape(str(path))):
-        _read_tuning(path, key)
+        read_tuning(path, key)
     clear_memory_cache()
     calls = _count_measuring(monkeypatch)
     with pytest.warns(RuntimeWarning, match="untrusted") as record:
@@ -185,7 +176,7 @@ def test_untrusted_file_warns_and_is_rebuilt(
     assert re.search(reason, messages, flags=re.IGNORECASE), messages
     assert len(calls) == 1  # re-measured (relu2 came from its intact file, but a measurement runs all taps)
     _assert_same_tuning(rebuilt["relu1"].tuning, original["relu1"].tuning)
-    _assert_same_tuning(_read_tuning(path, key), original["relu1"].tuning)  # the file is valid again
+    _assert_same_tuning(read_tuning(path, key), original["relu1"].tuning)  # the file is valid again
     assert not _leftover_temp_files(tmp_path)
     clear_memory_cache()
     with warnings.catch_warnings():
@@ -243,7 +234,7 @@ def test_concurrent_processes_leave_one_valid_file_per_layer(tmp_path: Path) -> 
     names = sorted(p.name for p in cache.iterdir())
     assert names == sorted(key.filename() for key in keys.values())  # exactly one file per layer, no temp files
     for key in keys.values():
-        _read_tuning(cache / key.filename(), key)
+        read_tuning(cache / key.filename(), key)
 
 
 def test_random_and_pretrained_weights_get_different_keys(
