@@ -31,17 +31,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from benchmarks.command_line import run_or_exit_status
 from benchmarks.comparison import BENCHMARK_METRICS, build_available, metric_values
-from benchmarks.datasets.bapps import (
-    BappsIndex,
-    JNDDataset,
-    TwoAFCDataset,
-    collect_2afc_distances,
-    collect_jnd_distances,
-    load_bapps_2afc,
-    load_bapps_jnd,
-    make_bapps_loader,
-)
+from benchmarks.datasets import bapps
 from benchmarks.protocols.jnd import jnd_map
 from benchmarks.protocols.two_afc import two_afc_score
 from benchmarks.report import ReportPaths, environment_info, markdown_table, write_report
@@ -68,7 +60,7 @@ class BappsRun:
     """
 
     rows: list[dict] = field(default_factory=list)
-    indexes: dict[str, BappsIndex] = field(default_factory=dict)
+    indexes: dict[str, bapps.BappsIndex] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     paths: ReportPaths | None = None
 
@@ -85,10 +77,11 @@ class BappsRun:
 
 
 def _load_indexes(root: str | Path, twoafc_subsets: Sequence[str] | None,
-                  jnd_subsets: Sequence[str] | None) -> tuple[dict[str, BappsIndex], list[str]]:
-    indexes: dict[str, BappsIndex] = {}
+                  jnd_subsets: Sequence[str] | None) -> tuple[dict[str, bapps.BappsIndex], list[str]]:
+    indexes: dict[str, bapps.BappsIndex] = {}
     notes = []
-    for task, loader, subsets in (("2afc", load_bapps_2afc, twoafc_subsets), ("jnd", load_bapps_jnd, jnd_subsets)):
+    for task, loader, subsets in (("2afc", bapps.load_bapps_2afc, twoafc_subsets),
+                                  ("jnd", bapps.load_bapps_jnd, jnd_subsets)):
         if subsets is not None and len(subsets) == 0:
             continue
         try:
@@ -100,7 +93,7 @@ def _load_indexes(root: str | Path, twoafc_subsets: Sequence[str] | None,
     return indexes, notes
 
 
-def _score_metric(metric: ScoringMetric, indexes: dict[str, BappsIndex], load_size: int, batch_size: int,
+def _score_metric(metric: ScoringMetric, indexes: dict[str, bapps.BappsIndex], load_size: int, batch_size: int,
                   device: torch.device, progress: bool) -> list[dict]:
     def distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # LPIPS order d(ref, p) → (distorted, ref)
         return metric_values(metric, y, x)
@@ -109,15 +102,15 @@ def _score_metric(metric: ScoringMetric, indexes: dict[str, BappsIndex], load_si
     for task, index in indexes.items():
         scores = []
         for subset, records in index.records.items():
-            dataset = TwoAFCDataset(records, load_size) if task == "2afc" else JNDDataset(records, load_size)
-            loader = make_bapps_loader(dataset, batch_size=batch_size)
+            dataset = (bapps.TwoAFCDataset if task == "2afc" else bapps.JNDDataset)(records, load_size)
+            loader = bapps.make_bapps_loader(dataset, batch_size=batch_size)
             loader = tqdm(loader, desc=f"{metric.name} {task}/{subset}", disable=not progress, leave=False)
             start = time.perf_counter()
             if task == "2afc":
-                d0, d1, judge = collect_2afc_distances(loader, distance, device)
+                d0, d1, judge = bapps.collect_2afc_distances(loader, distance, device)
                 score, n_pairs = two_afc_score(d0, d1, judge, lower_is_better=metric.lower_better), 2 * len(d0)
             else:
-                d, same = collect_jnd_distances(loader, distance, device)
+                d, same = bapps.collect_jnd_distances(loader, distance, device)
                 score, n_pairs = jnd_map(d, same, lower_is_better=metric.lower_better), len(d)
             seconds = time.perf_counter() - start
             scores.append(score)
@@ -234,14 +227,10 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
     parser.add_argument("--name", default="bapps")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
-    try:
-        run_bapps(args.root, args.metrics, registry=registry, twoafc_subsets=args.twoafc_subsets,
-                  jnd_subsets=args.jnd_subsets, load_size=args.load_size, batch_size=args.batch_size,
-                  device=args.device, out_dir=args.out, name=args.name, progress=args.progress)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_or_exit_status(lambda: run_bapps(
+        args.root, args.metrics, registry=registry, twoafc_subsets=args.twoafc_subsets, jnd_subsets=args.jnd_subsets,
+        load_size=args.load_size, batch_size=args.batch_size, device=args.device, out_dir=args.out, name=args.name,
+        progress=args.progress))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from benchmarks.channel_sets import (
     selected_scores,
     standard_channel_sets,
 )
+from benchmarks.command_line import run_or_exit_status
 from benchmarks.comparison import (
     BENCHMARK_METRICS,
     DEFAULT_COMPARISON_METRICS,
@@ -456,14 +457,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
-    try:
-        run_live(args.root, args.backbones, args.out, compare=args.compare, quick=args.quick, weights=args.weights,
-                 vgg_scale=args.vgg_scale, percents=args.percents, metrics=args.metrics, device=args.device,
-                 name=args.name, timing_pairs=args.timing_pairs, progress=args.progress)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_or_exit_status(lambda: run_live(
+        args.root, args.backbones, args.out, compare=args.compare, quick=args.quick, weights=args.weights,
+        vgg_scale=args.vgg_scale, percents=args.percents, metrics=args.metrics, device=args.device, name=args.name,
+        timing_pairs=args.timing_pairs, progress=args.progress))
 
 
 if __name__ == "__main__":

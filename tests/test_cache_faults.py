@@ -225,6 +225,7 @@ for _ in range(rounds):
 """
 
 
+@pytest.mark.slow  # 6.0 s measured (full run, 2 shared cores)
 def test_concurrent_rewrites_never_show_a_torn_file(tmp_path: Path) -> None:
     folder, flags = tmp_path / "cache", tmp_path / "flags"
     flags.mkdir()

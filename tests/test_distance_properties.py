@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -60,6 +61,7 @@ def image_pairs(draw: st.DrawFn, max_batch: int = 3) -> tuple[torch.Tensor, torc
     return x, y, draw(st.booleans())
 
 
+@pytest.mark.slow  # 29.6 s measured (full run, 2 shared cores)
 @SETTINGS
 @given(image_pairs())
 def test_zero_on_identical_inputs(case) -> None:
@@ -67,6 +69,7 @@ def test_zero_on_identical_inputs(case) -> None:
     assert torch.all(metric(channel_norm)(x, x.clone()) == 0)
 
 
+@pytest.mark.slow  # 0.8 s measured (full run, 2 shared cores)
 @SETTINGS
 @given(image_pairs())
 def test_non_negative(case) -> None:
@@ -75,6 +78,7 @@ def test_non_negative(case) -> None:
     assert torch.isfinite(d).all() and (d >= 0).all()
 
 
+@pytest.mark.slow  # 0.6 s measured (full run, 2 shared cores)
 @SETTINGS
 @given(image_pairs())
 def test_symmetric(case) -> None:
@@ -83,6 +87,7 @@ def test_symmetric(case) -> None:
     torch.testing.assert_close(d(x, y), d(y, x), rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow  # 0.8 s measured (full run, 2 shared cores)
 @SETTINGS
 @given(image_pairs())
 def test_batch_split_invariance(case) -> None:
@@ -92,6 +97,7 @@ def test_batch_split_invariance(case) -> None:
     torch.testing.assert_close(d(x, y), alone, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow  # 0.7 s measured (full run, 2 shared cores)
 @SETTINGS
 @given(image_pairs(max_batch=3), st.integers(0, 2), st.integers(0, 2**16))
 def test_per_image_independence(case, which: int, seed: int) -> None:

@@ -75,6 +75,7 @@ def test_default_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPat
     assert default_cache_dir() == tmp_path / "xdg" / "pe_iqa"
 
 
+@pytest.mark.slow  # 2.3 s measured (full run, 2 shared cores)
 def test_writes_one_verified_file_per_layer_and_reads_it_back(
     alexnet_random: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,6 +158,7 @@ CORRUPTIONS = {
 
 
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+@pytest.mark.slow  # 2.7 s measured (full run, 2 shared cores)
 def test_untrusted_file_warns_and_is_rebuilt(
     corruption: str, alexnet_random: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -203,6 +205,7 @@ print(rankings["relu1"].weights_id)
 """
 
 
+@pytest.mark.slow  # 28.8 s measured (full run, 2 shared cores)
 def test_concurrent_processes_leave_one_valid_file_per_layer(tmp_path: Path) -> None:
     # SqueezeNet 1.1: random initialisation is cheap, so the processes spend their time importing and measuring.
     squeezenet = load_backbone("squeezenet1_1", ["relu1", "fire2"], weights="random")
@@ -237,6 +240,7 @@ def test_concurrent_processes_leave_one_valid_file_per_layer(tmp_path: Path) -> 
         read_tuning(cache / key.filename(), key)
 
 
+@pytest.mark.slow  # 1.1 s measured (full run, 2 shared cores)
 def test_random_and_pretrained_weights_get_different_keys(
     alexnet_random: Backbone, alexnet_weights_available: bool, tmp_path: Path
 ) -> None:

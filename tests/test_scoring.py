@@ -141,6 +141,7 @@ def test_score_pair_extra_may_not_shadow_output_columns() -> None:
 # ---------------------------------------------------------------------------------------------- scoring
 
 
+@pytest.mark.slow  # 1.1 s measured (full run, 2 shared cores)
 def test_rows_follow_the_input_with_extras_and_equal_the_module(dataset, pe_alex, reference_scores) -> None:
     pairs = read_pairs_manifest(dataset / "pairs.csv")
     result = score_pairs(pairs, [pe_alex], progress=False)
@@ -169,6 +170,7 @@ def test_reference_reuse_gives_identical_scores(dataset, pe_alex, reference_scor
     assert no_room.features_computed > reused.features_computed
 
 
+@pytest.mark.slow  # 1.5 s measured (full run, 2 shared cores)
 def test_batches_of_mixed_sizes_and_workers_give_the_same_scores(dataset, pe_alex, reference_scores) -> None:
     pairs = read_pairs_manifest(dataset / "pairs.csv")
     batched = score_pairs(pairs, [pe_alex], batch_size=5, workers=1, progress=False)  # batches span both sizes

@@ -73,6 +73,7 @@ def fresh_alexnet(torch_home: Path) -> dict[str, ChannelRanking]:
     return get_rankings("alexnet", list(ALEXNET_LAYERS), use_cache=False)
 
 
+@pytest.mark.slow  # 35.6 s measured (full run, 2 shared cores)
 def test_alexnet_shipped_rankings_equal_a_fresh_measurement(fresh_alexnet: dict[str, ChannelRanking]) -> None:
     assert list(fresh_alexnet) == list(ALEXNET_LAYERS)
     for layer, fresh in fresh_alexnet.items():
@@ -87,6 +88,7 @@ def test_alexnet_shipped_rankings_equal_a_fresh_measurement(fresh_alexnet: dict[
             assert torch.equal(shipped.select(subset, 10), fresh.select(subset, 10)), (layer, subset)
 
 
+@pytest.mark.slow  # 2.6 s measured (full run, 2 shared cores)
 def test_registry_uses_the_shipped_alexnet_rankings_without_measuring(
     fresh_alexnet: dict[str, ChannelRanking], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -102,6 +104,7 @@ def test_registry_uses_the_shipped_alexnet_rankings_without_measuring(
     assert list(tmp_path.iterdir()) == []  # shipped entries are read in place, not copied to the user cache
 
 
+@pytest.mark.slow  # 8.4 s measured (full run, 2 shared cores)
 def test_registry_uses_the_shipped_vgg16_rankings_without_measuring(
     torch_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -122,6 +125,7 @@ def test_registry_uses_the_shipped_vgg16_rankings_without_measuring(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # 2.0 s measured (full run, 2 shared cores)
 def test_user_cache_takes_precedence_over_shipped(
     fresh_alexnet: dict[str, ChannelRanking], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -63,6 +63,7 @@ def test_same_pairs_labels_and_groups(both_adapters) -> None:
 
 
 @pytest.mark.parametrize("name", ["l2", "psnr"])
+@pytest.mark.slow  # 4.4 s measured (full run, 2 shared cores)
 def test_exactly_the_same_srocc_per_metric(both_adapters, name: str) -> None:
     official, pyiqa_index = both_adapters
     metric = BENCHMARK_METRICS.build(name)

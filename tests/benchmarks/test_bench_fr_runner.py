@@ -58,6 +58,7 @@ def test_published_figures_are_pyiqas_cited_numbers() -> None:
     assert "0d0007338caacc9bf208207d93dc09ea59a32883" in source
 
 
+@pytest.mark.slow  # 1.1 s measured (full run, 2 shared cores)
 def test_fr_row_is_the_correlation_protocol_with_failures_left_out() -> None:
     rng = np.random.default_rng(0)
     labels = rng.uniform(1, 9, 40)
@@ -107,6 +108,7 @@ def datasets_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow  # 4.7 s measured (full run, 2 shared cores)
 def test_run_fr_end_to_end(tmp_path: Path, datasets_root: Path, capsys: pytest.CaptureFixture) -> None:
     run = run_fr(["tid2013", "csiq", "live", "pieapp", "kadid10k"], datasets_root,
                  ["planted", "planted_sim", "reversed"], out_dir=tmp_path, scorer=planted_scorer, n_boot=100)
@@ -129,6 +131,7 @@ def test_run_fr_end_to_end(tmp_path: Path, datasets_root: Path, capsys: pytest.C
     assert len(read_csv(tmp_path / "fr.csv")) == 12
 
 
+@pytest.mark.slow  # 1.6 s measured (full run, 2 shared cores)
 def test_published_figures_printed_beside_ours(tmp_path: Path, datasets_root: Path,
                                                capsys: pytest.CaptureFixture) -> None:
     def named_scorer(records, metrics, options):
@@ -143,6 +146,7 @@ def test_published_figures_printed_beside_ours(tmp_path: Path, datasets_root: Pa
     assert "+0.2555" in out  # our (planted) SRCC 1.0 minus pyiqa's TID2013 lpips .7445
 
 
+@pytest.mark.slow  # 1.6 s measured (full run, 2 shared cores)
 def test_cli_exit_statuses_and_one_line_errors(tmp_path: Path, datasets_root: Path, monkeypatch,
                                                capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setattr(run_fr_module, "score_with_engine", planted_scorer)
@@ -174,6 +178,7 @@ def test_a_dataset_that_cannot_be_scored_does_not_lose_the_others(tmp_path: Path
     assert "## Not scored (errors)" in (out / "fr.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # 4.4 s measured (full run, 2 shared cores)
 def test_engine_scores_presets_and_registry_metrics(tmp_path: Path, datasets_root: Path, monkeypatch) -> None:
     """The real engine of `pe-iqa score`: a preset and a planted metric from one registry, per-image CSV."""
     registry = BENCHMARK_METRICS.with_metrics(ScoringMetric("planted_engine", True, score=planted_distance))

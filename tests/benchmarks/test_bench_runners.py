@@ -46,6 +46,7 @@ def expected_map(d: np.ndarray, same: np.ndarray) -> float:
     return ap
 
 
+@pytest.mark.slow  # 11.3 s measured (full run, 2 shared cores)
 def test_live_quick_writes_report_and_reproduces_the_default_preset(tmp_path: Path, live_tree: LiveFixture) -> None:
     out = tmp_path / "results"
     code = live_main(["--root", str(live_tree.root), "--backbones", "alexnet", "--out", str(out), "--quick",
@@ -85,6 +86,7 @@ def test_live_quick_writes_report_and_reproduces_the_default_preset(tmp_path: Pa
         assert f"({png})" in markdown
 
 
+@pytest.mark.slow  # 8.0 s measured (full run, 2 shared cores)
 def test_live_counts_follow_the_grid(live_tree: LiveFixture) -> None:
     run = run_live(live_tree.root, ["alexnet"], None, compare=False, quick=True, weights="random",
                    percents=[10, 25], progress=False, verbose=False)
@@ -145,6 +147,7 @@ def test_bapps_run_api_with_metric_objects(tmp_path: Path) -> None:
                   progress=False, verbose=False)
 
 
+@pytest.mark.slow  # 5.4 s measured (full run, 2 shared cores)
 def test_comparison_metrics_directions_and_pyiqa_equivalence(live_tree: LiveFixture) -> None:
     pytest.importorskip("pyiqa")
     import pyiqa

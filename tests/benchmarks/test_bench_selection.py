@@ -209,6 +209,7 @@ def metric_values(study_run):
     return records, out
 
 
+@pytest.mark.slow  # 17.4 s measured (full run, 2 shared cores)
 def test_run_writes_every_output(study_run):
     _, out = study_run
     for name in ("selection_srocc.csv", "selection_comparisons.csv", "selection_win_counts.csv",
@@ -221,6 +222,7 @@ def test_run_writes_every_output(study_run):
         assert heading in report
 
 
+@pytest.mark.slow  # 5.6 s measured (full run, 2 shared cores)
 def test_table_sroccs_are_those_of_pedistance(study_run, metric_values):
     _, out = study_run
     records, values = metric_values
@@ -237,6 +239,7 @@ def test_table_sroccs_are_those_of_pedistance(study_run, metric_values):
         assert float(row["ci_low"]) <= float(row["ci_high"])
 
 
+@pytest.mark.slow  # the study run (module fixture, ~25 s)
 def test_random_rows_cover_every_seed_and_layer(study_run):
     _, out = study_run
     rows = [r for r in read_csv(out / "selection_srocc.csv") if r["selector"] == "random"]
@@ -247,6 +250,7 @@ def test_random_rows_cover_every_seed_and_layer(study_run):
         assert float(r["random_min"]) <= float(r["srocc"]) <= float(r["random_max"])
 
 
+@pytest.mark.slow  # the study run (module fixture, ~25 s)
 def test_comparisons_and_win_counts_are_consistent(study_run):
     _, out = study_run
     comparisons = read_csv(out / "selection_comparisons.csv")
@@ -267,6 +271,7 @@ def test_comparisons_and_win_counts_are_consistent(study_run):
         assert int(totals["pe"][f"{comparison} sig wins"]) == sum(as_bool(r["sig_win"]) for r in mine)
 
 
+@pytest.mark.slow  # the study run (module fixture, ~25 s)
 def test_cv_folds_hold_out_each_reference_and_fixed_default_is_pedistance(study_run, metric_values):
     _, out = study_run
     records, values = metric_values

@@ -198,6 +198,7 @@ def random_rankings(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.mark.parametrize("name", sorted(variants.VARIANT_SCORES))
+@pytest.mark.slow  # 2.4 s measured (full run, 2 shared cores)
 def test_get_rankings_by_variant_score(random_rankings: dict, name: str) -> None:
     ranking = get_rankings("alexnet", ["relu1"], weights="random", config=SMALL, score=name,
                            cache_dir=random_rankings["cache"])["relu1"]
@@ -209,6 +210,7 @@ def test_get_rankings_by_variant_score(random_rankings: dict, name: str) -> None
 
 
 @pytest.mark.parametrize("name", ["pe_selectivity", "csf_match"])
+@pytest.mark.slow  # 3.4 s measured (full run, 2 shared cores)
 def test_pedistance_by_variant_score_with_a_deeper_shared_backbone(random_rankings: dict, name: str,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PE_IQA_CACHE", str(random_rankings["cache"]))
