@@ -107,6 +107,7 @@ def test_forward_stops_at_deepest_tap_torchvision() -> None:
     assert _n_params(shallow) == conv1_2
 
 
+@pytest.mark.slow  # 1.2 s measured (quick-tier run, 2 shared cores)
 def test_forward_stops_at_deepest_tap_timm() -> None:
     backbone = load_backbone("timm:resnet18", ["layer1"], weights="random")
     names = {name for name, _ in backbone.extractor.named_modules()}
@@ -238,6 +239,7 @@ def test_aliases() -> None:
     assert set(BACKBONES) == set(TORCHVISION_CHANNELS)
 
 
+@pytest.mark.slow  # 1.0 s measured (quick-tier run, 2 shared cores)
 def test_backbone_is_frozen_but_differentiable_in_the_input(alexnet_random: Backbone) -> None:
     backbone = alexnet_random
     backbone.train()
@@ -260,6 +262,7 @@ def test_input_normalisation_uses_the_spec(alexnet_random: Backbone) -> None:
         torch.testing.assert_close(backbone(images)["relu1"], direct)
 
 
+@pytest.mark.slow  # 0.9 s measured (quick-tier run, 2 shared cores)
 def test_min_input_size_runs(alexnet_random: Backbone) -> None:
     backbone = alexnet_random
     size = backbone.min_input_size
@@ -297,6 +300,7 @@ def test_prune_deepest_tap_declines_other_architectures() -> None:
     assert prune_deepest_tap(load_backbone("timm:resnet18", ["layer1"], weights="random"), torch.tensor([0])) is None
 
 
+@pytest.mark.slow  # 1.7 s measured (quick-tier run, 2 shared cores)
 def test_timm_transformers_are_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match=r"transformer.*local receptive field"):
         load_backbone("timm:vit_small_patch16_224", weights="random")
@@ -369,6 +373,7 @@ def test_common_checkpoint_wrappers_are_unwrapped_with_a_warning(tmp_path: Path,
     assert backbone.weights_id == alexnet_random.weights_id  # exactly the weights of the unwrapped file
 
 
+@pytest.mark.slow  # 1.1 s measured (quick-tier run, 2 shared cores)
 def test_geometry_is_probed_once_and_shared_with_the_pruned_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     from pe_iqa.backbones import module
 

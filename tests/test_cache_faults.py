@@ -88,6 +88,7 @@ FAULTS: dict[str, tuple[object, str, Callable[..., object]]] = {
 }
 
 
+@pytest.mark.slow  # 2.0 s measured (quick-tier run, 2 shared cores)
 @pytest.mark.parametrize("step", sorted(FAULTS))
 def test_full_disk_warns_keeps_ranking_in_memory_and_leaves_no_file(
     step: str, alexnet_random: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -81,6 +81,7 @@ def test_forged_entry_is_reported_rebuilt_and_replaced(case: str, alexnet_random
         get_rankings(alexnet_random, config=CONFIG, cache_dir=tmp_path)
 
 
+@pytest.mark.slow  # 2.1 s measured (quick-tier run, 2 shared cores)
 def test_entry_of_another_layer_stored_under_this_name_is_replaced(alexnet_random: Backbone, tmp_path: Path,
                                                                    good: TuningCurves) -> None:
     two = load_backbone("alexnet", ["relu1", "relu2"], weights="random")
@@ -135,6 +136,7 @@ def test_cache_folder_expands_user_and_variables(monkeypatch: pytest.MonkeyPatch
     assert default_cache_dir() == tmp_path / "elsewhere" / "cache"
 
 
+@pytest.mark.slow  # 0.8 s measured (quick-tier run, 2 shared cores)
 def test_measurement_of_a_broken_network_is_refused(alexnet_random: Backbone) -> None:
     broken = load_backbone("alexnet", ["relu1"], weights="random")
     with torch.no_grad():

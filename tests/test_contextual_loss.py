@@ -101,6 +101,7 @@ def test_per_image_losses_do_not_depend_on_the_batch() -> None:
     torch.testing.assert_close(contextual_loss(pred, target, reduction="sum"), batch.sum())
 
 
+@pytest.mark.slow  # 2.7 s measured (quick-tier run, 2 shared cores)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_gradcheck_float64(weighted: bool) -> None:
     pred = features(2, 3, 3, 3, seed=8, dtype=torch.float64).requires_grad_(True)
@@ -195,6 +196,7 @@ def test_image_loss_gradients_reach_only_the_input(random_alexnet) -> None:
     assert float(loss(target.detach(), target.detach()).sum()) == 0.0
 
 
+@pytest.mark.slow  # 7.0 s measured (quick-tier run, 2 shared cores)
 def test_image_loss_under_autocast_computes_the_head_in_float32(random_alexnet) -> None:
     loss = PEContextualLoss(random_alexnet, ["relu1"], reduction="none")
     preds = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(20))

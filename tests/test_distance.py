@@ -99,6 +99,7 @@ def test_matches_eq1_computed_by_hand(alexnet, pair) -> None:
 # --------------------------------------------------------------------------------- options
 
 
+@pytest.mark.slow  # 1.7 s measured (quick-tier run, 2 shared cores)
 def test_reductions(alexnet, pair) -> None:
     preds, target = pair
     per_image = PEDistance(backbone=alexnet, layers=["relu3"], reduction="none")(preds, target)
@@ -124,6 +125,7 @@ def test_data_range_255_equals_division(alexnet, pair) -> None:
     torch.testing.assert_close(scaled(preds * 255, target * 255), unit(preds, target), rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow  # 1.5 s measured (quick-tier run, 2 shared cores)
 def test_float64_inputs_give_the_float32_result(alexnet, pair) -> None:
     preds, target = pair
     metric = PEDistance(backbone=alexnet, layers=["relu3"], reduction="none")
@@ -195,6 +197,7 @@ def test_given_backbone_is_not_modified(alexnet) -> None:
         assert torch.equal(value, before[key][0]) and value.stride() == before[key][1], key
 
 
+@pytest.mark.slow  # 3.2 s measured (quick-tier run, 2 shared cores)
 def test_channels_last_gives_identical_results(alexnet, pair) -> None:
     preds, target = pair
     # fast owns its pruned copy
@@ -215,6 +218,7 @@ def test_compile_flag_gives_identical_results(alexnet, pair) -> None:
     torch.testing.assert_close(compiled(preds, target), eager(preds, target), rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow  # 2.5 s measured (quick-tier run, 2 shared cores)
 def test_cached_target_features_give_identical_results(alexnet, pair) -> None:
     preds, target = pair
     metric = PEDistance(backbone=alexnet, layers=["relu2", "relu3"], reduction="none")

@@ -171,6 +171,7 @@ def test_metric_rejects_cuda_images_on_a_cpu_metric(metric: PEDistance) -> None:
         metric(x, x)
 
 
+@pytest.mark.slow  # 2.0 s measured (quick-tier run, 2 shared cores)
 def test_images_smaller_than_the_deepest_layer_allows(metric: PEDistance) -> None:
     size = metric.min_input_size
     assert size > 1

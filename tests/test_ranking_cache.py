@@ -95,6 +95,7 @@ def test_writes_one_verified_file_per_layer_and_reads_it_back(
         assert torch.equal(again[layer].order(), first[layer].order())
 
 
+@pytest.mark.slow  # 1.7 s measured (quick-tier run, 2 shared cores)
 def test_default_folder_is_pe_iqa_cache(alexnet_random: Backbone, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PE_IQA_CACHE", str(tmp_path / "cache"))
@@ -256,6 +257,7 @@ def test_random_and_pretrained_weights_get_different_keys(
     assert not torch.allclose(random_ranking.tuning.response_f, pretrained.tuning.response_f)
 
 
+@pytest.mark.slow  # 0.9 s measured (quick-tier run, 2 shared cores)
 def test_analysis_config_is_part_of_the_key(alexnet_random: Backbone, tmp_path: Path) -> None:
     other = AnalysisConfig(size=64, n_frequencies=7, n_orientations=4, n_phases=1)
     assert other.key() != CONFIG.key()
@@ -313,6 +315,7 @@ def test_unwritable_cache_path_keeps_the_ranking_in_memory(
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.slow  # 1.9 s measured (quick-tier run, 2 shared cores)
 def test_memory_cache_hit_and_use_cache_false(
     alexnet_random: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -153,6 +153,7 @@ def test_rows_follow_the_input_with_extras_and_equal_the_module(dataset, pe_alex
     assert result.means()["pe_alex"] == pytest.approx(float(np.mean(reference_scores)), rel=1e-12)
 
 
+@pytest.mark.slow  # 8.8 s measured (quick-tier run, 2 shared cores)
 @pytest.mark.parametrize("batch_size", [1, 4])
 def test_reference_reuse_gives_identical_scores(dataset, pe_alex, reference_scores, batch_size) -> None:
     pairs = read_pairs_manifest(dataset / "pairs.csv")
@@ -276,6 +277,7 @@ def _interrupted_run(pairs, pe_alex, out: Path, stop_at: int) -> None:
     assert not out.exists() and journal_path(out).exists()
 
 
+@pytest.mark.slow  # 1.1 s measured (quick-tier run, 2 shared cores)
 def test_resume_gives_the_file_of_an_uninterrupted_run(dataset, pe_alex, tmp_path) -> None:
     pairs = read_pairs_manifest(dataset / "pairs.csv")
     score_pairs(pairs, [pe_alex], csv_path=tmp_path / "full.csv", progress=False)
@@ -292,6 +294,7 @@ def test_resume_gives_the_file_of_an_uninterrupted_run(dataset, pe_alex, tmp_pat
     assert again.scored == 0 and out.read_bytes() == (tmp_path / "full.csv").read_bytes()
 
 
+@pytest.mark.slow  # 0.9 s measured (quick-tier run, 2 shared cores)
 def test_resume_survives_a_torn_last_line_and_rescores_failed_pairs(dataset, pe_alex, tmp_path) -> None:
     pairs = read_pairs_manifest(dataset / "pairs.csv")
     score_pairs(pairs, [pe_alex], csv_path=tmp_path / "full.csv", progress=False)
@@ -349,6 +352,7 @@ def test_the_csv_is_never_written_onto_an_input(dataset, pe_alex, tmp_path) -> N
     assert _fingerprint(reference) == before
 
 
+@pytest.mark.slow  # 1.5 s measured (quick-tier run, 2 shared cores)
 def test_the_final_csv_is_replaced_atomically(dataset, pe_alex, tmp_path, monkeypatch) -> None:
     """Issue 10.2: on a full disk an existing scores.csv was replaced by a truncated one."""
     pairs = read_pairs_manifest(dataset / "pairs.csv")
