@@ -247,6 +247,35 @@ def test_unknown_metrics_fail_before_anything_is_built(monkeypatch) -> None:
         build_metric("fancy_metric")
 
 
+def test_a_registry_is_extended_into_a_new_one_and_the_default_is_unchanged(monkeypatch) -> None:
+    monkeypatch.setattr(metrics_module, "metric_providers", lambda: [])  # no installed provider: nothing imported
+    planted = ScoringMetric("planted_xyz", True, score=lambda dist, ref: (dist - ref).abs().flatten(1).mean(1))
+
+    class Baselines:
+        def knows(self, name: str) -> bool:
+            return name == "zero_xyz"
+
+        def build(self, name: str, device: torch.device) -> ScoringMetric:
+            return ScoringMetric(name, True, score=lambda dist, ref: dist.new_zeros(len(dist)), source="baseline")
+
+    extended = metrics_module.METRICS.with_providers(Baselines()).with_metrics(planted)
+    assert extended.build("planted_xyz") is planted
+    assert extended.build("zero_xyz", "cpu").source == "baseline"
+    assert all(name in extended for name in ("pe_alex", "planted_xyz", "zero_xyz"))
+    for name in ("planted_xyz", "zero_xyz"):  # the default registry (pe-iqa score) never learnt them
+        assert name not in metrics_module.METRICS
+        with pytest.raises(MetricUnavailableError, match=rf"{name}.*no metric provider is installed"):
+            check_metric_names([name])
+    with pytest.raises(ValueError, match=r"\['pe_alex'\] are already taken"):  # a preset keeps its meaning
+        metrics_module.METRICS.with_metrics(ScoringMetric("pe_alex", True, score=planted.score))
+    with pytest.raises(ValueError, match="already taken"):
+        extended.with_metrics(planted)
+    with pytest.raises(TypeError, match="ScoringMetric objects"):
+        metrics_module.METRICS.with_metrics("planted_xyz")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="metric name must be a string"):
+        extended.build(planted)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------------------------------- output
 
 

@@ -200,3 +200,25 @@ def test_engine_scores_presets_and_registry_metrics(tmp_path: Path, datasets_roo
                                "error"]
     assert all(row["error"] == "" for row in scores) and len(scores) == 11
     assert again.rows[:2] == [r for r in run.rows if r["dataset"] == "tid2013"]  # resumed from the CSV
+
+
+def test_one_error_type_for_a_metric_the_registry_cannot_give(datasets_root: Path) -> None:
+    """Unknown, or known but not buildable here: the core's MetricUnavailableError, and the run stops."""
+    import benchmarks.comparison
+
+    from pe_iqa.scoring import MetricUnavailableError
+
+    class Offline:
+        def knows(self, name: str) -> bool:
+            return name == "offline_xyz"
+
+        def build(self, name: str, device) -> ScoringMetric:
+            raise FileNotFoundError("weights not cached")
+
+    registry = BENCHMARK_METRICS.with_providers(Offline())
+    for names, match in ((["pe_alex", "nope_xyz"], "unknown metric 'nope_xyz'"),
+                         (["offline_xyz"], "'offline_xyz' cannot be built here: FileNotFoundError: weights not")):
+        with pytest.raises(MetricUnavailableError, match=match):
+            run_fr(["tid2013"], datasets_root, names, registry=registry, options=ScoringOptions(progress=False),
+                   n_boot=20, verbose=False)
+    assert not hasattr(benchmarks.comparison, "MetricUnavailableError")  # one type, the core's
