@@ -26,6 +26,9 @@ from hypothesis import strategies as st
 from pe_iqa import PEDistance
 from pe_iqa.backbones import load_backbone
 
+# every property runs AlexNet on many generated pairs (0.6–30 s each in a full run on 2 shared cores)
+pytestmark = pytest.mark.slow
+
 LAYERS = ["relu1", "relu2", "relu3"]
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
 
@@ -61,7 +64,6 @@ def image_pairs(draw: st.DrawFn, max_batch: int = 3) -> tuple[torch.Tensor, torc
     return x, y, draw(st.booleans())
 
 
-@pytest.mark.slow  # 29.6 s measured (full run, 2 shared cores)
 @SETTINGS
 @given(image_pairs())
 def test_zero_on_identical_inputs(case) -> None:
@@ -69,7 +71,6 @@ def test_zero_on_identical_inputs(case) -> None:
     assert torch.all(metric(channel_norm)(x, x.clone()) == 0)
 
 
-@pytest.mark.slow  # 0.8 s measured (full run, 2 shared cores)
 @SETTINGS
 @given(image_pairs())
 def test_non_negative(case) -> None:
@@ -78,7 +79,6 @@ def test_non_negative(case) -> None:
     assert torch.isfinite(d).all() and (d >= 0).all()
 
 
-@pytest.mark.slow  # 0.6 s measured (full run, 2 shared cores)
 @SETTINGS
 @given(image_pairs())
 def test_symmetric(case) -> None:
@@ -87,7 +87,6 @@ def test_symmetric(case) -> None:
     torch.testing.assert_close(d(x, y), d(y, x), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.slow  # 0.8 s measured (full run, 2 shared cores)
 @SETTINGS
 @given(image_pairs())
 def test_batch_split_invariance(case) -> None:
@@ -97,7 +96,6 @@ def test_batch_split_invariance(case) -> None:
     torch.testing.assert_close(d(x, y), alone, rtol=0, atol=1e-6)
 
 
-@pytest.mark.slow  # 0.7 s measured (full run, 2 shared cores)
 @SETTINGS
 @given(image_pairs(max_batch=3), st.integers(0, 2), st.integers(0, 2**16))
 def test_per_image_independence(case, which: int, seed: int) -> None:
