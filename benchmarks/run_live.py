@@ -32,7 +32,6 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -54,8 +53,7 @@ from benchmarks.comparison import (
     score_one_by_one,
     time_interleaved,
 )
-from benchmarks.datasets.live import DEFAULT_ROOT, LiveIndex, LiveRecord, load_live_index
-from benchmarks.datasets.pyiqa_layouts import FRRecord
+from benchmarks.datasets.live import DEFAULT_ROOT, LiveIndex, LiveRecord, load_live_index, select_quick_records
 from benchmarks.plots import plot_high_minus_low, plot_logistic_scatter, plot_srocc_vs_percent
 from benchmarks.protocols.correlation import LogisticFitWarning, evaluate_scores
 from benchmarks.report import ReportPaths, environment_info, markdown_table, write_csv, write_report
@@ -65,12 +63,10 @@ from pe_iqa.presets import PRESETS
 from pe_iqa.ranking_lookup import get_rankings
 from pe_iqa.scoring.metrics import MetricRegistry, ScoringMetric
 
-__all__ = ["LiveRun", "main", "run_live", "select_quick_records"]
+__all__ = ["LiveRun", "main", "run_live"]
 
-_Record = TypeVar("_Record", LiveRecord, FRRecord)
 DEFAULT_PERCENTS = (5.0, 10.0, 25.0, 50.0)
 QUICK_PERCENTS = (10.0, 50.0)
-QUICK_REFS, QUICK_PER_REF = 2, 4
 QUICK_METRICS = ("pe_alex", "psnr", "l2")
 #: LPIPS's layer set per backbone (Zhang et al. 2018).
 LPIPS_LAYERS = {
@@ -101,28 +97,6 @@ class LiveRun:
     paths: ReportPaths | None = None
     figures: list[Path] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def select_quick_records(records: Sequence[_Record], n_refs: int = QUICK_REFS,
-                         per_ref: int = QUICK_PER_REF) -> list[_Record]:
-    """A small smoke-test subset: ``per_ref`` images of each of the first ``n_refs`` references (any records with
-    ``ref_name`` and ``dist_type``: LIVE's, or the pyiqa layouts').
-
-    Distortion types are taken in turn (one image of each type before a second of any), in label-file order.
-    """
-    by_ref: dict[str, list[_Record]] = {}
-    for record in records:
-        if record.ref_name in by_ref or len(by_ref) < n_refs:
-            by_ref.setdefault(record.ref_name, []).append(record)
-    chosen = []
-    for group in by_ref.values():
-        rank: dict[str, int] = {}
-        keyed = []
-        for position, record in enumerate(group):
-            rank[record.dist_type] = rank.get(record.dist_type, -1) + 1
-            keyed.append((rank[record.dist_type], position, record))
-        chosen += [record for _, _, record in sorted(keyed, key=lambda item: item[:2])[:per_ref]]
-    return chosen
 
 
 def _layer_sets(layers: Sequence[str], backbone: str) -> list[tuple[str, tuple[str, ...]]]:

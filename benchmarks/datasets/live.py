@@ -52,6 +52,7 @@ __all__ = [
     "LiveRecord",
     "load_live_index",
     "parse_label",
+    "select_quick_records",
     "split_found",
 ]
 
@@ -96,6 +97,14 @@ class _HasPaths(Protocol):
 
 
 _PairRecord = TypeVar("_PairRecord", bound=_HasPaths)
+
+
+class _HasGroups(Protocol):
+    ref_name: str
+    dist_type: str
+
+
+_GroupedRecord = TypeVar("_GroupedRecord", bound=_HasGroups)
 
 LayoutName = Literal["auto", "official", "pyiqa"]
 
@@ -286,3 +295,25 @@ def load_live_index(
         labels_path=labels_path,
         label_column=label_column,
     )
+
+
+def select_quick_records(records: Sequence[_GroupedRecord], n_refs: int = 2,
+                         per_ref: int = 4) -> list[_GroupedRecord]:
+    """A small smoke-test subset: ``per_ref`` images of each of the first ``n_refs`` references (any records with
+    ``ref_name`` and ``dist_type``: LIVE's, or the pyiqa layouts').
+
+    Distortion types are taken in turn (one image of each type before a second of any), in label-file order.
+    """
+    by_ref: dict[str, list[_GroupedRecord]] = {}
+    for record in records:
+        if record.ref_name in by_ref or len(by_ref) < n_refs:
+            by_ref.setdefault(record.ref_name, []).append(record)
+    chosen = []
+    for group in by_ref.values():
+        rank: dict[str, int] = {}
+        keyed = []
+        for position, record in enumerate(group):
+            rank[record.dist_type] = rank.get(record.dist_type, -1) + 1
+            keyed.append((rank[record.dist_type], position, record))
+        chosen += [record for _, _, record in sorted(keyed, key=lambda item: item[:2])[:per_ref]]
+    return chosen

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 from benchmarks.comparison import BENCHMARK_METRICS, build_available, score_one_by_one, time_interleaved
-from benchmarks.datasets.live import load_live_index
+from benchmarks.datasets.live import load_live_index, select_quick_records
 from benchmarks.report import environment_info, markdown_table, write_report
 from benchmarks.run_bapps import main as bapps_main
 from benchmarks.run_bapps import run_bapps
 from benchmarks.run_live import main as live_main
-from benchmarks.run_live import run_live, select_quick_records
+from benchmarks.run_live import run_live
 from PIL import Image
 from scipy import stats
 from tests.fixtures.planted import LiveFixture, make_bapps_tree, planted_distance
