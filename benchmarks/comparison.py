@@ -1,28 +1,24 @@
-"""Existing full-reference metrics to compare with, behind one interface: pyiqa, TorchMetrics, L2, PE presets.
+"""The metrics the benchmarks compare with, built by the one metric registry, and timed one pair at a time.
 
-Every metric is a :class:`FRMetric`: ``fn(distorted, reference)`` on ``(N, 3, H, W)`` tensors in ``[0, 1]``
-returning ``(N,)`` values, plus its direction stated explicitly (``lower_better``; pyiqa's own
-``lower_better`` attribute for pyiqa metrics). :func:`build_metric` knows these names:
+Every metric is a :class:`~pe_iqa.scoring.metrics.ScoringMetric` of the registry that ``pe-iqa score`` uses
+(:class:`~pe_iqa.scoring.metrics.MetricRegistry`): the pe-iqa presets, pyiqa's metrics through the pyiqa plugin
+(its ``lower_better``), and the benchmarks' baselines added here by :class:`BaselineMetrics`:
 
 ==================  ==============================================================  =============
 name                what                                                            lower_better
 ==================  ==============================================================  =============
 ``pe_alex`` …       the pe-iqa presets (:data:`pe_iqa.presets.PRESETS`)            True
-``lpips``           pyiqa ``lpips`` (LPIPS v0.1, AlexNet)                           True (pyiqa)
-``lpips-vgg``       pyiqa ``lpips-vgg``                                             True (pyiqa)
-``dists``           pyiqa ``dists``                                                 True (pyiqa)
-``ssim``            pyiqa ``ssim`` (on the Y channel, pyiqa's default)              False (pyiqa)
-``ms_ssim``         pyiqa ``ms_ssim`` (needs images of at least ~161 px)            False (pyiqa)
-``psnr``            pyiqa ``psnr`` (RGB)                                            False (pyiqa)
-``pyiqa:<name>``    any other pyiqa metric in full-reference mode                  pyiqa's
+``lpips``, …        any pyiqa metric (``lpips``, ``lpips-vgg``, ``dists``,          pyiqa's
+                    ``ssim`` on Y, ``ms_ssim``, ``psnr`` …), by pyiqa's name
 ``tm_ssim``         TorchMetrics ``structural_similarity_index_measure`` (RGB)     False
 ``tm_psnr``         TorchMetrics ``peak_signal_noise_ratio`` per image (RGB)       False
 ``l2``              mean squared error over pixels and channels (baseline)         True
 ==================  ==============================================================  =============
 
-A metric that cannot be built offline (weights not cached, package missing) raises
-:class:`MetricUnavailableError`; :func:`build_metrics` collects those as "unavailable" with the reason.
-:func:`register_metric` adds a custom :class:`FRMetric` under its name (e.g. a planted metric in tests).
+:data:`BENCHMARK_METRICS` is that registry; a runner takes another (``registry=``, e.g. with a planted metric
+added by :meth:`~pe_iqa.scoring.metrics.MetricRegistry.with_metrics`) or ready metric objects.
+:func:`build_available` builds several, collecting those that cannot be built here (weights not cached offline)
+as "unavailable" with the reason; a name nobody provides is an error before anything is built.
 
 References:
     C. Chen, J. Mo et al., pyiqa (IQA-PyTorch), https://github.com/chaofengc/IQA-PyTorch.
@@ -34,100 +30,35 @@ References:
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pe_iqa.distance import PEDistance
+from pe_iqa.backbones import canonical_name
 from pe_iqa.presets import PRESETS
+from pe_iqa.scoring.metrics import METRICS, MetricRegistry, ScoringMetric
 
 __all__ = [
+    "BENCHMARK_METRICS",
     "DEFAULT_COMPARISON_METRICS",
-    "PYIQA_NAMES",
-    "FRMetric",
-    "MetricUnavailableError",
-    "available_metric_names",
-    "build_metric",
-    "build_metrics",
+    "BaselineMetrics",
+    "build_available",
     "l2_distance",
-    "register_metric",
-    "score_pairs",
+    "metric_values",
+    "runs_on_vgg16",
+    "score_one_by_one",
     "time_interleaved",
-    "unregister_metric",
 ]
 
-#: pyiqa metrics known by their bare name (any other is reachable as ``pyiqa:<name>``).
-PYIQA_NAMES: tuple[str, ...] = ("lpips", "lpips-vgg", "dists", "ssim", "ms_ssim", "psnr")
 #: The comparison set of the LIVE benchmark (``pe_vgg`` is left out: its configuration is a row of the VGG-16 grid).
 DEFAULT_COMPARISON_METRICS: tuple[str, ...] = (
     "pe_alex", "lpips", "lpips-vgg", "dists", "ssim", "ms_ssim", "psnr", "tm_ssim", "tm_psnr", "l2",
 )
+#: pyiqa metrics that run VGG-16.
 _VGG_PYIQA = ("lpips-vgg", "dists")
-
-MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-class MetricUnavailableError(RuntimeError):
-    """A metric cannot be built here (package missing, weights not available offline)."""
-
-
-@dataclass(frozen=True)
-class FRMetric:
-    """A full-reference metric with its direction.
-
-    Attributes:
-        name: display name (``"lpips"``, ``"pe_alex"``, …).
-        fn: ``fn(distorted, reference) -> (N,)`` for ``(N, 3, H, W)`` float tensors in ``[0, 1]``.
-        lower_better: True for a distance (lower = more similar), False for a similarity/quality score.
-        source: ``"pe-iqa"``, ``"pyiqa"``, ``"torchmetrics"``, ``"baseline"`` or ``"custom"``.
-        backbone: the CNN it runs (``"alexnet"``, ``"vgg16"``) or ``None``; runners may downscale images for
-            VGG-based metrics.
-    """
-
-    name: str
-    fn: MetricFn
-    lower_better: bool
-    source: str = "custom"
-    backbone: str | None = None
-
-    def __call__(self, distorted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """Metric values, ``(N,)`` float64 on the CPU."""
-        with torch.inference_mode():
-            out = torch.as_tensor(self.fn(distorted, reference)).detach().reshape(-1)
-        if out.numel() != distorted.shape[0]:
-            raise ValueError(f"metric {self.name!r} returned {out.numel()} values for {distorted.shape[0]} images")
-        return out.double().cpu()
-
-
-_REGISTERED: dict[str, FRMetric] = {}
-
-
-def register_metric(metric: FRMetric, override: bool = False) -> None:
-    """Make a custom metric buildable by name (e.g. ``--metrics <name>`` of the runners).
-
-    Args:
-        metric: the metric; its ``name`` is the key.
-        override: replace a metric registered under the same name.
-
-    Raises:
-        TypeError: if ``metric`` is not an :class:`FRMetric`.
-        ValueError: if the name is taken (by a registered or built-in metric) and ``override`` is false.
-    """
-    if not isinstance(metric, FRMetric):
-        raise TypeError(f"metric must be an FRMetric, got {type(metric).__name__}")
-    builtin = metric.name in available_metric_names() and metric.name not in _REGISTERED
-    if builtin or (metric.name in _REGISTERED and not override):
-        raise ValueError(f"metric name {metric.name!r} is already taken")
-    _REGISTERED[metric.name] = metric
-
-
-def unregister_metric(name: str) -> None:
-    """Forget a metric added with :func:`register_metric` (no-op if absent)."""
-    _REGISTERED.pop(name, None)
 
 
 def l2_distance(distorted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -135,108 +66,97 @@ def l2_distance(distorted: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
     return (distorted.float() - reference.float()).pow(2).flatten(1).mean(dim=1)
 
 
-def available_metric_names() -> list[str]:
-    """Names :func:`build_metric` accepts (besides ``pyiqa:<name>``)."""
-    return [*PRESETS, *PYIQA_NAMES, "tm_ssim", "tm_psnr", "l2", *_REGISTERED]
+def _tm_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    return structural_similarity_index_measure(x, y, data_range=1.0, reduction="none")
 
 
-def _pyiqa_metric(name: str, device: torch.device) -> FRMetric:
-    try:
-        import pyiqa
-    except ImportError as error:
-        raise MetricUnavailableError(f"{name}: pyiqa is not installed (pip install pyiqa)") from error
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = pyiqa.create_metric(name, device=device, as_loss=False)
-    except Exception as error:  # offline weight download, unknown metric name …
-        raise MetricUnavailableError(f"pyiqa {name!r} could not be built: {type(error).__name__}: {error}") from error
-    if getattr(model, "metric_mode", "FR") != "FR":
-        raise MetricUnavailableError(f"pyiqa {name!r} is not a full-reference metric")
-    backbone = "vgg16" if name in _VGG_PYIQA else "alexnet" if name.startswith("lpips") else None
-    return FRMetric(name, lambda x, y: model(x, y), bool(model.lower_better), "pyiqa", backbone)
+def _tm_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    return peak_signal_noise_ratio(x, y, data_range=1.0, reduction="none", dim=(1, 2, 3))
 
 
-def _torchmetrics_metric(name: str) -> FRMetric:
-    try:
-        from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-    except ImportError as error:
-        raise MetricUnavailableError(f"{name}: torchmetrics is not installed") from error
-    if name == "tm_ssim":
-        def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return structural_similarity_index_measure(x, y, data_range=1.0, reduction="none")
-    else:
-        def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return peak_signal_noise_ratio(x, y, data_range=1.0, reduction="none", dim=(1, 2, 3))
-    return FRMetric(name, fn, False, "torchmetrics")
+class BaselineMetrics:
+    """The benchmarks' baselines as a metric provider: ``l2``, and TorchMetrics' SSIM and PSNR on RGB."""
+
+    _METRICS: Mapping[str, tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bool, str]] = MappingProxyType({
+        "l2": (l2_distance, True, "baseline"), "tm_ssim": (_tm_ssim, False, "torchmetrics"),
+        "tm_psnr": (_tm_psnr, False, "torchmetrics"),
+    })
+
+    def knows(self, name: str) -> bool:
+        return name in self._METRICS
+
+    def build(self, name: str, device: torch.device) -> ScoringMetric:
+        """The baseline ``name`` (TorchMetrics' need ``torchmetrics``: an ImportError otherwise)."""
+        fn, lower_better, source = self._METRICS[name]
+        if source == "torchmetrics":
+            import torchmetrics  # noqa: F401  (fail at build time, not at the first pair)
+        return ScoringMetric(name, lower_better, score=fn, source=source)
 
 
-def build_metric(name: str, device: torch.device | str = "cpu") -> FRMetric:
-    """Build a comparison metric by name (see the module table).
+#: The registry of every benchmark: the presets, the installed providers (pyiqa) and the baselines.
+BENCHMARK_METRICS: MetricRegistry = METRICS.with_providers(BaselineMetrics())
 
-    Args:
-        name: a PE preset, a pyiqa name (bare from :data:`PYIQA_NAMES` or ``pyiqa:<name>``), ``tm_ssim``,
-            ``tm_psnr``, ``l2`` or a name added with :func:`register_metric`.
-        device: where the metric runs.
 
-    Returns:
-        The :class:`FRMetric`.
-
-    Raises:
-        TypeError: if ``name`` is not a string.
-        ValueError: if the name is unknown.
-        MetricUnavailableError: if it cannot be built here (offline, package missing).
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"metric name must be a string, got {type(name).__name__}")
-    device = torch.device(device)
-    if name in _REGISTERED:
-        return _REGISTERED[name]
+def runs_on_vgg16(name: str) -> bool:
+    """Whether metric ``name`` runs VGG-16 (the runners may score it on downscaled images)."""
     if name in PRESETS:
-        try:
-            module = PEDistance(name, device=device, reduction="none")
-        except Exception as error:
-            raise MetricUnavailableError(f"preset {name!r}: {type(error).__name__}: {error}") from error
-        return FRMetric(name, module, True, "pe-iqa", module.backbone.spec.name)
-    if name in PYIQA_NAMES or name.startswith("pyiqa:"):
-        return _pyiqa_metric(name.removeprefix("pyiqa:"), device)
-    if name in ("tm_ssim", "tm_psnr"):
-        return _torchmetrics_metric(name)
-    if name == "l2":
-        return FRMetric("l2", l2_distance, True, "baseline")
-    raise ValueError(f"unknown metric {name!r}; choose from {available_metric_names()} or 'pyiqa:<name>'")
+        return canonical_name(PRESETS[name].backbone) == "vgg16"
+    return name in _VGG_PYIQA
 
 
-def build_metrics(
-    metrics: Iterable[str | FRMetric], device: torch.device | str = "cpu"
-) -> tuple[list[FRMetric], dict[str, str]]:
-    """Build several metrics, collecting those unavailable here instead of failing.
+def build_available(
+    metrics: Iterable[str | ScoringMetric], device: torch.device | str = "cpu",
+    registry: MetricRegistry = BENCHMARK_METRICS,
+) -> tuple[list[ScoringMetric], dict[str, str]]:
+    """Build several metrics, collecting those that cannot be built here instead of failing.
 
     Args:
-        metrics: names (see :func:`build_metric`) or ready :class:`FRMetric` objects (used as given).
+        metrics: names of ``registry`` or ready :class:`~pe_iqa.scoring.metrics.ScoringMetric` objects (used as
+            given).
         device: where the metrics run.
+        registry: the registry the names are built by.
 
     Returns:
-        ``(built, unavailable)`` with ``unavailable = {name: reason}``.
+        ``(built, unavailable)`` with ``unavailable = {name: reason}`` (weights missing offline, a package
+        missing, …).
 
     Raises:
-        ValueError: on an unknown name.
+        MetricUnavailableError: a name ``registry`` does not know (a ValueError), before anything is built.
     """
-    built: list[FRMetric] = []
+    metrics = list(metrics)
+    registry.check([metric for metric in metrics if isinstance(metric, str)])
+    built: list[ScoringMetric] = []
     unavailable: dict[str, str] = {}
     for metric in metrics:
-        if isinstance(metric, FRMetric):
+        if not isinstance(metric, str):
             built.append(metric)
             continue
         try:
-            built.append(build_metric(metric, device))
-        except MetricUnavailableError as error:
-            unavailable[metric] = str(error)
+            built.append(registry.build(metric, device))
+        except Exception as error:  # offline weight download, missing package …: this metric only
+            unavailable[metric] = f"{type(error).__name__}: {error}"
     return built, unavailable
 
 
-def score_pairs(
-    metric: FRMetric,
+def metric_values(metric: ScoringMetric, distorted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``metric.score`` without autograd, checked: ``(N,)`` float64 on the CPU.
+
+    Raises:
+        ValueError: the metric did not return one value per image.
+    """
+    with torch.inference_mode():
+        out = torch.as_tensor(metric.score(distorted, reference)).detach().reshape(-1)
+    if out.numel() != distorted.shape[0]:
+        raise ValueError(f"metric {metric.name!r} returned {out.numel()} values for {distorted.shape[0]} images")
+    return out.double().cpu()
+
+
+def score_one_by_one(
+    metric: ScoringMetric,
     pairs: Sequence[tuple[torch.Tensor, torch.Tensor]],
     *,
     warmup: bool = True,
@@ -260,19 +180,19 @@ def score_pairs(
     if not pairs:
         raise ValueError("pairs is empty")
     if warmup:
-        metric(*pairs[0])
+        metric_values(metric, *pairs[0])
     values = np.empty(len(pairs))
     elapsed = 0.0
     for i, (distorted, reference) in enumerate(tqdm(pairs, desc=metric.name, disable=not progress, unit="img")):
         start = time.perf_counter()
-        out = metric(distorted, reference)
+        out = metric_values(metric, distorted, reference)
         elapsed += time.perf_counter() - start
         values[i] = float(out[0])
     return values, elapsed / len(pairs)
 
 
 def time_interleaved(
-    runs: Sequence[tuple[FRMetric, Sequence[tuple[torch.Tensor, torch.Tensor]]]],
+    runs: Sequence[tuple[ScoringMetric, Sequence[tuple[torch.Tensor, torch.Tensor]]]],
     n_pairs: int = 10,
     *,
     progress: bool = True,
@@ -284,7 +204,7 @@ def time_interleaved(
     median call time is returned.
 
     Args:
-        runs: ``(metric, pairs)`` per metric; ``pairs`` as in :func:`score_pairs` (a metric may get its own,
+        runs: ``(metric, pairs)`` per metric; ``pairs`` as in :func:`score_one_by_one` (a metric may get its own,
             e.g. downscaled, copies of the same images).
         n_pairs: number of pairs timed per metric (the first ones).
         progress: show a progress bar.
@@ -307,6 +227,6 @@ def time_interleaved(
         shift = i % len(runs)
         for metric, pairs in [*runs[shift:], *runs[:shift]]:
             start = time.perf_counter()
-            metric(*pairs[i])
+            metric_values(metric, *pairs[i])
             times[metric.name].append(time.perf_counter() - start)
     return {name: float(np.median(values)) for name, values in times.items()}

@@ -82,17 +82,7 @@ def plot_srocc_vs_percent(table: SroccTable, percents: Sequence[float], path: st
 def plot_high_minus_low(table: SroccTable, percents: Sequence[float], path: str | Path, title: str = "") -> Path:
     """Grouped bars: SROCC(H-x) − SROCC(L-x) per layer, one bar per x (positive = PE selection helps).
 
-    Args:
-        table: ``{layer: {"H-5": s, "L-5": s, ...}}``.
-        percents: the x values.
-        path: output PNG.
-        title: figure title.
-
-    Returns:
-        The PNG path.
-
-    Raises:
-        ValueError: if ``table`` or ``percents`` is empty.
+    Arguments, result and errors as :func:`plot_srocc_vs_percent` (``F`` is not needed in ``table``).
     """
     if not table or not percents:
         raise ValueError("table and percents must be non-empty")

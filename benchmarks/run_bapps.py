@@ -5,7 +5,7 @@ Reads the official layout of the LPIPS repository's ``scripts/download_dataset.s
 ``test_dataset_model.py`` does: ``d0 = d(ref, p0)``, ``d1 = d(ref, p1)``, 2AFC agreement with the human
 judgements (:func:`~benchmarks.protocols.two_afc.two_afc_score`), and on the JND pairs the average precision
 of retrieving "same" pairs by increasing distance (:func:`~benchmarks.protocols.jnd.jnd_map`). Directions
-come from each metric (:class:`~benchmarks.comparison.FRMetric`), so similarity scores (SSIM, PSNR) are
+come from each metric (:class:`~pe_iqa.scoring.metrics.ScoringMetric`), so similarity scores (SSIM, PSNR) are
 handled correctly.
 
 Usage::
@@ -31,20 +31,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmarks.comparison import FRMetric, build_metrics
-from benchmarks.datasets.bapps import (
-    BappsIndex,
-    JNDDataset,
-    TwoAFCDataset,
-    collect_2afc_distances,
-    collect_jnd_distances,
-    load_bapps_2afc,
-    load_bapps_jnd,
-    make_bapps_loader,
-)
+from benchmarks.command_line import run_or_exit_status
+from benchmarks.comparison import BENCHMARK_METRICS, build_available, metric_values
+from benchmarks.datasets import bapps
 from benchmarks.protocols.jnd import jnd_map
 from benchmarks.protocols.two_afc import two_afc_score
 from benchmarks.report import ReportPaths, environment_info, markdown_table, write_report
+from pe_iqa.scoring.metrics import MetricRegistry, ScoringMetric
 
 __all__ = ["DEFAULT_BAPPS_METRICS", "BappsRun", "main", "run_bapps"]
 
@@ -67,7 +60,7 @@ class BappsRun:
     """
 
     rows: list[dict] = field(default_factory=list)
-    indexes: dict[str, BappsIndex] = field(default_factory=dict)
+    indexes: dict[str, bapps.BappsIndex] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     paths: ReportPaths | None = None
 
@@ -84,10 +77,11 @@ class BappsRun:
 
 
 def _load_indexes(root: str | Path, twoafc_subsets: Sequence[str] | None,
-                  jnd_subsets: Sequence[str] | None) -> tuple[dict[str, BappsIndex], list[str]]:
-    indexes: dict[str, BappsIndex] = {}
+                  jnd_subsets: Sequence[str] | None) -> tuple[dict[str, bapps.BappsIndex], list[str]]:
+    indexes: dict[str, bapps.BappsIndex] = {}
     notes = []
-    for task, loader, subsets in (("2afc", load_bapps_2afc, twoafc_subsets), ("jnd", load_bapps_jnd, jnd_subsets)):
+    for task, loader, subsets in (("2afc", bapps.load_bapps_2afc, twoafc_subsets),
+                                  ("jnd", bapps.load_bapps_jnd, jnd_subsets)):
         if subsets is not None and len(subsets) == 0:
             continue
         try:
@@ -99,24 +93,24 @@ def _load_indexes(root: str | Path, twoafc_subsets: Sequence[str] | None,
     return indexes, notes
 
 
-def _score_metric(metric: FRMetric, indexes: dict[str, BappsIndex], load_size: int, batch_size: int,
+def _score_metric(metric: ScoringMetric, indexes: dict[str, bapps.BappsIndex], load_size: int, batch_size: int,
                   device: torch.device, progress: bool) -> list[dict]:
     def distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # LPIPS order d(ref, p) → (distorted, ref)
-        return metric(y, x)
+        return metric_values(metric, y, x)
 
     rows = []
     for task, index in indexes.items():
         scores = []
         for subset, records in index.records.items():
-            dataset = TwoAFCDataset(records, load_size) if task == "2afc" else JNDDataset(records, load_size)
-            loader = make_bapps_loader(dataset, batch_size=batch_size)
+            dataset = (bapps.TwoAFCDataset if task == "2afc" else bapps.JNDDataset)(records, load_size)
+            loader = bapps.make_bapps_loader(dataset, batch_size=batch_size)
             loader = tqdm(loader, desc=f"{metric.name} {task}/{subset}", disable=not progress, leave=False)
             start = time.perf_counter()
             if task == "2afc":
-                d0, d1, judge = collect_2afc_distances(loader, distance, device)
+                d0, d1, judge = bapps.collect_2afc_distances(loader, distance, device)
                 score, n_pairs = two_afc_score(d0, d1, judge, lower_is_better=metric.lower_better), 2 * len(d0)
             else:
-                d, same = collect_jnd_distances(loader, distance, device)
+                d, same = bapps.collect_jnd_distances(loader, distance, device)
                 score, n_pairs = jnd_map(d, same, lower_is_better=metric.lower_better), len(d)
             seconds = time.perf_counter() - start
             scores.append(score)
@@ -131,8 +125,9 @@ def _score_metric(metric: FRMetric, indexes: dict[str, BappsIndex], load_size: i
 
 def run_bapps(
     root: str | Path,
-    metrics: Sequence[str | FRMetric] = DEFAULT_BAPPS_METRICS,
+    metrics: Sequence[str | ScoringMetric] = DEFAULT_BAPPS_METRICS,
     *,
+    registry: MetricRegistry = BENCHMARK_METRICS,
     twoafc_subsets: Sequence[str] | None = None,
     jnd_subsets: Sequence[str] | None = None,
     load_size: int = 64,
@@ -147,7 +142,9 @@ def run_bapps(
 
     Args:
         root: folder holding ``dataset/2afc`` and/or ``dataset/jnd`` (or the ``dataset`` folder).
-        metrics: names (see :func:`~benchmarks.comparison.build_metric`) or :class:`FRMetric` objects.
+        metrics: names of ``registry`` or :class:`~pe_iqa.scoring.metrics.ScoringMetric` objects.
+        registry: the metric registry names are built by (default: the benchmarks', see
+            :mod:`benchmarks.comparison`).
         twoafc_subsets: 2AFC validation subsets (default all six); ``[]`` skips 2AFC.
         jnd_subsets: JND subsets (default both); ``[]`` skips JND.
         load_size: patch side after loading (64, as LPIPS).
@@ -171,7 +168,7 @@ def run_bapps(
     if verbose:
         for index in indexes.values():
             print(index.summary(), flush=True)
-    built, unavailable = build_metrics(metrics, device)
+    built, unavailable = build_available(metrics, device, registry)
     run = BappsRun(indexes=indexes, unavailable=unavailable)
     for metric in tqdm(built, desc="metrics", disable=not progress):
         try:
@@ -216,8 +213,8 @@ def _sections(run: BappsRun, notes: Sequence[str]) -> list[str]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (see the module docstring)."""
+def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK_METRICS) -> int:
+    """Command-line entry point (see the module docstring); ``registry`` resolves ``--metrics``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_bapps", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", required=True, help="PerceptualSimilarity checkout (holding dataset/) or dataset/")
     parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_BAPPS_METRICS))
@@ -230,14 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="bapps")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
-    try:
-        run_bapps(args.root, args.metrics, twoafc_subsets=args.twoafc_subsets, jnd_subsets=args.jnd_subsets,
-                  load_size=args.load_size, batch_size=args.batch_size, device=args.device, out_dir=args.out,
-                  name=args.name, progress=args.progress)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_or_exit_status(lambda: run_bapps(
+        args.root, args.metrics, registry=registry, twoafc_subsets=args.twoafc_subsets, jnd_subsets=args.jnd_subsets,
+        load_size=args.load_size, batch_size=args.batch_size, device=args.device, out_dir=args.out, name=args.name,
+        progress=args.progress))
 
 
 if __name__ == "__main__":

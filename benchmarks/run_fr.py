@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.comparison import BENCHMARK_METRICS
 from benchmarks.datasets.fr_sources import FRLayout, load_fr_dataset
 from benchmarks.datasets.pyiqa_layouts import DatasetMissingError, FRRecord
 from benchmarks.fr_table import (
@@ -50,6 +51,7 @@ from benchmarks.fr_table import (
     reference_table_check,
 )
 from benchmarks.report import ReportPaths, environment_info, write_csv, write_report
+from pe_iqa.scoring.metrics import MetricRegistry, ScoringMetric
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -92,52 +94,54 @@ class MetricScores:
 
 
 def _run_errors() -> tuple[type[BaseException], ...]:
-    from benchmarks.comparison import MetricUnavailableError as ComparisonMetricUnavailable
     from pe_iqa.safe_files import DestinationError
     from pe_iqa.scoring import JournalError, MetricUnavailableError
 
-    return (ComparisonMetricUnavailable, MetricUnavailableError, DestinationError, JournalError)
+    return (MetricUnavailableError, DestinationError, JournalError)
 
 
 PairScorer = Callable[[Sequence[FRRecord], Sequence[str], ScoringOptions], MetricScores]
 
 
-def _engine_metrics(names: Sequence[str], device: str) -> list:
-    """What the engine is given: names it builds itself (pe-iqa presets, installed metric providers), and the
-    other names built by :func:`benchmarks.comparison.build_metric` (pyiqa, TorchMetrics, ``l2``, registered
-    test metrics) wrapped as the engine's ``ScoringMetric`` objects, so every metric runs through the engine."""
-    from benchmarks.comparison import build_metric
-    from pe_iqa.scoring import MetricUnavailableError, ScoringMetric, check_metric_names
+def _build_metrics(names: Sequence[str], device: str, registry: MetricRegistry) -> list[ScoringMetric]:
+    """Every metric built once, by the registry (wrong for every dataset if it fails: the run stops).
 
-    out: list = []
+    Raises:
+        MetricUnavailableError: a name the registry does not know, or a metric that cannot be built here
+            (weights not available offline, …).
+    """
+    from pe_iqa.scoring import MetricUnavailableError
+
+    registry.check(names)
+    built = []
     for name in dict.fromkeys(names):
         try:
-            check_metric_names([name])
-        except MetricUnavailableError:
-            metric = build_metric(name, device)
-            out.append(ScoringMetric(name=name, lower_better=metric.lower_better, score=metric))
-        else:
-            out.append(name)
-    return out
+            built.append(registry.build(name, device))
+        except Exception as error:
+            raise MetricUnavailableError(
+                f"metric {name!r} cannot be built here: {type(error).__name__}: {error}") from error
+    return built
 
 
 def score_with_engine(records: Sequence[FRRecord], metrics: Sequence[str], options: ScoringOptions, *,
-                      built: dict | None = None) -> MetricScores:
+                      registry: MetricRegistry = BENCHMARK_METRICS, built: dict | None = None) -> MetricScores:
     """Scores pairs with the engine of ``pe-iqa score``: the runner's only call into it.
 
     Args:
         records: the pairs (distorted, reference), each carried with its dataset, reference group and label.
-        metrics: pe-iqa presets, names of installed metric providers, and the names of
-            :func:`benchmarks.comparison.build_metric` (pyiqa's ``lpips``, ``ms_ssim`` …, ``l2``).
+        metrics: names of ``registry`` (pe-iqa presets, pyiqa's ``lpips``, ``ms_ssim`` …, the baselines ``l2``,
+            ``tm_ssim``, ``tm_psnr``).
         options: device, workers, batch size, per-image CSV and resume.
-        built: optional dict kept between calls (one per run): the wrapped comparison metrics are built on the
-            first call and reused for the next datasets instead of being loaded again.
+        registry: the metric registry (default: the benchmarks', :data:`benchmarks.comparison.BENCHMARK_METRICS`).
+        built: optional dict kept between calls (one per run): the metrics are built on the first call and
+            reused for the next datasets instead of being loaded again.
 
     Returns:
         The :class:`MetricScores`, in the order of ``records``.
 
     Raises:
-        ValueError: on an unknown metric name or an unwritable CSV path (from the engine).
+        MetricUnavailableError: a metric the registry cannot build; ValueError: an unwritable CSV path (from
+            the engine).
     """
     from pe_iqa.scoring import ScorePair, score_pairs
 
@@ -146,7 +150,7 @@ def score_with_engine(records: Sequence[FRRecord], metrics: Sequence[str], optio
     key = (tuple(metrics), options.device)
     engine_metrics = built.get(key) if built is not None else None
     if engine_metrics is None:
-        engine_metrics = _engine_metrics(metrics, options.device)
+        engine_metrics = _build_metrics(metrics, options.device, registry)
         if built is not None:
             built[key] = engine_metrics
     result = score_pairs(pairs, engine_metrics, device=options.device,
@@ -191,6 +195,7 @@ def run_fr(
     name: str = "fr",
     layout: FRLayout = "auto",
     scorer: PairScorer | None = None,
+    registry: MetricRegistry = BENCHMARK_METRICS,
     options: ScoringOptions = ScoringOptions(),
     n_boot: int = 1000,
     limit: int | None = None,
@@ -204,11 +209,12 @@ def run_fr(
     Args:
         datasets: pyiqa dataset keys.
         root: pyiqa's ``./datasets`` folder (or LIVE's official root).
-        metrics: metric names understood by the scorer.
+        metrics: metric names understood by the scorer (the default scorer: names of ``registry``).
         out_dir: folder of the outputs (``None``: write nothing).
         name: output file stem.
         layout: ``"auto"``, ``"pyiqa"`` or ``"official"`` (LIVE).
         scorer: the scoring function (default: :func:`score_with_engine`, the engine of ``pe-iqa score``).
+        registry: the metric registry of the default scorer (default: the benchmarks', with the baselines).
         options: scoring options; ``csv_path`` is set per dataset when ``out_dir`` is given.
         n_boot: bootstrap resamples of the SRCC intervals.
         limit: score only the first ``limit`` pairs of each dataset (smoke runs).
@@ -228,7 +234,7 @@ def run_fr(
         raise ValueError("give at least one dataset and one metric")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    scorer = partial(score_with_engine, built={}) if scorer is None else scorer
+    scorer = partial(score_with_engine, registry=registry, built={}) if scorer is None else scorer
     run_errors = _run_errors()
     start = time.perf_counter()
     run = FRRun()
@@ -302,9 +308,12 @@ def _sections(run: FRRun, published, published_path: str | os.PathLike[str]) -> 
     return sections
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK_METRICS) -> int:
     """Command-line entry point: exit 0; 2 if a dataset was not found; 1 on any other error (one line) or when the
-    ``--reference-table`` check fails."""
+    ``--reference-table`` check fails.
+
+    ``registry`` resolves ``--metrics`` (a test passes one with a planted metric added).
+    """
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_fr", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--dataset", nargs="+", required=True, help="pyiqa dataset keys, e.g. tid2013 csiq live")
     parser.add_argument("--root", default="./datasets", help="pyiqa's ./datasets folder (default ./datasets)")
@@ -327,8 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m benchmarks.run_fr " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         run = run_fr(args.dataset, args.root, args.metrics, out_dir=args.out, name=args.name, layout=args.layout,
-                     options=options, n_boot=args.boot, limit=args.limit, reference_table=args.reference_table,
-                     command=command)
+                     registry=registry, options=options, n_boot=args.boot, limit=args.limit,
+                     reference_table=args.reference_table, command=command)
     except Exception as error:  # a CLI user sees one line, not a traceback
         if args.debug:
             raise

@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.datasets.fr_sources import FRLayout, load_fr_dataset
+from benchmarks.datasets.live import select_quick_records
 from benchmarks.datasets.pyiqa_layouts import DatasetMissingError, FRIndex, FRRecord
 from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
-from benchmarks.run_live import select_quick_records
 from benchmarks.selection import (
     COMPARISONS,
     DEFAULT_PERCENTS,
@@ -59,7 +59,7 @@ __all__ = ["SelectionRun", "main", "run_fr_selection", "select_per_reference"]
 def select_per_reference(records: Sequence[FRRecord], per_ref: int) -> list[FRRecord]:
     """At most ``per_ref`` records of each reference, distortion types taken in turn, in meta-info order.
 
-    The choice is :func:`benchmarks.run_live.select_quick_records`' over every reference, kept in input order.
+    The choice is :func:`benchmarks.datasets.live.select_quick_records`' over every reference, kept in input order.
     """
     chosen = {id(record) for record in select_quick_records(records, n_refs=len(records), per_ref=per_ref)}
     return [record for record in records if id(record) in chosen]

@@ -8,7 +8,8 @@ the core's Eq. 1 kernel) and these distances are scored against DMOS (SROCC, KRC
 * channel normalisation on (LPIPS-style) and off (raw Eq. 1); uniform or PE-proportional channel weights;
 * single layers and multi-layer prefixes relu1..relu_k (the five-layer prefix is LPIPS's layer set).
 
-In the same run the comparison metrics (:mod:`benchmarks.comparison`: the ``pe_alex`` default preset,
+In the same run the comparison metrics (:mod:`benchmarks.comparison`, the metric registry of ``pe-iqa score``
+with the benchmarks' baselines: the ``pe_alex`` default preset,
 pyiqa's ``lpips``, ``lpips-vgg``, ``dists``, ``ssim``, ``ms_ssim``, ``psnr``, TorchMetrics SSIM/PSNR, L2)
 score the same images, each timed per image. VGG-based metrics (PE on VGG-16, ``lpips-vgg``, ``dists``) run on
 images downscaled by ``--vgg-scale`` (default 0.5, antialiased): VGG-16 at LIVE's native 768×512 costs several
@@ -31,7 +32,6 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -44,9 +44,16 @@ from benchmarks.channel_sets import (
     selected_scores,
     standard_channel_sets,
 )
-from benchmarks.comparison import DEFAULT_COMPARISON_METRICS, FRMetric, build_metrics, score_pairs, time_interleaved
-from benchmarks.datasets.live import DEFAULT_ROOT, LiveIndex, LiveRecord, load_live_index
-from benchmarks.datasets.pyiqa_layouts import FRRecord
+from benchmarks.command_line import run_or_exit_status
+from benchmarks.comparison import (
+    BENCHMARK_METRICS,
+    DEFAULT_COMPARISON_METRICS,
+    build_available,
+    runs_on_vgg16,
+    score_one_by_one,
+    time_interleaved,
+)
+from benchmarks.datasets.live import DEFAULT_ROOT, LiveIndex, LiveRecord, load_live_index, select_quick_records
 from benchmarks.plots import plot_high_minus_low, plot_logistic_scatter, plot_srocc_vs_percent
 from benchmarks.protocols.correlation import LogisticFitWarning, evaluate_scores
 from benchmarks.report import ReportPaths, environment_info, markdown_table, write_csv, write_report
@@ -54,13 +61,12 @@ from pe_iqa.analysis.ranking_lookup import get_rankings
 from pe_iqa.backbones import canonical_name, load_backbone
 from pe_iqa.image_io import read_image
 from pe_iqa.presets import PRESETS
+from pe_iqa.scoring.metrics import MetricRegistry, ScoringMetric
 
-__all__ = ["LiveRun", "main", "run_live", "select_quick_records"]
+__all__ = ["LiveRun", "main", "run_live"]
 
-_Record = TypeVar("_Record", LiveRecord, FRRecord)
 DEFAULT_PERCENTS = (5.0, 10.0, 25.0, 50.0)
 QUICK_PERCENTS = (10.0, 50.0)
-QUICK_REFS, QUICK_PER_REF = 2, 4
 QUICK_METRICS = ("pe_alex", "psnr", "l2")
 #: LPIPS's layer set per backbone (Zhang et al. 2018).
 LPIPS_LAYERS = {
@@ -91,28 +97,6 @@ class LiveRun:
     paths: ReportPaths | None = None
     figures: list[Path] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def select_quick_records(records: Sequence[_Record], n_refs: int = QUICK_REFS,
-                         per_ref: int = QUICK_PER_REF) -> list[_Record]:
-    """A small smoke-test subset: ``per_ref`` images of each of the first ``n_refs`` references (any records with
-    ``ref_name`` and ``dist_type``: LIVE's, or the pyiqa layouts').
-
-    Distortion types are taken in turn (one image of each type before a second of any), in label-file order.
-    """
-    by_ref: dict[str, list[_Record]] = {}
-    for record in records:
-        if record.ref_name in by_ref or len(by_ref) < n_refs:
-            by_ref.setdefault(record.ref_name, []).append(record)
-    chosen = []
-    for group in by_ref.values():
-        rank: dict[str, int] = {}
-        keyed = []
-        for position, record in enumerate(group):
-            rank[record.dist_type] = rank.get(record.dist_type, -1) + 1
-            keyed.append((rank[record.dist_type], position, record))
-        chosen += [record for _, _, record in sorted(keyed, key=lambda item: item[:2])[:per_ref]]
-    return chosen
 
 
 def _layer_sets(layers: Sequence[str], backbone: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -227,18 +211,18 @@ def _load_pairs(records: Sequence[LiveRecord], scale: float, device: torch.devic
     return pairs
 
 
-def _compare(metric_names: Sequence[str | FRMetric], records: Sequence[LiveRecord], dmos: np.ndarray,
-             vgg_scale: float, device: torch.device, progress: bool, maxfev: int, timing_pairs: int
-             ) -> tuple[list[dict], dict[str, str]]:
-    metrics, unavailable = build_metrics(metric_names, device)
+def _compare(metric_names: Sequence[str | ScoringMetric], registry: MetricRegistry, records: Sequence[LiveRecord],
+             dmos: np.ndarray, vgg_scale: float, device: torch.device, progress: bool, maxfev: int,
+             timing_pairs: int) -> tuple[list[dict], dict[str, str]]:
+    metrics, unavailable = build_available(metric_names, device, registry)
     pairs_by_scale: dict[float, list] = {}
     rows, scored = [], []
     for metric in metrics:
-        scale = vgg_scale if metric.backbone == "vgg16" else 1.0
+        scale = vgg_scale if runs_on_vgg16(metric.name) else 1.0
         if scale not in pairs_by_scale:
             pairs_by_scale[scale] = _load_pairs(records, scale, device)
         try:
-            values, _ = score_pairs(metric, pairs_by_scale[scale], progress=progress)
+            values, _ = score_one_by_one(metric, pairs_by_scale[scale], progress=progress)
         except Exception as error:  # e.g. ms_ssim on images that are too small
             unavailable[metric.name] = f"failed: {type(error).__name__}: {error}"
             continue
@@ -264,7 +248,8 @@ def run_live(
     weights: str = "DEFAULT",
     vgg_scale: float = 0.5,
     percents: Sequence[float] | None = None,
-    metrics: Sequence[str | FRMetric] | None = None,
+    metrics: Sequence[str | ScoringMetric] | None = None,
+    registry: MetricRegistry = BENCHMARK_METRICS,
     device: torch.device | str = "cpu",
     name: str | None = None,
     logistic_maxfev: int | None = None,
@@ -283,8 +268,10 @@ def run_live(
         weights: backbone weights tag for the PE grid (``"random"`` for tests; presets always use their own).
         vgg_scale: downscale factor for VGG-16-based evaluations, in ``(0, 1]``.
         percents: the x values (default 5, 10, 25, 50; quick: 10, 50).
-        metrics: comparison metrics, names or :class:`~benchmarks.comparison.FRMetric` objects (default
-            :data:`~benchmarks.comparison.DEFAULT_COMPARISON_METRICS`; quick: ``pe_alex``, ``psnr``, ``l2``).
+        metrics: comparison metrics, names of ``registry`` or :class:`~pe_iqa.scoring.metrics.ScoringMetric`
+            objects (default :data:`~benchmarks.comparison.DEFAULT_COMPARISON_METRICS`; quick: ``pe_alex``,
+            ``psnr``, ``l2``).
+        registry: the metric registry names are built by (default: the benchmarks').
         device: where to compute.
         name: output file stem (default ``"live"``, ``"live_quick"`` with ``quick``).
         logistic_maxfev: function-evaluation budget per start of the logistic fits (default 5000; quick: 400).
@@ -334,8 +321,8 @@ def run_live(
         if rows[0]["backbone"] == default.backbone and key in distances:
             default_distances = mean_over_layers(distances[key], layers, default.layers)
     if compare and metric_names:
-        run.comparison, run.unavailable = _compare(metric_names, records, dmos, vgg_scale, device, progress, maxfev,
-                                                   timing_pairs)
+        run.comparison, run.unavailable = _compare(metric_names, registry, records, dmos, vgg_scale, device,
+                                                   progress, maxfev, timing_pairs)
     run.summaries = {"counts": _count_summary(run.grid, list(scales), percents)}
     run.seconds = time.perf_counter() - started
 
@@ -444,14 +431,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
-    try:
-        run_live(args.root, args.backbones, args.out, compare=args.compare, quick=args.quick, weights=args.weights,
-                 vgg_scale=args.vgg_scale, percents=args.percents, metrics=args.metrics, device=args.device,
-                 name=args.name, timing_pairs=args.timing_pairs, progress=args.progress)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_or_exit_status(lambda: run_live(
+        args.root, args.backbones, args.out, compare=args.compare, quick=args.quick, weights=args.weights,
+        vgg_scale=args.vgg_scale, percents=args.percents, metrics=args.metrics, device=args.device, name=args.name,
+        timing_pairs=args.timing_pairs, progress=args.progress))
 
 
 if __name__ == "__main__":

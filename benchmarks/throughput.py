@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -82,9 +83,10 @@ def _build_metric(name: str, device: torch.device) -> Callable[[torch.Tensor, to
             return value
 
         return fn
-    from benchmarks.comparison import build_metric
+    from benchmarks.comparison import BENCHMARK_METRICS, metric_values
 
-    return build_metric(name, device)  # pe-iqa presets via PEDistance, pyiqa metrics via create_metric
+    metric = BENCHMARK_METRICS.build(name, device)  # pe-iqa presets via PEDistance, pyiqa's via create_metric
+    return partial(metric_values, metric)
 
 
 def measure_cell(metric: str, size: int, batch: int, device: str, repeats: int, warmup: int,
@@ -92,7 +94,7 @@ def measure_cell(metric: str, size: int, batch: int, device: str, repeats: int, 
     """Time one metric on one (size, batch) in this process.
 
     Args:
-        metric: a name of :data:`DEFAULT_METRICS` or any :func:`benchmarks.comparison.build_metric` name.
+        metric: a name of :data:`DEFAULT_METRICS` or any name of :data:`benchmarks.comparison.BENCHMARK_METRICS`.
         size: image side in pixels (square images).
         batch: images per call.
         device: ``"cpu"`` or ``"cuda[:i]"``.

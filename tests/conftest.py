@@ -15,6 +15,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,16 @@ atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)  # also after
 def session_ranking_cache() -> Path:
     """The session's private ``PE_IQA_CACHE`` folder (removed when the interpreter exits)."""
     return Path(_SESSION_CACHE)
+
+
+@pytest.fixture()
+def fresh_ranking_memory() -> Iterator[None]:
+    """The in-memory ranking cache cleared before and after the test (``pytest.mark.usefixtures`` it)."""
+    from pe_iqa.analysis.ranking_lookup import clear_memory_cache
+
+    clear_memory_cache()
+    yield
+    clear_memory_cache()
 
 
 @pytest.fixture(scope="session")

@@ -62,6 +62,7 @@ def alexnet_random() -> Backbone:
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_CHANNELS))
+@pytest.mark.slow  # 6.0 s measured (full run, 2 shared cores)
 def test_torchvision_backbone_random_weights_taps_and_channels(name: str) -> None:
     expected = TORCHVISION_CHANNELS[name]
     spec = backbone_spec(name)
@@ -80,6 +81,7 @@ def test_torchvision_backbone_random_weights_taps_and_channels(name: str) -> Non
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_CHANNELS))
+@pytest.mark.slow  # 4.9 s measured (full run, 2 shared cores)
 def test_timm_backbone_random_weights(name: str) -> None:
     expected = TIMM_CHANNELS[name]
     spec = backbone_spec(name)
@@ -92,6 +94,7 @@ def test_timm_backbone_random_weights(name: str) -> None:
     assert {layer: t.shape[1] for layer, t in out.items()} == expected
 
 
+@pytest.mark.slow  # 1.0 s measured (full run, 2 shared cores)
 def test_forward_stops_at_deepest_tap_torchvision() -> None:
     shallow = load_backbone("alexnet", ["relu2"], weights="random")
     deep = load_backbone("alexnet", ["relu5"], weights="random")
@@ -104,6 +107,7 @@ def test_forward_stops_at_deepest_tap_torchvision() -> None:
     assert _n_params(shallow) == conv1_2
 
 
+@pytest.mark.slow  # 1.2 s measured (quick-tier run, 2 shared cores)
 def test_forward_stops_at_deepest_tap_timm() -> None:
     backbone = load_backbone("timm:resnet18", ["layer1"], weights="random")
     names = {name for name, _ in backbone.extractor.named_modules()}
@@ -114,12 +118,14 @@ def test_forward_stops_at_deepest_tap_timm() -> None:
     assert list(out) == ["layer1"] and out["layer1"].shape[1] == 64
 
 
+@pytest.mark.slow  # 1.1 s measured (full run, 2 shared cores)
 def test_layers_are_ordered_and_deduplicated() -> None:
     backbone = load_backbone("alexnet", ["relu3", "relu1", "relu3"], weights="random")
     assert backbone.layers == ("relu1", "relu3")
     assert load_backbone("alexnet", "relu2", weights="random").layers == ("relu2",)
 
 
+@pytest.mark.slow  # 2.9 s measured (full run, 2 shared cores)
 def test_weights_id_independent_of_taps_and_seed_dependent(alexnet_random: Backbone) -> None:
     random_id = alexnet_random.weights_id  # all five taps
     assert load_backbone("alexnet", ["relu1"], weights="random").weights_id == random_id
@@ -132,6 +138,7 @@ def test_weights_id_independent_of_taps_and_seed_dependent(alexnet_random: Backb
     assert len(timm_ids) == 2
 
 
+@pytest.mark.slow  # 0.8 s measured (full run, 2 shared cores)
 def test_weights_id_pretrained_differs_from_random(alexnet_weights_available: bool, alexnet_random: Backbone) -> None:
     if not alexnet_weights_available:
         pytest.skip("ImageNet AlexNet weights not in TORCH_HOME")
@@ -140,6 +147,7 @@ def test_weights_id_pretrained_differs_from_random(alexnet_weights_available: bo
     assert pretrained.weights_id == load_backbone("alexnet", ["relu5"], weights="IMAGENET1K_V1").weights_id
 
 
+@pytest.mark.slow  # 1.2 s measured (full run, 2 shared cores)
 def test_weights_id_follows_the_weights_loaded_from_a_file(tmp_path: Path, alexnet_random: Backbone) -> None:
     reference = alexnet_random
     import torchvision
@@ -231,6 +239,7 @@ def test_aliases() -> None:
     assert set(BACKBONES) == set(TORCHVISION_CHANNELS)
 
 
+@pytest.mark.slow  # 1.0 s measured (quick-tier run, 2 shared cores)
 def test_backbone_is_frozen_but_differentiable_in_the_input(alexnet_random: Backbone) -> None:
     backbone = alexnet_random
     backbone.train()
@@ -253,6 +262,7 @@ def test_input_normalisation_uses_the_spec(alexnet_random: Backbone) -> None:
         torch.testing.assert_close(backbone(images)["relu1"], direct)
 
 
+@pytest.mark.slow  # 0.9 s measured (quick-tier run, 2 shared cores)
 def test_min_input_size_runs(alexnet_random: Backbone) -> None:
     backbone = alexnet_random
     size = backbone.min_input_size
@@ -263,6 +273,7 @@ def test_min_input_size_runs(alexnet_random: Backbone) -> None:
 
 
 @pytest.mark.parametrize("layers", [["relu3"], ["relu1", "relu3"]])
+@pytest.mark.slow  # 0.9 s measured (full run, 2 shared cores)
 def test_prune_deepest_tap_keeps_selected_channels_identical(layers: list[str]) -> None:
     backbone = load_backbone("alexnet", layers, weights="random:3")
     channels = torch.tensor([5, 0, 383, 100, 37])  # unsorted on purpose
@@ -289,6 +300,7 @@ def test_prune_deepest_tap_declines_other_architectures() -> None:
     assert prune_deepest_tap(load_backbone("timm:resnet18", ["layer1"], weights="random"), torch.tensor([0])) is None
 
 
+@pytest.mark.slow  # 1.7 s measured (quick-tier run, 2 shared cores)
 def test_timm_transformers_are_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match=r"transformer.*local receptive field"):
         load_backbone("timm:vit_small_patch16_224", weights="random")
@@ -327,6 +339,7 @@ def _alexnet_state(seed: int = 0) -> dict[str, torch.Tensor]:
         return torchvision.models.alexnet(weights=None).state_dict()
 
 
+@pytest.mark.slow  # 4.9 s measured (full run, 2 shared cores)
 def test_weight_files_load_strictly(tmp_path: Path, alexnet_random: Backbone) -> None:
     state = _alexnet_state()
     cases = {
@@ -344,6 +357,7 @@ def test_weight_files_load_strictly(tmp_path: Path, alexnet_random: Backbone) ->
 
 
 @pytest.mark.parametrize("wrap", ["module_prefix", "nested_model", "nested_state_dict_with_epoch"])
+@pytest.mark.slow  # 5.3 s measured (full run, 2 shared cores)
 def test_common_checkpoint_wrappers_are_unwrapped_with_a_warning(tmp_path: Path, wrap: str,
                                                                   alexnet_random: Backbone) -> None:
     state = _alexnet_state()
@@ -359,6 +373,7 @@ def test_common_checkpoint_wrappers_are_unwrapped_with_a_warning(tmp_path: Path,
     assert backbone.weights_id == alexnet_random.weights_id  # exactly the weights of the unwrapped file
 
 
+@pytest.mark.slow  # 1.1 s measured (quick-tier run, 2 shared cores)
 def test_channel_counts_are_probed_once_and_the_geometry_shared_with_the_pruned_copy(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from pe_iqa.backbones import module

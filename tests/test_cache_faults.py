@@ -20,35 +20,26 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from tests.fixtures.cache_entries import read_tuning
 
 from pe_iqa import PEDistance, safe_files
 from pe_iqa.analysis import ranking_lookup as registry
 from pe_iqa.analysis import tuning_cache as ranking_cache
 from pe_iqa.analysis.ranking_lookup import clear_memory_cache, get_rankings
 from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves
-from pe_iqa.analysis.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, read_entry, write_entry
+from pe_iqa.analysis.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, write_entry
 from pe_iqa.backbones import Backbone, load_backbone
 
 # A tiny analysis (64-px stimuli, few samples): cache handling does not depend on the stimulus set.
 CONFIG = AnalysisConfig(size=64, n_frequencies=6, n_orientations=4, n_phases=1)
 NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device"
 
-def _read_tuning(path, key):
-    """A cache entry's tuning curves (``read_entry`` returns the named arrays)."""
-    return TuningCurves(**read_entry(path, key, TuningCurves.ARRAYS))
-
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memory() -> Iterator[None]:
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+pytestmark = pytest.mark.usefixtures("fresh_ranking_memory")
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +88,7 @@ FAULTS: dict[str, tuple[object, str, Callable[..., object]]] = {
 }
 
 
+@pytest.mark.slow  # 2.0 s measured (quick-tier run, 2 shared cores)
 @pytest.mark.parametrize("step", sorted(FAULTS))
 def test_full_disk_warns_keeps_ranking_in_memory_and_leaves_no_file(
     step: str, alexnet_random: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -195,7 +187,7 @@ def test_format_version_0_file_is_reported_and_rewritten(
     path = tmp_path / key.filename()
     path.write_text(json.dumps(make_old(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8")
     with pytest.raises(CacheEntryError, match=reason):
-        _read_tuning(path, key)
+        read_tuning(path, key)
     clear_memory_cache()
     calls = _count_measuring(monkeypatch)
     message = rf"untrusted ranking cache entry, replacing it: {re.escape(str(path))}: {reason}"
@@ -204,7 +196,7 @@ def test_format_version_0_file_is_reported_and_rewritten(
     assert calls == [1]
     _assert_same_tuning(rebuilt.tuning, original.tuning)
     assert json.loads(path.read_text(encoding="utf-8"))["payload"]["format_version"] == FORMAT_VERSION
-    _assert_same_tuning(_read_tuning(path, key), original.tuning)
+    _assert_same_tuning(read_tuning(path, key), original.tuning)
 
 
 # --------------------------------------------------------------------------------- concurrent writers
@@ -234,6 +226,7 @@ for _ in range(rounds):
 """
 
 
+@pytest.mark.slow  # 6.0 s measured (full run, 2 shared cores)
 def test_concurrent_rewrites_never_show_a_torn_file(tmp_path: Path) -> None:
     folder, flags = tmp_path / "cache", tmp_path / "flags"
     flags.mkdir()
@@ -252,7 +245,7 @@ def test_concurrent_rewrites_never_show_a_torn_file(tmp_path: Path) -> None:
         (flags / "go").touch()
         while any(w.poll() is None for w in writers):  # read while both processes replace the file
             try:
-                tuning = _read_tuning(folder / key.filename(), key)  # raises CacheEntryError on a torn file
+                tuning = read_tuning(folder / key.filename(), key)  # raises CacheEntryError on a torn file
             except FileNotFoundError:
                 continue
             reads += 1
@@ -268,7 +261,7 @@ def test_concurrent_rewrites_never_show_a_torn_file(tmp_path: Path) -> None:
         assert writer.returncode == 0, err
     assert reads > 0 and seen
     assert [p.name for p in folder.iterdir()] == [key.filename()]  # no temporary files left behind
-    _read_tuning(folder / key.filename(), key)
+    read_tuning(folder / key.filename(), key)
 
 
 def test_stale_temporary_file_of_a_crashed_writer_is_ignored(
@@ -280,7 +273,7 @@ def test_stale_temporary_file_of_a_crashed_writer_is_ignored(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ranking = get_rankings(alexnet_random, config=CONFIG, cache_dir=tmp_path)["relu1"]
-    _assert_same_tuning(_read_tuning(tmp_path / key.filename(), key), ranking.tuning)
+    _assert_same_tuning(read_tuning(tmp_path / key.filename(), key), ranking.tuning)
     assert stale.read_text(encoding="utf-8") == '{"checksum": "half'
 
 

@@ -70,6 +70,7 @@ def _bad_entries(good: TuningCurves) -> dict[str, dict[str, torch.Tensor]]:
 @pytest.mark.parametrize("case", ["fewer channels", "more channels", "zero channels", "1-D responses",
                                   "wrong frequency grid", "shifted frequencies", "NaN response", "Inf response",
                                   "1e300 response"])
+@pytest.mark.slow  # 0.6 s measured (full run, 2 shared cores)
 def test_forged_entry_is_reported_rebuilt_and_replaced(case: str, alexnet_random: Backbone, good: TuningCurves,
                                                         tmp_path: Path) -> None:
     key = TuningKey("alexnet", alexnet_random.weights_id, "relu1", CONFIG.key())
@@ -87,6 +88,7 @@ def test_forged_entry_is_reported_rebuilt_and_replaced(case: str, alexnet_random
         get_rankings(alexnet_random, config=CONFIG, cache_dir=tmp_path)
 
 
+@pytest.mark.slow  # 2.1 s measured (quick-tier run, 2 shared cores)
 def test_entry_of_another_layer_stored_under_this_name_is_replaced(alexnet_random: Backbone, tmp_path: Path,
                                                                    good: TuningCurves) -> None:
     two = load_backbone("alexnet", ["relu1", "relu2"], weights="random")
@@ -102,6 +104,7 @@ def test_entry_of_another_layer_stored_under_this_name_is_replaced(alexnet_rando
         assert get_rankings(alexnet_random, config=CONFIG, cache_dir=tmp_path)["relu1"].n_channels == 64
 
 
+@pytest.mark.slow  # 1.5 s measured (full run, 2 shared cores)
 def test_default_metric_ignores_a_forged_user_entry(alexnet_weights_available: bool, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     # the reported attack: 100 of relu3's 384 channels under the shipped key moved the default score 4×
@@ -141,6 +144,7 @@ def test_cache_folder_expands_user_and_variables(monkeypatch: pytest.MonkeyPatch
     assert default_cache_dir() == tmp_path / "elsewhere" / "cache"
 
 
+@pytest.mark.slow  # 0.8 s measured (quick-tier run, 2 shared cores)
 def test_measurement_of_a_broken_network_is_refused(alexnet_random: Backbone) -> None:
     broken = load_backbone("alexnet", ["relu1"], weights="random")
     with torch.no_grad():
@@ -151,6 +155,7 @@ def test_measurement_of_a_broken_network_is_refused(alexnet_random: Backbone) ->
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=st.binary(max_size=4096))
+@pytest.mark.slow  # 1.0 s measured (full run, 2 shared cores)
 def test_arbitrary_bytes_never_crash_the_loader(content: bytes, alexnet_random: Backbone,
                                                 tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = tmp_path_factory.mktemp("bytes")

@@ -63,6 +63,7 @@ def _table(stdout: str) -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow  # 1.6 s measured (full run, 2 shared cores)
 def test_score_folders_verbose_and_csv_equal_the_core(tmp_path: Path, capsys, folders, pe_alex) -> None:
     dist, ref = folders
     out = tmp_path / "scores.csv"
@@ -90,12 +91,14 @@ def test_score_folders_verbose_and_csv_equal_the_core(tmp_path: Path, capsys, fo
     assert [row["error"] for row in written] == ["", ""]
 
 
+@pytest.mark.slow  # 0.8 s measured (full run, 2 shared cores)
 def test_one_pair_says_mean_of_1_pair(capsys, folders) -> None:
     dist, ref = folders
     assert main(["score", "-t", str(dist / "a.png"), "-r", str(ref / "a_ref.png"), "--device", "cpu"]) == 0
     assert "mean (1 pair) " in capsys.readouterr().out
 
 
+@pytest.mark.slow  # 1.2 s measured (full run, 2 shared cores)
 def test_a_bad_pair_is_reported_the_others_scored_and_the_exit_status_says_so(tmp_path, capsys, folders,
                                                                              pe_alex) -> None:
     """Issue 10.6: one corrupt pair among many lost the whole run and wrote no CSV."""
@@ -123,6 +126,7 @@ def test_a_bad_pair_is_reported_the_others_scored_and_the_exit_status_says_so(tm
     assert written[1]["pe_alex"] == "" and "c.png" in written[1]["error"]
 
 
+@pytest.mark.slow  # 1.3 s measured (full run, 2 shared cores)
 def test_macos_metadata_files_do_not_abort_a_folder_run(tmp_path: Path, capsys, folders) -> None:
     dist, ref = folders
     shutil.copytree(dist, tmp_path / "dist")
@@ -152,6 +156,7 @@ def _console_script() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "pe_iqa"]
 
 
+@pytest.mark.slow  # 13.9 s measured (full run, 2 shared cores)
 def test_console_script_scores_the_bundled_sample(tmp_path: Path, pe_alex) -> None:
     out = tmp_path / "sample.csv"
     result = subprocess.run([*_console_script(), "score", "--sample", "--csv", str(out), "--device", "cpu"],
@@ -171,6 +176,7 @@ def test_console_script_scores_the_bundled_sample(tmp_path: Path, pe_alex) -> No
         assert written[f"{kind}_2"] > written[f"{kind}_1"] > 0
 
 
+@pytest.mark.slow  # 7.1 s measured (full run, 2 shared cores)
 def test_python_dash_m_is_the_same_command_line() -> None:
     done = subprocess.run([sys.executable, "-m", "pe_iqa", "--version"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith(f"pe-iqa {__version__}")
@@ -179,6 +185,7 @@ def test_python_dash_m_is_the_same_command_line() -> None:
     assert usage.returncode == 0 and "usage: pe-iqa score" in usage.stdout and "--pairs" in usage.stdout
 
 
+@pytest.mark.slow  # 1.4 s measured (full run, 2 shared cores)
 def test_rank_table_on_stdout_and_files_match_the_registry(tmp_path: Path, capsys) -> None:
     # the ImageNet weights: their rankings ship with the package, so nothing is measured here
     args = ["rank", "alexnet", "--layers", "relu1", "--device", "cpu", "--top", "3"]
@@ -215,6 +222,7 @@ def test_rank_table_on_stdout_and_files_match_the_registry(tmp_path: Path, capsy
     assert "holds an image" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 2.3 s measured (full run, 2 shared cores)
 def test_plot_writes_pngs_reports_on_stdout_and_files_on_stderr(tmp_path: Path, capsys) -> None:
     args = ["plot", "alexnet", "--layers", "relu1", "relu2", "--n", "2", "--dpi", "30",
             "--out-dir", str(tmp_path / "figs"), "--device", "cpu"]

@@ -3,22 +3,19 @@ unless ``--debug`` (issue 10.7 and the one-line rule)."""
 
 from __future__ import annotations
 
-import shutil
 import struct
 import zlib
 from pathlib import Path
 
 import pytest
+from tests.fixtures.sample_pairs import copy_sample_pair
 
-from pe_iqa.cli import SAMPLE_DIR, main
+from pe_iqa.cli import main
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("one")
-    shutil.copy(SAMPLE_DIR / "distorted" / "blur_1.png", root / "d.png")
-    shutil.copy(SAMPLE_DIR / "reference" / "blur_1.png", root / "r.png")
-    return root / "d.png", root / "r.png"
+    return copy_sample_pair("blur_1.png", tmp_path_factory.mktemp("one"))
 
 
 def _bomb(path: Path) -> Path:
@@ -59,6 +56,7 @@ CASES = [
 
 @pytest.mark.parametrize(("args", "message", "code"), CASES, ids=[" ".join(c[0][:3]) + f"-{i}"
                                                                    for i, c in enumerate(CASES)])
+@pytest.mark.slow  # 0.8 s measured (full run, 2 shared cores)
 def test_errors_are_one_line_with_the_right_exit_status(capsys, tmp_path, pair, args, message, code) -> None:
     filled = [a.format(tmp=tmp_path, d=pair[0], r=pair[1]) for a in args]
     assert main(filled) == code
@@ -69,6 +67,7 @@ def test_errors_are_one_line_with_the_right_exit_status(capsys, tmp_path, pair, 
     assert len(lines) == 1 and lines[0].startswith("pe-iqa")
 
 
+@pytest.mark.slow  # 0.7 s measured (full run, 2 shared cores)
 def test_a_pair_that_exceeds_the_pixel_limit_fails_alone(capsys, tmp_path, pair) -> None:
     """Issue 10.7: a 20000×20000 PNG ended in a traceback; now it is one failed pair and the rest score."""
     manifest = tmp_path / "pairs.csv"
@@ -101,6 +100,7 @@ def test_an_unexpected_error_is_one_line_naming_its_type(capsys, monkeypatch, pa
     ]
 
 
+@pytest.mark.slow  # 1.6 s measured (full run, 2 shared cores)
 def test_a_journal_of_an_interrupted_run_needs_resume(capsys, tmp_path, pair) -> None:
     out = tmp_path / "s.csv"
     (tmp_path / "s.csv.partial").write_text("index,distorted,reference,pe_alex,error\n")

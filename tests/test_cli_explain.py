@@ -22,6 +22,7 @@ def pe_alex(alexnet_weights_available: bool) -> PEDistance:
     return PEDistance("pe_alex")
 
 
+@pytest.mark.slow  # 7.0 s measured (full run, 2 shared cores)
 def test_explain_prints_writes_and_adds_up(pe_alex: PEDistance, tmp_path: Path, capsys) -> None:
     files = {"--csv": tmp_path / "c.csv", "--json": tmp_path / "c.json", "--figure": tmp_path / "why.png"}
     argv = ["explain", "--sample", "blur_2", "--top", "4"] + [x for k, v in files.items() for x in (k, str(v))]
@@ -50,6 +51,7 @@ def test_explain_refuses_to_write_onto_an_input_before_any_work(tmp_path: Path, 
     assert main(["explain", "--sample", "nope"]) == 2
 
 
+@pytest.mark.slow  # 11.6 s measured (full run, 2 shared cores)
 def test_score_maps_one_png_per_pair_and_resume_keeps_them(pe_alex: PEDistance, tmp_path: Path, capsys) -> None:
     maps = tmp_path / "maps"
     assert main(["score", "--sample", "pe_alex", "--maps", str(maps), "--no-progress"]) == 0
@@ -74,6 +76,7 @@ def test_score_maps_usage_errors(tmp_path: Path, capsys) -> None:
     assert "--maps draws a PE preset" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 6.2 s measured (full run, 2 shared cores)
 def test_layers_lists_every_layer_with_channels(capsys) -> None:
     assert main(["layers", "vgg16"]) == 0
     out = capsys.readouterr().out
@@ -84,12 +87,14 @@ def test_layers_lists_every_layer_with_channels(capsys) -> None:
     assert "transformer" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 13.9 s measured (full run, 2 shared cores)
 def test_rank_all_layers(capsys) -> None:
     assert main(["rank", "alexnet", "--weights", "random", "--layers", "all", "--top", "1", "--no-cache"]) == 0
     out = capsys.readouterr().out
     assert all(f"alexnet relu{k}:" in out for k in range(1, 6))
 
 
+@pytest.mark.slow  # 2.0 s measured (full run, 2 shared cores)
 def test_one_map_that_fails_in_any_way_never_stops_the_others(pe_alex: PEDistance, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from pe_iqa import explain_figures as explain

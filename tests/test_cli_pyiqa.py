@@ -4,7 +4,6 @@ and every pyiqa failure a user can cause is one line (issue 10.7, issue 11.5 and
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.fixtures.sample_pairs import copy_sample_pair
 
 from pe_iqa import PEDistance
-from pe_iqa.cli import SAMPLE_DIR, main
+from pe_iqa.cli import main
 from pe_iqa.image_io import read_pair
 
 TOL = 1e-6
@@ -38,10 +38,7 @@ _BLOCK_PYIQA = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("one")
-    shutil.copy(SAMPLE_DIR / "distorted" / "jpeg_2.png", root / "d.png")
-    shutil.copy(SAMPLE_DIR / "reference" / "jpeg_2.png", root / "r.png")
-    return root / "d.png", root / "r.png"
+    return copy_sample_pair("jpeg_2.png", tmp_path_factory.mktemp("one"))
 
 
 def _without_pyiqa(*arguments: str) -> subprocess.CompletedProcess:
@@ -49,11 +46,13 @@ def _without_pyiqa(*arguments: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow  # 7.5 s measured (full run, 2 shared cores)
 def test_the_core_never_imports_pyiqa() -> None:
     code = "import sys, pe_iqa, pe_iqa.cli, pe_iqa.scoring, pe_iqa.image_io; assert 'pyiqa' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode == 0
 
 
+@pytest.mark.slow  # 60.5 s measured (full run, 2 shared cores)
 def test_without_pyiqa_presets_score_and_pyiqa_metrics_name_the_extra() -> None:
     """Issue 11.5: the README's main command must work after the install the README gives for it."""
     presets = _without_pyiqa("score", "--sample", "pe_alex", "--device", "cpu")
@@ -71,6 +70,7 @@ def test_without_pyiqa_presets_score_and_pyiqa_metrics_name_the_extra() -> None:
     ]
 
 
+@pytest.mark.slow  # 4.6 s measured (full run, 2 shared cores)
 def test_score_pyiqa_metrics_equal_pyiqa(capsys, pair) -> None:
     pyiqa = pytest.importorskip("pyiqa")
     assert main(["score", "-t", str(pair[0]), "-r", str(pair[1]), "lpips", "ssim", "--device", "cpu"]) == 0
@@ -84,6 +84,7 @@ def test_score_pyiqa_metrics_equal_pyiqa(capsys, pair) -> None:
     assert "lower = better: lpips; higher = better: ssim" in captured.out
 
 
+@pytest.mark.slow  # 2.8 s measured (full run, 2 shared cores)
 def test_pyiqa_command_runs_pyiqa_cli_with_pe_metrics(capsys, pair) -> None:
     pytest.importorskip("pyiqa")
     argv = list(sys.argv)
@@ -124,6 +125,7 @@ def offline(monkeypatch, tmp_path):
     return tmp_path / "empty"
 
 
+@pytest.mark.slow  # 2.7 s measured (full run, 2 shared cores)
 def test_an_offline_pyiqa_metric_names_the_metric_and_the_weight_file(capsys, pair, offline) -> None:
     """Issue 11.7: a bare ``<urlopen error …>`` named neither the metric nor the file."""
     assert main(["score", "-t", str(pair[0]), "-r", str(pair[1]), "lpips", "--device", "cpu"]) == 1

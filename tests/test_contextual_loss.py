@@ -101,6 +101,7 @@ def test_per_image_losses_do_not_depend_on_the_batch() -> None:
     torch.testing.assert_close(contextual_loss(pred, target, reduction="sum"), batch.sum())
 
 
+@pytest.mark.slow  # 2.7 s measured (quick-tier run, 2 shared cores)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_gradcheck_float64(weighted: bool) -> None:
     pred = features(2, 3, 3, 3, seed=8, dtype=torch.float64).requires_grad_(True)
@@ -176,6 +177,7 @@ def random_alexnet():
     return load_backbone("alexnet", ["relu1", "relu2"], weights="random")
 
 
+@pytest.mark.slow  # 1.4 s measured (full run, 2 shared cores)
 def test_image_loss_gradients_reach_only_the_input(random_alexnet) -> None:
     loss = PEContextualLoss(random_alexnet, ["relu1", "relu2"], layer_weights=[1.0, 3.0], reduction="none")
     preds = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(18)).requires_grad_(True)
@@ -194,6 +196,7 @@ def test_image_loss_gradients_reach_only_the_input(random_alexnet) -> None:
     assert float(loss(target.detach(), target.detach()).sum()) == 0.0
 
 
+@pytest.mark.slow  # 7.0 s measured (quick-tier run, 2 shared cores)
 def test_image_loss_under_autocast_computes_the_head_in_float32(random_alexnet) -> None:
     loss = PEContextualLoss(random_alexnet, ["relu1"], reduction="none")
     preds = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(20))
@@ -204,6 +207,7 @@ def test_image_loss_under_autocast_computes_the_head_in_float32(random_alexnet) 
     torch.testing.assert_close(mixed, loss(preds, target), rtol=0.1, atol=0.02)
 
 
+@pytest.mark.slow  # 1.6 s measured (full run, 2 shared cores)
 def test_pe_weights_and_high_subset_follow_the_ranking(alexnet_weights_available: bool) -> None:
     if not alexnet_weights_available:
         pytest.skip("pretrained AlexNet weights not in $TORCH_HOME (the shipped ranking needs them)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.fixtures.reduced_precision import assert_autocast_close
 
 from pe_iqa import PEDistance, PELoss, pe_distance
 from pe_iqa.backbones import load_backbone
@@ -49,6 +50,7 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")  # lpips' torchvision call
+@pytest.mark.slow  # 6.6 s measured (full run, 2 shared cores)
 def test_all_channels_five_layers_equal_lpips_without_linear_layers(alexnet, pair) -> None:
     lpips = pytest.importorskip("lpips")
     preds, target = pair
@@ -70,6 +72,7 @@ def test_all_channels_five_layers_equal_lpips_without_linear_layers(alexnet, pai
     torch.testing.assert_close(five(preds, target), torch.stack(per_layer, dim=1).mean(dim=1), rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.slow  # 0.6 s measured (full run, 2 shared cores)
 def test_matches_eq1_computed_by_hand(alexnet, pair) -> None:
     preds, target = pair
     feats_p, feats_t = alexnet(preds), alexnet(target)
@@ -96,6 +99,7 @@ def test_matches_eq1_computed_by_hand(alexnet, pair) -> None:
 # --------------------------------------------------------------------------------- options
 
 
+@pytest.mark.slow  # 1.7 s measured (quick-tier run, 2 shared cores)
 def test_reductions(alexnet, pair) -> None:
     preds, target = pair
     per_image = PEDistance(backbone=alexnet, layers=["relu3"], reduction="none")(preds, target)
@@ -121,6 +125,7 @@ def test_data_range_255_equals_division(alexnet, pair) -> None:
     torch.testing.assert_close(scaled(preds * 255, target * 255), unit(preds, target), rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow  # 1.5 s measured (quick-tier run, 2 shared cores)
 def test_float64_inputs_give_the_float32_result(alexnet, pair) -> None:
     preds, target = pair
     metric = PEDistance(backbone=alexnet, layers=["relu3"], reduction="none")
@@ -169,6 +174,7 @@ def test_pe_weights_proportional_to_score_with_the_uniform_total(alexnet, channe
 # --------------------------------------------------------------------------------- speed options change nothing
 
 
+@pytest.mark.slow  # 0.6 s measured (full run, 2 shared cores)
 def test_pruning_gives_identical_results(alexnet, pair) -> None:
     preds, target = pair
     for layers in (["relu5"], ["relu3", "relu5"]):
@@ -191,6 +197,7 @@ def test_given_backbone_is_not_modified(alexnet) -> None:
         assert torch.equal(value, before[key][0]) and value.stride() == before[key][1], key
 
 
+@pytest.mark.slow  # 3.2 s measured (quick-tier run, 2 shared cores)
 def test_channels_last_gives_identical_results(alexnet, pair) -> None:
     preds, target = pair
     # fast owns its pruned copy
@@ -201,6 +208,7 @@ def test_channels_last_gives_identical_results(alexnet, pair) -> None:
     torch.testing.assert_close(fast(preds, target), plain(preds, target), rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow  # 5.4 s measured (full run, 2 shared cores)
 def test_compile_flag_gives_identical_results(alexnet, pair) -> None:
     # "aot_eager" exercises the torch.compile path (dynamo tracing of the backbone) in ~2 s; compile=True
     # (inductor) gives the same results but needs ~20-40 s to compile on 2 CPU cores, too slow for a unit test.
@@ -210,6 +218,7 @@ def test_compile_flag_gives_identical_results(alexnet, pair) -> None:
     torch.testing.assert_close(compiled(preds, target), eager(preds, target), rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow  # 2.5 s measured (quick-tier run, 2 shared cores)
 def test_cached_target_features_give_identical_results(alexnet, pair) -> None:
     preds, target = pair
     metric = PEDistance(backbone=alexnet, layers=["relu2", "relu3"], reduction="none")
@@ -222,6 +231,7 @@ def test_cached_target_features_give_identical_results(alexnet, pair) -> None:
         metric(preds, target, target_features=cached[:1])
 
 
+@pytest.mark.slow  # 6.0 s measured (full run, 2 shared cores)
 def test_pe_distance_matches_module_and_follows_input_dtype(alexnet, pair) -> None:
     preds, target = pair
     module = PEDistance(backbone=alexnet, layers=["relu2"], reduction="none")
@@ -235,20 +245,14 @@ def test_pe_distance_matches_module_and_follows_input_dtype(alexnet, pair) -> No
 # --------------------------------------------------------------------------------- reduced precision
 
 
+@pytest.mark.slow  # 0.7 s measured (full run, 2 shared cores)
 def test_autocast_bfloat16_on_cpu_within_tolerance(alexnet) -> None:
     # Measured on 6 pairs (noise 0.02–0.5): max relative error 1.1 % for AlexNet relu3 H-10 (the default),
     # 0.4 % for the five-layer F version; asserted < 3 %, ordering of the pairs preserved.
     target = smooth_images(6, 96, seed=2)
     preds = distorted(target, seed=3, strengths=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5))
     metric = PEDistance(backbone=alexnet, layers=["relu3"], reduction="none")
-    reference = metric(preds, target)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        low = metric(preds, target)
-        same = metric(target, target)
-    assert low.dtype == torch.float32
-    assert ((low - reference).abs() / reference).max() < 3e-2
-    assert torch.equal(low.argsort(), reference.argsort())
-    assert torch.all(same == 0)
+    assert_autocast_close(metric, preds, target, "cpu", torch.bfloat16)
 
 
 # --------------------------------------------------------------------------------- as a loss
@@ -269,6 +273,7 @@ def test_loss_gradients_reach_the_input_not_the_backbone(alexnet, pair) -> None:
     assert loss_fn(stepped, target) < loss
 
 
+@pytest.mark.slow  # 0.5 s measured (full run, 2 shared cores)
 def test_loss_gradient_finite_at_identical_inputs(alexnet, pair) -> None:
     _, target = pair
     black = torch.zeros_like(target)  # all-zero features: the norm's epsilon guards sqrt'(0)
@@ -288,6 +293,7 @@ def test_loss_accepts_overshooting_outputs(alexnet, pair) -> None:
     assert torch.isfinite(loss)
 
 
+@pytest.mark.slow  # 0.7 s measured (full run, 2 shared cores)
 def test_layer_weights_weight_each_layers_distance(alexnet, pair) -> None:
     preds, target = pair
     single = {layer: PEDistance(backbone=alexnet, layers=[layer], reduction="none")(preds, target)
@@ -317,6 +323,7 @@ def test_invalid_layer_weights_are_refused(layer_weights: object, error: type) -
         PEDistance(weights="random", layers=["relu1", "relu2"], layer_weights=layer_weights)
 
 
+@pytest.mark.slow  # 12.8 s measured (full run, 2 shared cores)
 def test_float64_module_passes_gradcheck() -> None:
     # TorchMetrics' MetricTester runs gradcheck on a float64 module: the head must then run in float64 too
     metric = PEDistance(weights="random", layers=["relu1"], top_percent=25, check_range=False, reduction="none")
@@ -327,6 +334,7 @@ def test_float64_module_passes_gradcheck() -> None:
     assert torch.autograd.gradcheck(lambda x: metric(x, target), (preds,), eps=1e-6, atol=1e-5)
 
 
+@pytest.mark.slow  # 11.2 s measured (full run, 2 shared cores)
 def test_huge_inputs_warn_about_memory_before_running(monkeypatch: pytest.MonkeyPatch, alexnet) -> None:
     from pe_iqa import distance
 

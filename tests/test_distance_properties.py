@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -24,6 +25,9 @@ from hypothesis import strategies as st
 
 from pe_iqa import PEDistance
 from pe_iqa.backbones import load_backbone
+
+# every property runs AlexNet on many generated pairs (0.6–30 s each in a full run on 2 shared cores)
+pytestmark = pytest.mark.slow
 
 LAYERS = ["relu1", "relu2", "relu3"]
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)

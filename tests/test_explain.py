@@ -11,6 +11,8 @@ from pe_iqa.explain import explain_pair
 from pe_iqa.explain_figures import explanation_figure
 from pe_iqa.plotting import save_figure
 
+pytestmark = pytest.mark.slow  # every test uses the three presets (module fixture, ~10 s)
+
 
 def natural(size: tuple[int, int], seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)

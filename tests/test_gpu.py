@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.fixtures.reduced_precision import assert_autocast_close
 
 from pe_iqa import PEDistance, PELoss, pe_distance
 from pe_iqa.backbones import load_backbone
@@ -106,15 +107,7 @@ def test_autocast_within_tolerance(dtype: torch.dtype, pairs) -> None:
     if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
         pytest.skip("bfloat16 not supported on this GPU")
     preds, target = (t.cuda() for t in pairs)
-    metric = PEDistance(reduction="none", device="cuda")
-    reference = metric(preds, target)
-    with torch.autocast("cuda", dtype=dtype):
-        low = metric(preds, target)
-        same = metric(target, target)
-    assert low.dtype == torch.float32
-    assert ((low - reference).abs() / reference).max() < 3e-2
-    assert torch.equal(low.argsort(), reference.argsort())
-    assert torch.all(same == 0)
+    assert_autocast_close(PEDistance(reduction="none", device="cuda"), preds, target, "cuda", dtype)
 
 
 def test_inputs_on_another_device_are_rejected(pairs) -> None:

@@ -60,12 +60,14 @@ def _csv_scores(path: Path) -> list[float]:
         return [float(row["pe_alex"]) for row in csv.DictReader(handle)]
 
 
+@pytest.mark.slow  # 5.4 s measured (full run, 2 shared cores)
 def test_engine_equals_the_core(files: Path, core_scores: list[float]) -> None:
     result = score_pairs(read_pairs_manifest(files / "pairs.csv"), ["pe_alex"], progress=False)
     assert result.scores("pe_alex").tolist() == core_scores
     assert [row["kind"] for row in result.rows] == ["8-bit", "16-bit", "float"]
 
 
+@pytest.mark.slow  # 45.1 s measured (full run, 2 shared cores)
 def test_cli_in_process_and_fresh_interpreter_equal_the_core(files: Path, core_scores, tmp_path: Path) -> None:
     assert main(["score", "--pairs", str(files / "pairs.csv"), "--csv", str(tmp_path / "a.csv"), "--device", "cpu",
                  "--no-progress"]) == 0
@@ -78,6 +80,7 @@ def test_cli_in_process_and_fresh_interpreter_equal_the_core(files: Path, core_s
     assert _csv_scores(tmp_path / "b.csv") == core_scores
 
 
+@pytest.mark.slow  # 3.6 s measured (full run, 2 shared cores)
 def test_benchmark_loader_equals_the_core(files: Path, core_scores) -> None:
     metric = PEDistance("pe_alex", device="cpu", reduction="none")
     with torch.inference_mode():
@@ -86,6 +89,7 @@ def test_benchmark_loader_equals_the_core(files: Path, core_scores) -> None:
     assert scores == core_scores
 
 
+@pytest.mark.slow  # 4.8 s measured (full run, 2 shared cores)
 def test_pyiqa_reader_agrees_on_8_bit_and_clips_16_bit(files: Path, core_scores) -> None:
     pyiqa = pytest.importorskip("pyiqa")
     import pe_iqa_pyiqa  # noqa: F401

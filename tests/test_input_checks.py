@@ -155,6 +155,7 @@ def test_different_devices() -> None:
 # --------------------------------------------------------------------------------- through the metric
 
 
+@pytest.mark.slow  # 1.8 s measured (full run, 2 shared cores)
 def test_metric_rejects_meta_images(metric: PEDistance) -> None:
     ghost = torch.empty(1, 3, 64, 64, device="meta")
     with pytest.raises(ValueError, match="meta tensor"):
@@ -170,6 +171,7 @@ def test_metric_rejects_cuda_images_on_a_cpu_metric(metric: PEDistance) -> None:
         metric(x, x)
 
 
+@pytest.mark.slow  # 2.0 s measured (quick-tier run, 2 shared cores)
 def test_images_smaller_than_the_deepest_layer_allows(metric: PEDistance) -> None:
     size = metric.min_input_size
     assert size > 1
@@ -261,6 +263,7 @@ def test_option_types_are_strict(options: dict, error: type, message: str) -> No
         PEDistance(**{"weights": "random", **options})
 
 
+@pytest.mark.slow  # 2.3 s measured (full run, 2 shared cores)
 def test_numpy_numbers_are_numbers() -> None:
     metric = PEDistance(weights="random", layers=["relu1"], top_percent=np.float32(25), data_range=np.float64(1))
     assert metric.spec.top_percent == 25.0 and isinstance(metric.spec.top_percent, float)

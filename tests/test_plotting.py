@@ -40,6 +40,7 @@ def test_filter_chromaticity_zero_for_grey_positive_for_colour() -> None:
         filter_chromaticity(torch.zeros(2, 4, 3, 3))
 
 
+@pytest.mark.slow  # 4.4 s measured (full run, 2 shared cores)
 def test_top_bottom_channels_follow_the_ranking(rankings) -> None:
     ranking = rankings["relu1"]
     order = ranking.order().tolist()
@@ -61,6 +62,7 @@ def test_input_filters_only_for_the_first_rgb_layer(backbone) -> None:
     assert input_filters(backbone, "relu2") is None
 
 
+@pytest.mark.slow  # 8.6 s measured (full run, 2 shared cores)
 def test_plot_layer_writes_png_with_and_without_filters(tmp_path: Path, backbone, rankings) -> None:
     with_filters = plot_layer(rankings["relu1"], n=3, filters=input_filters(backbone, "relu1"))
     without = plot_layer(rankings["relu2"], n=2)
@@ -76,6 +78,7 @@ def test_plot_layer_rejects_filters_of_another_layer(backbone, rankings) -> None
         plot_layer(rankings["relu2"], filters=input_filters(backbone, "relu1"))
 
 
+@pytest.mark.slow  # 0.6 s measured (full run, 2 shared cores)
 def test_pe_histogram_counts_every_positive_channel(rankings) -> None:
     # float32 log-spaced edges used to miss the extremes (60 of 62 relu1 channels drawn, the top one lost)
     from matplotlib.patches import Rectangle

@@ -116,6 +116,7 @@ def _percent_for(k: int, n: int) -> float:
     return 100.0 * k / n
 
 
+@pytest.mark.slow  # 1.4 s measured (full run, 2 shared cores)
 def test_gabor_layer_tuning_peaks_where_built(gabor_ranking: ChannelRanking) -> None:
     tuning = gabor_ranking.tuning
     assert tuning.response_f.shape == (len(NAMES), GABOR_CONFIG.n_frequencies)

@@ -10,33 +10,24 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from tests.fixtures.cache_entries import read_tuning
 
 from pe_iqa.analysis import ranking_lookup as registry
 from pe_iqa.analysis.ranking_lookup import clear_memory_cache, get_rankings
 from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves
-from pe_iqa.analysis.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, default_cache_dir, read_entry
+from pe_iqa.analysis.tuning_cache import FORMAT_VERSION, CacheEntryError, TuningKey, default_cache_dir
 from pe_iqa.backbones import Backbone, load_backbone
 
 # A tiny analysis (64-px stimuli, few samples): the cache logic does not depend on the stimulus set.
 CONFIG = AnalysisConfig(size=64, n_frequencies=6, n_orientations=4, n_phases=1)
 LAYERS = ["relu1", "relu2"]
 
-def _read_tuning(path, key):
-    """A cache entry's tuning curves (``read_entry`` returns the named arrays)."""
-    return TuningCurves(**read_entry(path, key, TuningCurves.ARRAYS))
-
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memory() -> Iterator[None]:
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+pytestmark = pytest.mark.usefixtures("fresh_ranking_memory")
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +75,7 @@ def test_default_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPat
     assert default_cache_dir() == tmp_path / "xdg" / "pe_iqa"
 
 
+@pytest.mark.slow  # 2.3 s measured (full run, 2 shared cores)
 def test_writes_one_verified_file_per_layer_and_reads_it_back(
     alexnet_random: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,7 +85,7 @@ def test_writes_one_verified_file_per_layer_and_reads_it_back(
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == sorted(_key(alexnet_random, layer).filename() for layer in LAYERS)
     for layer in LAYERS:
-        stored = _read_tuning(tmp_path / _key(alexnet_random, layer).filename(), _key(alexnet_random, layer))
+        stored = read_tuning(tmp_path / _key(alexnet_random, layer).filename(), _key(alexnet_random, layer))
         for name in ("frequencies", "response_f", "orientations", "response_theta"):
             assert torch.equal(getattr(stored, name), getattr(first[layer].tuning, name))  # exact round trip
     clear_memory_cache()
@@ -103,6 +95,7 @@ def test_writes_one_verified_file_per_layer_and_reads_it_back(
         assert torch.equal(again[layer].order(), first[layer].order())
 
 
+@pytest.mark.slow  # 1.7 s measured (quick-tier run, 2 shared cores)
 def test_default_folder_is_pe_iqa_cache(alexnet_random: Backbone, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PE_IQA_CACHE", str(tmp_path / "cache"))
@@ -166,6 +159,7 @@ CORRUPTIONS = {
 
 
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+@pytest.mark.slow  # 2.7 s measured (full run, 2 shared cores)
 def test_untrusted_file_warns_and_is_rebuilt(
     corruption: str, alexnet_random: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,7 +169,7 @@ def test_untrusted_file_warns_and_is_rebuilt(
     path = tmp_path / key.filename()
     corrupt(path, tmp_path / _key(alexnet_random, "relu2").filename())
     with pytest.raises(CacheEntryError, match=re.escape(str(path))):
-        _read_tuning(path, key)
+        read_tuning(path, key)
     clear_memory_cache()
     calls = _count_measuring(monkeypatch)
     with pytest.warns(RuntimeWarning, match="untrusted") as record:
@@ -185,7 +179,7 @@ def test_untrusted_file_warns_and_is_rebuilt(
     assert re.search(reason, messages, flags=re.IGNORECASE), messages
     assert len(calls) == 1  # re-measured (relu2 came from its intact file, but a measurement runs all taps)
     _assert_same_tuning(rebuilt["relu1"].tuning, original["relu1"].tuning)
-    _assert_same_tuning(_read_tuning(path, key), original["relu1"].tuning)  # the file is valid again
+    _assert_same_tuning(read_tuning(path, key), original["relu1"].tuning)  # the file is valid again
     assert not _leftover_temp_files(tmp_path)
     clear_memory_cache()
     with warnings.catch_warnings():
@@ -212,6 +206,7 @@ print(rankings["relu1"].weights_id)
 """
 
 
+@pytest.mark.slow  # 28.8 s measured (full run, 2 shared cores)
 def test_concurrent_processes_leave_one_valid_file_per_layer(tmp_path: Path) -> None:
     # SqueezeNet 1.1: random initialisation is cheap, so the processes spend their time importing and measuring.
     squeezenet = load_backbone("squeezenet1_1", ["relu1", "fire2"], weights="random")
@@ -243,9 +238,10 @@ def test_concurrent_processes_leave_one_valid_file_per_layer(tmp_path: Path) -> 
     names = sorted(p.name for p in cache.iterdir())
     assert names == sorted(key.filename() for key in keys.values())  # exactly one file per layer, no temp files
     for key in keys.values():
-        _read_tuning(cache / key.filename(), key)
+        read_tuning(cache / key.filename(), key)
 
 
+@pytest.mark.slow  # 1.1 s measured (full run, 2 shared cores)
 def test_random_and_pretrained_weights_get_different_keys(
     alexnet_random: Backbone, alexnet_weights_available: bool, tmp_path: Path
 ) -> None:
@@ -261,6 +257,7 @@ def test_random_and_pretrained_weights_get_different_keys(
     assert not torch.allclose(random_ranking.tuning.response_f, pretrained.tuning.response_f)
 
 
+@pytest.mark.slow  # 0.9 s measured (quick-tier run, 2 shared cores)
 def test_analysis_config_is_part_of_the_key(alexnet_random: Backbone, tmp_path: Path) -> None:
     other = AnalysisConfig(size=64, n_frequencies=7, n_orientations=4, n_phases=1)
     assert other.key() != CONFIG.key()
@@ -318,6 +315,7 @@ def test_unwritable_cache_path_keeps_the_ranking_in_memory(
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.slow  # 1.9 s measured (quick-tier run, 2 shared cores)
 def test_memory_cache_hit_and_use_cache_false(
     alexnet_random: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

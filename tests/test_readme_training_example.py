@@ -17,6 +17,7 @@ def training_example() -> str:
     return next(block for block in blocks if "optimiser.step()" in block)
 
 
+@pytest.mark.slow  # 8.6 s measured (full run, 2 shared cores)
 def test_the_training_example_trains_and_validates(torch_home: Path, capsys: pytest.CaptureFixture) -> None:
     pytest.importorskip("torchmetrics")
     if not (torch_home / "hub" / "checkpoints" / "vgg16-397923af.pth").is_file():

@@ -141,6 +141,7 @@ def test_score_pair_extra_may_not_shadow_output_columns() -> None:
 # ---------------------------------------------------------------------------------------------- scoring
 
 
+@pytest.mark.slow  # 1.1 s measured (full run, 2 shared cores)
 def test_rows_follow_the_input_with_extras_and_equal_the_module(dataset, pe_alex, reference_scores) -> None:
     pairs = read_pairs_manifest(dataset / "pairs.csv")
     result = score_pairs(pairs, [pe_alex], progress=False)
@@ -152,6 +153,7 @@ def test_rows_follow_the_input_with_extras_and_equal_the_module(dataset, pe_alex
     assert result.means()["pe_alex"] == pytest.approx(float(np.mean(reference_scores)), rel=1e-12)
 
 
+@pytest.mark.slow  # 8.8 s measured (quick-tier run, 2 shared cores)
 @pytest.mark.parametrize("batch_size", [1, 4])
 def test_reference_reuse_gives_identical_scores(dataset, pe_alex, reference_scores, batch_size) -> None:
     pairs = read_pairs_manifest(dataset / "pairs.csv")
@@ -169,6 +171,7 @@ def test_reference_reuse_gives_identical_scores(dataset, pe_alex, reference_scor
     assert no_room.features_computed > reused.features_computed
 
 
+@pytest.mark.slow  # 1.5 s measured (full run, 2 shared cores)
 def test_batches_of_mixed_sizes_and_workers_give_the_same_scores(dataset, pe_alex, reference_scores) -> None:
     pairs = read_pairs_manifest(dataset / "pairs.csv")
     batched = score_pairs(pairs, [pe_alex], batch_size=5, workers=1, progress=False)  # batches span both sizes
@@ -244,6 +247,35 @@ def test_unknown_metrics_fail_before_anything_is_built(monkeypatch) -> None:
         build_metric("fancy_metric")
 
 
+def test_a_registry_is_extended_into_a_new_one_and_the_default_is_unchanged(monkeypatch) -> None:
+    monkeypatch.setattr(metrics_module, "metric_providers", lambda: [])  # no installed provider: nothing imported
+    planted = ScoringMetric("planted_xyz", True, score=lambda dist, ref: (dist - ref).abs().flatten(1).mean(1))
+
+    class Baselines:
+        def knows(self, name: str) -> bool:
+            return name == "zero_xyz"
+
+        def build(self, name: str, device: torch.device) -> ScoringMetric:
+            return ScoringMetric(name, True, score=lambda dist, ref: dist.new_zeros(len(dist)), source="baseline")
+
+    extended = metrics_module.METRICS.with_providers(Baselines()).with_metrics(planted)
+    assert extended.build("planted_xyz") is planted
+    assert extended.build("zero_xyz", "cpu").source == "baseline"
+    assert all(name in extended for name in ("pe_alex", "planted_xyz", "zero_xyz"))
+    for name in ("planted_xyz", "zero_xyz"):  # the default registry (pe-iqa score) never learnt them
+        assert name not in metrics_module.METRICS
+        with pytest.raises(MetricUnavailableError, match=rf"{name}.*no metric provider is installed"):
+            check_metric_names([name])
+    with pytest.raises(ValueError, match=r"\['pe_alex'\] are already taken"):  # a preset keeps its meaning
+        metrics_module.METRICS.with_metrics(ScoringMetric("pe_alex", True, score=planted.score))
+    with pytest.raises(ValueError, match="already taken"):
+        extended.with_metrics(planted)
+    with pytest.raises(TypeError, match="ScoringMetric objects"):
+        metrics_module.METRICS.with_metrics("planted_xyz")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="metric name must be a string"):
+        extended.build(planted)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------------------------------- output
 
 
@@ -274,6 +306,7 @@ def _interrupted_run(pairs, pe_alex, out: Path, stop_at: int) -> None:
     assert not out.exists() and journal_path(out).exists()
 
 
+@pytest.mark.slow  # 1.1 s measured (quick-tier run, 2 shared cores)
 def test_resume_gives_the_file_of_an_uninterrupted_run(dataset, pe_alex, tmp_path) -> None:
     pairs = read_pairs_manifest(dataset / "pairs.csv")
     score_pairs(pairs, [pe_alex], csv_path=tmp_path / "full.csv", progress=False)
@@ -290,6 +323,7 @@ def test_resume_gives_the_file_of_an_uninterrupted_run(dataset, pe_alex, tmp_pat
     assert again.scored == 0 and out.read_bytes() == (tmp_path / "full.csv").read_bytes()
 
 
+@pytest.mark.slow  # 0.9 s measured (quick-tier run, 2 shared cores)
 def test_resume_survives_a_torn_last_line_and_rescores_failed_pairs(dataset, pe_alex, tmp_path) -> None:
     pairs = read_pairs_manifest(dataset / "pairs.csv")
     score_pairs(pairs, [pe_alex], csv_path=tmp_path / "full.csv", progress=False)
@@ -347,6 +381,7 @@ def test_the_csv_is_never_written_onto_an_input(dataset, pe_alex, tmp_path) -> N
     assert _fingerprint(reference) == before
 
 
+@pytest.mark.slow  # 1.5 s measured (quick-tier run, 2 shared cores)
 def test_the_final_csv_is_replaced_atomically(dataset, pe_alex, tmp_path, monkeypatch) -> None:
     """Issue 10.2: on a full disk an existing scores.csv was replaced by a truncated one."""
     pairs = read_pairs_manifest(dataset / "pairs.csv")

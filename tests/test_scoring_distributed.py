@@ -67,6 +67,7 @@ def _means(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if line.startswith("mean")]
 
 
+@pytest.mark.slow  # 49.4 s measured (full run, 2 shared cores)
 def test_two_gloo_processes_write_the_single_process_csv_row_by_row(manifest: Path, tmp_path: Path) -> None:
     common = ["score", "--pairs", str(manifest), "--device", "cpu", "--no-progress"]
     single = _run([*common, "--csv", str(tmp_path / "single.csv")], 1)
@@ -85,6 +86,7 @@ def test_two_gloo_processes_write_the_single_process_csv_row_by_row(manifest: Pa
     assert not list(tmp_path.glob("*.partial"))
 
 
+@pytest.mark.slow  # 83.8 s measured (full run, 2 shared cores)
 def test_resume_under_torchrun_continues_a_single_process_run(manifest: Path, tmp_path: Path) -> None:
     pairs = read_pairs_manifest(manifest)
     full = _run(["score", "--pairs", str(manifest), "--device", "cpu", "--csv", str(tmp_path / "full.csv")], 1)

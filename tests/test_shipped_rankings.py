@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from tests.fixtures.cache_entries import read_tuning
 
 from pe_iqa.analysis import ranking_lookup as registry
 from pe_iqa.analysis.ranking import ChannelRanking
 from pe_iqa.analysis.ranking_lookup import SHIPPED_DIR, clear_memory_cache, get_rankings
-from pe_iqa.analysis.tuning import AnalysisConfig, TuningCurves
-from pe_iqa.analysis.tuning_cache import TuningKey, read_entry
+from pe_iqa.analysis.tuning import AnalysisConfig
+from pe_iqa.analysis.tuning_cache import TuningKey
 
 ALEXNET_LAYERS = ("relu1", "relu2", "relu3", "relu4", "relu5")
 ALEXNET_CHANNELS = {"relu1": 64, "relu2": 192, "relu3": 384, "relu4": 256, "relu5": 256}
 VGG16_CHANNELS = {"relu1_2": 64, "relu2_2": 128, "relu3_3": 256, "relu4_3": 512, "relu5_3": 512}
 
-def _read_tuning(path, key):
-    """A cache entry's tuning curves (``read_entry`` returns the named arrays)."""
-    return TuningCurves(**read_entry(path, key, TuningCurves.ARRAYS))
-
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memory() -> Iterator[None]:
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+pytestmark = pytest.mark.usefixtures("fresh_ranking_memory")
 
 
 def _require_weights(torch_home: Path, filename: str) -> None:
@@ -63,7 +53,7 @@ def test_shipped_files_are_valid_default_analysis_entries() -> None:
         key = _key_of(path)
         assert key.filename() == path.name
         assert key.config_key == default.key(), path.name
-        tuning = _read_tuning(path, key)  # checksum, format version and key verified
+        tuning = read_tuning(path, key)  # checksum, format version and key verified
         payload = json.loads(path.read_text(encoding="utf-8"))["payload"]
         assert payload["config"] == dataclasses.asdict(default)
         assert tuning.response_f.shape[1] == default.n_frequencies
@@ -83,13 +73,14 @@ def fresh_alexnet(torch_home: Path) -> dict[str, ChannelRanking]:
     return get_rankings("alexnet", list(ALEXNET_LAYERS), use_cache=False)
 
 
+@pytest.mark.slow  # 35.6 s measured (full run, 2 shared cores)
 def test_alexnet_shipped_rankings_equal_a_fresh_measurement(fresh_alexnet: dict[str, ChannelRanking]) -> None:
     assert list(fresh_alexnet) == list(ALEXNET_LAYERS)
     for layer, fresh in fresh_alexnet.items():
         key = TuningKey("alexnet", fresh.weights_id, layer, AnalysisConfig().key())
         path = SHIPPED_DIR / key.filename()
         assert path.is_file(), f"no shipped ranking {path.name} for these weights (weights_id {fresh.weights_id})"
-        shipped = ChannelRanking("alexnet", fresh.weights_id, layer, fresh.config, _read_tuning(path, key))
+        shipped = ChannelRanking("alexnet", fresh.weights_id, layer, fresh.config, read_tuning(path, key))
         assert shipped.n_channels == fresh.n_channels == ALEXNET_CHANNELS[layer]
         torch.testing.assert_close(shipped.tuning.response_f, fresh.tuning.response_f, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(shipped.tuning.response_theta, fresh.tuning.response_theta, rtol=1e-4, atol=1e-6)
@@ -97,6 +88,7 @@ def test_alexnet_shipped_rankings_equal_a_fresh_measurement(fresh_alexnet: dict[
             assert torch.equal(shipped.select(subset, 10), fresh.select(subset, 10)), (layer, subset)
 
 
+@pytest.mark.slow  # 2.6 s measured (full run, 2 shared cores)
 def test_registry_uses_the_shipped_alexnet_rankings_without_measuring(
     fresh_alexnet: dict[str, ChannelRanking], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,13 +97,14 @@ def test_registry_uses_the_shipped_alexnet_rankings_without_measuring(
     assert list(rankings) == list(ALEXNET_LAYERS)
     for layer, ranking in rankings.items():
         key = TuningKey("alexnet", ranking.weights_id, layer, AnalysisConfig().key())
-        shipped = _read_tuning(SHIPPED_DIR / key.filename(), key)
+        shipped = read_tuning(SHIPPED_DIR / key.filename(), key)
         assert torch.equal(ranking.tuning.response_f, shipped.response_f)
         assert torch.equal(ranking.tuning.response_theta, shipped.response_theta)
         assert torch.equal(ranking.select("high", 10), fresh_alexnet[layer].select("high", 10))
     assert list(tmp_path.iterdir()) == []  # shipped entries are read in place, not copied to the user cache
 
 
+@pytest.mark.slow  # 8.4 s measured (full run, 2 shared cores)
 def test_registry_uses_the_shipped_vgg16_rankings_without_measuring(
     torch_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,7 +120,7 @@ def test_registry_uses_the_shipped_vgg16_rankings_without_measuring(
         ranking = rankings[key.layer]
         assert ranking.weights_id == key.weights_id
         assert ranking.n_channels == VGG16_CHANNELS[key.layer]
-        assert torch.equal(ranking.tuning.response_f, _read_tuning(SHIPPED_DIR / key.filename(), key).response_f)
+        assert torch.equal(ranking.tuning.response_f, read_tuning(SHIPPED_DIR / key.filename(), key).response_f)
         assert len(ranking.select("high", 10)) >= round(ranking.n_channels / 10)
     assert list(tmp_path.iterdir()) == []
 
@@ -140,7 +133,7 @@ def test_shipped_ranking_is_trusted_over_a_user_entry_for_its_key(
 
     path = next(p for p in _shipped_files() if p.name.startswith("alexnet__") and "__relu3__" in p.name)
     key = _key_of(path)
-    shipped = _read_tuning(path, key)
+    shipped = read_tuning(path, key)
     permutation = torch.randperm(shipped.n_channels, generator=torch.Generator().manual_seed(0))
     edited = dataclasses.replace(shipped, response_f=shipped.response_f[permutation],
                                  response_theta=shipped.response_theta[permutation])

@@ -61,6 +61,7 @@ def test_presets_are_read_only_specs() -> None:
     assert resolve_spec("pe_vgg", top_percent=None) is PRESETS["pe_vgg"]  # None overrides nothing
 
 
+@pytest.mark.slow  # 92.4 s measured (full run, 2 shared cores)
 def test_a_preset_is_named_the_same_way_in_every_entry_point() -> None:
     tm = pytest.importorskip("pe_iqa_torchmetrics")
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -137,6 +138,7 @@ def test_no_module_imports_in_a_cycle(folder: str, package: str) -> None:
             visit(node)
 
 
+@pytest.mark.slow  # 4.5 s measured (full run, 2 shared cores)
 def test_the_core_imports_neither_pyiqa_nor_torchmetrics() -> None:
     code = ("import sys, pe_iqa, pe_iqa.distance, pe_iqa.plotting, pe_iqa.feature_distance; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('pyiqa', 'torchmetrics', 'benchmarks')]; "

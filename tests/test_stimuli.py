@@ -44,6 +44,7 @@ def _peak_bin(image: torch.Tensor) -> tuple[int, int]:
     return int(signed[ix]), int(signed[iy])
 
 
+@pytest.mark.slow  # 3.7 s measured (quick-tier run, 2 shared cores)
 @pytest.mark.parametrize("cpd", [1.0, 2.5, 5.0, 7.9, 12.0, 20.0, 30.0])
 def test_radial_grating_spectral_peak_at_requested_frequency(cpd: float) -> None:
     image = radial_gratings(torch.tensor([cpd]), VIEW, n_phases=1)[0, 0]
@@ -51,6 +52,7 @@ def test_radial_grating_spectral_peak_at_requested_frequency(cpd: float) -> None
     assert _radial_peak_cycles_per_pixel(image) == pytest.approx(expected, abs=1.0 / VIEW.size + 1e-12)
 
 
+@pytest.mark.slow  # 6.6 s measured (quick-tier run, 2 shared cores)
 @pytest.mark.parametrize("cpd", [4.0, 7.9, 16.0])
 @pytest.mark.parametrize("degrees", [0, 20, 30, 45, 90, 120, 150, 170])
 def test_oriented_grating_spectral_peak_at_frequency_and_orientation(cpd: float, degrees: float) -> None:

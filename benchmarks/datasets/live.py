@@ -1,4 +1,4 @@
-"""LIVE Image Quality Assessment Database, Release 2: index, torch ``Dataset`` and loaders.
+"""LIVE Image Quality Assessment Database, Release 2: the index of its labelled pairs.
 
 Two on-disk forms are supported.
 
@@ -17,8 +17,9 @@ Labels are DMOS: **higher = worse** quality (``HIGHER_IS_BETTER_LABEL = False``)
 often partial; :func:`load_live_index` keeps every labelled row, splits them into rows whose distorted *and*
 reference images were found and rows with a missing image, and reports the counts. Only found rows are scored.
 
-Images differ in size (768×512, 480×720, ...), so batches must hold images of one size: use
-:class:`SizeGroupedBatchSampler` (what :func:`make_live_loader` does by default) or ``batch_size=1``.
+Images differ in size (768×512, 480×720, ...). The index is what the runners score: ``run_fr`` through the
+scoring engine of ``pe-iqa score`` (same-size batches), ``run_live`` and the selection study through
+:mod:`benchmarks.channel_sets`.
 
 References:
     H. R. Sheikh, Z. Wang, L. Cormack, A. C. Bovik. "LIVE Image Quality Assessment Database Release 2", 2005.
@@ -37,30 +38,21 @@ import csv
 import math
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
-
-import numpy as np
-import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
-
-from pe_iqa.image_io import read_image
 
 __all__ = [
     "DEFAULT_ROOT",
     "HIGHER_IS_BETTER_LABEL",
     "LIVE_DISTORTION_TYPES",
-    "LiveDataset",
+    "IndexCounts",
     "LiveIndex",
     "LiveRecord",
-    "SizeGroupedBatchSampler",
-    "collect_live_scores",
     "load_live_index",
-    "make_live_loader",
     "parse_label",
+    "select_quick_records",
     "split_found",
 ]
 
@@ -77,12 +69,42 @@ _DEFAULT_LABELS = (
 _LABEL_COLUMNS = ("dmos", "mos")
 
 
+class IndexCounts:
+    """``found`` / ``missing`` / ``total`` of an index holding ``records`` and ``missing_records``."""
+
+    records: tuple
+    missing_records: tuple
+
+    @property
+    def found(self) -> int:
+        """Labelled rows whose images were found."""
+        return len(self.records)
+
+    @property
+    def missing(self) -> int:
+        """Labelled rows with a missing distorted or reference image."""
+        return len(self.missing_records)
+
+    @property
+    def total(self) -> int:
+        """Labelled rows read."""
+        return self.found + self.missing
+
+
 class _HasPaths(Protocol):
     dist_path: Path
     ref_path: Path
 
 
 _PairRecord = TypeVar("_PairRecord", bound=_HasPaths)
+
+
+class _HasGroups(Protocol):
+    ref_name: str
+    dist_type: str
+
+
+_GroupedRecord = TypeVar("_GroupedRecord", bound=_HasGroups)
 
 LayoutName = Literal["auto", "official", "pyiqa"]
 
@@ -114,7 +136,7 @@ class LiveRecord:
 
 
 @dataclass(frozen=True)
-class LiveIndex:
+class LiveIndex(IndexCounts):
     """The labelled rows of a (possibly partial) LIVE copy, split into found and missing.
 
     Attributes:
@@ -131,21 +153,6 @@ class LiveIndex:
     image_root: Path
     labels_path: Path
     label_column: str
-
-    @property
-    def found(self) -> int:
-        """Number of labelled rows whose images were found."""
-        return len(self.records)
-
-    @property
-    def missing(self) -> int:
-        """Number of labelled rows with a missing distorted or reference image."""
-        return len(self.missing_records)
-
-    @property
-    def total(self) -> int:
-        """Number of labelled rows in the label file."""
-        return self.found + self.missing
 
     def summary(self) -> str:
         """One-line report, e.g. ``"LIVE: 99/779 labelled images found (680 missing) [...]"``."""
@@ -290,201 +297,23 @@ def load_live_index(
     )
 
 
-class LiveDataset(Dataset):
-    """Torch dataset over the found rows of a :class:`LiveIndex`.
+def select_quick_records(records: Sequence[_GroupedRecord], n_refs: int = 2,
+                         per_ref: int = 4) -> list[_GroupedRecord]:
+    """A small smoke-test subset: ``per_ref`` images of each of the first ``n_refs`` references (any records with
+    ``ref_name`` and ``dist_type``: LIVE's, or the pyiqa layouts').
 
-    Each item is ``(dist, ref, dmos, index)``: ``dist`` and ``ref`` are float32 tensors in [0, 1] of shape
-    (3, H, W), ``dmos`` a float64 scalar tensor and ``index`` the position in :attr:`records`.
-
-    Args:
-        index: A :class:`LiveIndex` (its found rows are used) or a sequence of :class:`LiveRecord`.
-
-    Raises:
-        TypeError: If ``index`` is neither.
+    Distortion types are taken in turn (one image of each type before a second of any), in label-file order.
     """
-
-    def __init__(self, index: LiveIndex | Sequence[LiveRecord]) -> None:
-        if isinstance(index, LiveIndex):
-            records = index.records
-        elif isinstance(index, Sequence) and all(isinstance(r, LiveRecord) for r in index):
-            records = tuple(index)
-        else:
-            raise TypeError(f"index must be a LiveIndex or a sequence of LiveRecord, got {type(index).__name__}")
-        self.records: tuple[LiveRecord, ...] = records
-        self._sizes: list[tuple[int, int]] | None = None
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-        record = self.records[i]
-        dist = read_image(record.dist_path)[0]
-        ref = read_image(record.ref_path)[0]
-        if dist.shape != ref.shape:
-            raise ValueError(
-                f"{record.dist_path} has shape {tuple(dist.shape)} but its reference {record.ref_path} "
-                f"has shape {tuple(ref.shape)}"
-            )
-        return dist, ref, torch.tensor(record.dmos, dtype=torch.float64), i
-
-    def image_sizes(self) -> list[tuple[int, int]]:
-        """(H, W) of every distorted image, read from the file headers (cached).
-
-        Returns:
-            One ``(height, width)`` per record.
-        """
-        if self._sizes is None:
-            sizes = []
-            for record in self.records:
-                with Image.open(record.dist_path) as img:
-                    width, height = img.size
-                sizes.append((height, width))
-            self._sizes = sizes
-        return list(self._sizes)
-
-    @property
-    def labels(self) -> np.ndarray:
-        """DMOS of every record, shape (N,)."""
-        return np.array([r.dmos for r in self.records], dtype=np.float64)
-
-
-class SizeGroupedBatchSampler(Sampler[list[int]]):
-    """Batch sampler whose batches only contain items of equal image size.
-
-    Items are grouped by size (groups in order of first appearance), each group is cut into batches of at most
-    ``batch_size``; with ``shuffle`` the items within groups and the order of batches are permuted with a
-    seeded generator (a new permutation each epoch).
-
-    Args:
-        sizes: One hashable size key per item, e.g. ``(H, W)``.
-        batch_size: Maximum batch size (>= 1).
-        shuffle: Shuffle items and batches.
-        seed: Seed for shuffling.
-
-    Raises:
-        ValueError: If ``batch_size`` is not a positive int.
-    """
-
-    def __init__(self, sizes: Sequence[object], batch_size: int, shuffle: bool = False, seed: int = 0) -> None:
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        groups: dict[object, list[int]] = defaultdict(list)
-        for i, size in enumerate(sizes):
-            groups[size].append(i)
-        self.groups = list(groups.values())
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self._epoch = 0
-
-    def _batches(self) -> list[list[int]]:
-        rng = np.random.default_rng([self.seed, self._epoch])
-        batches: list[list[int]] = []
-        for group in self.groups:
-            items = [group[j] for j in rng.permutation(len(group))] if self.shuffle else group
-            batches += [items[k : k + self.batch_size] for k in range(0, len(items), self.batch_size)]
-        if self.shuffle:
-            batches = [batches[j] for j in rng.permutation(len(batches))]
-        return batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = self._batches()
-        self._epoch += 1
-        return iter(batches)
-
-    def __len__(self) -> int:
-        return sum(math.ceil(len(g) / self.batch_size) for g in self.groups)
-
-
-def make_live_loader(
-    dataset: LiveDataset,
-    batch_size: int = 1,
-    num_workers: int = 0,
-    group_by_size: bool = True,
-    shuffle: bool = False,
-    seed: int = 0,
-    pin_memory: bool = False,
-) -> DataLoader:
-    """Builds a ``DataLoader`` over a :class:`LiveDataset`.
-
-    Batches are ``(dist, ref, dmos, index)`` with ``dist`` and ``ref`` of shape (B, 3, H, W), ``dmos`` and
-    ``index`` of shape (B,).
-
-    Args:
-        dataset: The dataset.
-        batch_size: Maximum batch size.
-        num_workers: Worker processes for loading (0 = main process).
-        group_by_size: Batch only images of equal size (:class:`SizeGroupedBatchSampler`). If False and
-            ``batch_size > 1``, all images must have the same size.
-        shuffle: Shuffle the order (deterministic given ``seed`` when ``group_by_size``).
-        seed: Seed for shuffling.
-        pin_memory: Passed to ``DataLoader``.
-
-    Returns:
-        The ``DataLoader``.
-
-    Raises:
-        TypeError: If ``dataset`` is not a :class:`LiveDataset`.
-        ValueError: If ``batch_size`` or ``num_workers`` is invalid, or sizes differ with
-            ``group_by_size=False`` and ``batch_size > 1``.
-    """
-    if not isinstance(dataset, LiveDataset):
-        raise TypeError(f"dataset must be a LiveDataset, got {type(dataset).__name__}")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
-        raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
-    if group_by_size:
-        sampler = SizeGroupedBatchSampler(dataset.image_sizes(), batch_size, shuffle=shuffle, seed=seed)
-        return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory)
-    if batch_size > 1 and len(set(dataset.image_sizes())) > 1:
-        raise ValueError(
-            "batch_size > 1 with group_by_size=False needs images of one size; LIVE images differ in size "
-            f"({sorted(set(dataset.image_sizes()))}): use group_by_size=True or batch_size=1"
-        )
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        generator=generator,
-        num_workers=num_workers,
-        pin_memory=pin_memory,
-    )
-
-
-@torch.no_grad()
-def collect_live_scores(
-    loader: DataLoader,
-    score_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    device: str | torch.device = "cpu",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Runs a full-reference metric over a LIVE loader.
-
-    Args:
-        loader: A loader from :func:`make_live_loader`.
-        score_fn: ``score_fn(dist, ref)`` with tensors of shape (B, 3, H, W) in [0, 1] returning a tensor
-            with B elements.
-        device: Device the images are moved to.
-
-    Returns:
-        ``(scores, dmos, indices)``, each of shape (N,), sorted by dataset index (so they align with
-        ``dataset.records`` whatever the batch order).
-
-    Raises:
-        ValueError: If ``score_fn`` does not return one value per image.
-    """
-    scores, labels, indices = [], [], []
-    for dist, ref, dmos, index in loader:
-        out = torch.as_tensor(score_fn(dist.to(device), ref.to(device))).detach().reshape(-1).cpu()
-        if out.numel() != dist.shape[0]:
-            raise ValueError(f"score_fn returned {out.numel()} values for a batch of {dist.shape[0]} images")
-        scores.append(out.double().numpy())
-        labels.append(dmos.double().numpy())
-        indices.append(torch.as_tensor(index).numpy())
-    if not scores:
-        empty = np.zeros(0)
-        return empty, empty, np.zeros(0, dtype=np.int64)
-    s, y, idx = np.concatenate(scores), np.concatenate(labels), np.concatenate(indices).astype(np.int64)
-    order = np.argsort(idx, kind="stable")
-    return s[order], y[order], idx[order]
+    by_ref: dict[str, list[_GroupedRecord]] = {}
+    for record in records:
+        if record.ref_name in by_ref or len(by_ref) < n_refs:
+            by_ref.setdefault(record.ref_name, []).append(record)
+    chosen = []
+    for group in by_ref.values():
+        rank: dict[str, int] = {}
+        keyed = []
+        for position, record in enumerate(group):
+            rank[record.dist_type] = rank.get(record.dist_type, -1) + 1
+            keyed.append((rank[record.dist_type], position, record))
+        chosen += [record for _, _, record in sorted(keyed, key=lambda item: item[:2])[:per_ref]]
+    return chosen

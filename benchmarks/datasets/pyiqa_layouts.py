@@ -48,7 +48,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from benchmarks.datasets.live import parse_label, split_found
+from benchmarks.datasets.live import IndexCounts, parse_label, split_found
 
 __all__ = [
     "PYIQA_FR_DATASETS",
@@ -228,7 +228,7 @@ class FRRecord:
 
 
 @dataclass(frozen=True)
-class FRIndex:
+class FRIndex(IndexCounts):
     """The labelled rows of one (possibly partial) dataset, split into found and missing.
 
     Attributes:
@@ -247,21 +247,6 @@ class FRIndex:
     def dataset(self) -> str:
         """pyiqa's key of the dataset."""
         return self.spec.key
-
-    @property
-    def found(self) -> int:
-        """Rows whose images were found."""
-        return len(self.records)
-
-    @property
-    def missing(self) -> int:
-        """Rows with a missing image."""
-        return len(self.missing_records)
-
-    @property
-    def total(self) -> int:
-        """Labelled rows read."""
-        return self.found + self.missing
 
     @property
     def higher_is_better_label(self) -> bool:

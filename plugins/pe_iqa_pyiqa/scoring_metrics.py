@@ -54,7 +54,7 @@ class PyiqaMetrics:
         else:
             def score(dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
                 return metric(dist, ref)
-        return ScoringMetric(name=name, lower_better=bool(metric.lower_better), score=score)
+        return ScoringMetric(name=name, lower_better=bool(metric.lower_better), score=score, source="pyiqa")
 
 
 #: The object the ``pe_iqa.metrics`` entry point loads.

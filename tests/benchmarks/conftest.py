@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from benchmarks.fixtures import BappsFixture, LiveFixture, make_bapps_tree, make_live_tree
+from tests.fixtures.planted import BappsFixture, LiveFixture, make_bapps_tree, make_live_tree
 
 # ../shared beside the checkout (see shared/README.md); PE_IQA_LIVE_ROOT overrides it.
 _DEFAULT_LIVE_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "LIVE"

@@ -18,9 +18,9 @@ from benchmarks.datasets.bapps import (
     load_bapps_jnd,
     make_bapps_loader,
 )
-from benchmarks.fixtures import BappsFixture, make_bapps_tree, planted_distance
 from benchmarks.protocols.jnd import jnd_map
 from benchmarks.protocols.two_afc import two_afc_score
+from tests.fixtures.planted import BappsFixture, make_bapps_tree, planted_distance
 
 
 def expected_2afc(d0: np.ndarray, d1: np.ndarray, judge: np.ndarray) -> float:

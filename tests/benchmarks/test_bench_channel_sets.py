@@ -18,7 +18,7 @@ from benchmarks.channel_sets import (
     standard_channel_sets,
 )
 from benchmarks.datasets.live import load_live_index
-from benchmarks.fixtures import LiveFixture
+from tests.fixtures.planted import LiveFixture
 
 from pe_iqa import PEDistance, get_rankings, load_backbone
 from pe_iqa.feature_distance import channel_weights, layer_distance, prepare_features
@@ -72,6 +72,7 @@ def reference_values(metric: PEDistance, records, scale: float = 1.0) -> np.ndar
     return np.array(out)
 
 
+@pytest.mark.slow  # 9.7 s measured (full run, 2 shared cores)
 def test_engine_equals_pedistance_for_many_configs(net, rankings, records) -> None:
     sets = standard_channel_sets(rankings, PERCENTS)
     variants = {
@@ -93,6 +94,7 @@ def test_engine_equals_pedistance_for_many_configs(net, rankings, records) -> No
             np.testing.assert_allclose(ours, expected, rtol=1e-5 if prune else 1e-6, atol=0)
 
 
+@pytest.mark.slow  # rankings of a random AlexNet (module fixture, ~18 s)
 def test_per_layer_columns_equal_pedistance_layer_distances(net, rankings, records) -> None:
     sets = {"H-25": standard_channel_sets(rankings, [25])["H-25"]}
     distances = evaluate_variants(net, records[:4], {"H-25": Variant(sets["H-25"])}, progress=False)["H-25"]
@@ -103,6 +105,7 @@ def test_per_layer_columns_equal_pedistance_layer_distances(net, rankings, recor
             np.testing.assert_allclose(distances[i], metric.layer_distances(a, b)[0].numpy(), rtol=1e-6)
 
 
+@pytest.mark.slow  # rankings of a random AlexNet (module fixture, ~18 s)
 def test_raw_pe_weighted_variants_with_scale(net, rankings, records) -> None:
     sets = standard_channel_sets(rankings, [10])
     variants = {"H-10": Variant(sets["H-10"], False, selected_scores(rankings, sets["H-10"])),
@@ -115,6 +118,7 @@ def test_raw_pe_weighted_variants_with_scale(net, rankings, records) -> None:
         np.testing.assert_allclose(out[name][:, 1], reference_values(metric, records, 0.8), rtol=1e-6)
 
 
+@pytest.mark.slow  # rankings of a random AlexNet (module fixture, ~18 s)
 @pytest.mark.parametrize("channel_norm", [True, False])
 def test_variant_weights_are_pedistance_weights(net, rankings, channel_norm: bool) -> None:
     sets = standard_channel_sets(rankings, [25])
@@ -126,6 +130,7 @@ def test_variant_weights_are_pedistance_weights(net, rankings, channel_norm: boo
     assert all(torch.equal(sets["H-25"][k], v) for k, v in metric.selected_channels().items())
 
 
+@pytest.mark.slow  # rankings of a random AlexNet (module fixture, ~18 s)
 def test_each_reference_runs_through_the_network_once(net, rankings, records) -> None:
     calls = []
     handle = net.register_forward_hook(lambda module, inputs, output: calls.append(tuple(inputs[0].shape[-2:])))
@@ -139,6 +144,7 @@ def test_each_reference_runs_through_the_network_once(net, rankings, records) ->
     assert len(image_calls) == len(records) + n_refs
 
 
+@pytest.mark.slow  # rankings of a random AlexNet (module fixture, ~18 s)
 def test_random_channel_sets(rankings) -> None:
     first = random_channel_sets(rankings, 10, seed=1)
     again = random_channel_sets(rankings, 10, seed=1)
@@ -161,6 +167,7 @@ def test_downscale_is_antialiased_bilinear() -> None:
         downscale(x, 1.5)
 
 
+@pytest.mark.slow  # rankings of a random AlexNet (module fixture, ~18 s)
 def test_bad_inputs(net, rankings, records) -> None:
     sets = standard_channel_sets(rankings, [10])
     with pytest.raises(ValueError, match="records is empty"):

@@ -103,6 +103,7 @@ def prepared(net: Backbone, cache: Path) -> dict[str, chroma.ChromaticResponses]
     return chroma.chromatic_responses(net, config=SMALL, chroma=SMALL_CHROMA, cache_dir=cache)
 
 
+@pytest.mark.slow  # 1.5 s measured (quick-tier run, 2 shared cores)
 def test_responses_are_measured_and_cached(prepared: dict, net: Backbone, cache: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     responses = prepared["relu1"]

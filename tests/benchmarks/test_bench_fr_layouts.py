@@ -18,10 +18,10 @@ from benchmarks.datasets.pyiqa_layouts import (
     pyiqa_dataset_configs,
     pyiqa_fr_spec,
 )
-from benchmarks.fixtures import LiveFixture, planted_distance
-from benchmarks.fixtures_pyiqa import make_pyiqa_bapps_tree, make_pyiqa_fr_tree
 from benchmarks.protocols.two_afc import two_afc_score
 from scipy.stats import spearmanr
+from tests.fixtures.planted import LiveFixture, planted_distance
+from tests.fixtures.pyiqa_trees import make_pyiqa_bapps_tree, make_pyiqa_fr_tree
 
 from pe_iqa.image_io import read_image
 
@@ -185,12 +185,13 @@ def test_bapps_in_pyiqa_layout(tmp_path: Path) -> None:
 
 def test_run_bapps_on_a_pyiqa_root(tmp_path: Path) -> None:
     """The BAPPS runner, unchanged, scores pyiqa's layout: the listed, complete triplets only."""
-    from benchmarks.comparison import FRMetric
     from benchmarks.run_bapps import run_bapps
 
+    from pe_iqa.scoring.metrics import ScoringMetric
+
     fixture = make_pyiqa_bapps_tree(tmp_path / "datasets", n_per_subset=5, seed=4, twoafc_subsets=["cnn", "color"])
-    run = run_bapps(fixture.root, [FRMetric("planted", planted_distance, True)], out_dir=None, progress=False,
-                    verbose=False)
+    run = run_bapps(fixture.root, [ScoringMetric("planted", True, score=planted_distance)], out_dir=None,
+                    progress=False, verbose=False)
     for subset in ("cnn", "color"):
         truth = fixture.images.twoafc[subset]
         keep = np.array([1, 2, 3])  # 0: p1 deleted, 4: not listed

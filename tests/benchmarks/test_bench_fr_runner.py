@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from benchmarks.comparison import FRMetric, register_metric, unregister_metric
-from benchmarks.fixtures import planted_distance
-from benchmarks.fixtures_pyiqa import make_pyiqa_fr_tree
+from benchmarks.comparison import BENCHMARK_METRICS
 from benchmarks.fr_table import (
     fr_row,
     load_published,
@@ -21,9 +19,12 @@ from benchmarks.fr_table import (
 from benchmarks.protocols.bootstrap import bootstrap_srocc_ci
 from benchmarks.protocols.correlation import evaluate_scores
 from benchmarks.run_fr import MetricScores, ScoringOptions, run_fr
+from tests.fixtures.planted import planted_distance
+from tests.fixtures.pyiqa_trees import make_pyiqa_fr_tree
 
 from benchmarks import run_fr as run_fr_module
 from pe_iqa.image_io import read_image
+from pe_iqa.scoring.metrics import ScoringMetric
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -57,6 +58,7 @@ def test_published_figures_are_pyiqas_cited_numbers() -> None:
     assert "0d0007338caacc9bf208207d93dc09ea59a32883" in source
 
 
+@pytest.mark.slow  # 1.1 s measured (full run, 2 shared cores)
 def test_fr_row_is_the_correlation_protocol_with_failures_left_out() -> None:
     rng = np.random.default_rng(0)
     labels = rng.uniform(1, 9, 40)
@@ -106,6 +108,7 @@ def datasets_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow  # 4.7 s measured (full run, 2 shared cores)
 def test_run_fr_end_to_end(tmp_path: Path, datasets_root: Path, capsys: pytest.CaptureFixture) -> None:
     run = run_fr(["tid2013", "csiq", "live", "pieapp", "kadid10k"], datasets_root,
                  ["planted", "planted_sim", "reversed"], out_dir=tmp_path, scorer=planted_scorer, n_boot=100)
@@ -128,6 +131,7 @@ def test_run_fr_end_to_end(tmp_path: Path, datasets_root: Path, capsys: pytest.C
     assert len(read_csv(tmp_path / "fr.csv")) == 12
 
 
+@pytest.mark.slow  # 1.6 s measured (full run, 2 shared cores)
 def test_published_figures_printed_beside_ours(tmp_path: Path, datasets_root: Path,
                                                capsys: pytest.CaptureFixture) -> None:
     def named_scorer(records, metrics, options):
@@ -142,6 +146,7 @@ def test_published_figures_printed_beside_ours(tmp_path: Path, datasets_root: Pa
     assert "+0.2555" in out  # our (planted) SRCC 1.0 minus pyiqa's TID2013 lpips .7445
 
 
+@pytest.mark.slow  # 1.6 s measured (full run, 2 shared cores)
 def test_cli_exit_statuses_and_one_line_errors(tmp_path: Path, datasets_root: Path, monkeypatch,
                                                capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setattr(run_fr_module, "score_with_engine", planted_scorer)
@@ -173,20 +178,18 @@ def test_a_dataset_that_cannot_be_scored_does_not_lose_the_others(tmp_path: Path
     assert "## Not scored (errors)" in (out / "fr.md").read_text(encoding="utf-8")
 
 
-def test_engine_scores_presets_and_bridged_metrics(tmp_path: Path, datasets_root: Path, monkeypatch) -> None:
-    """The real engine of `pe-iqa score`: a preset by name, a comparison metric wrapped for it, per-image CSV."""
-    register_metric(FRMetric("planted_engine", planted_distance, True, "custom"))
+@pytest.mark.slow  # 4.4 s measured (full run, 2 shared cores)
+def test_engine_scores_presets_and_registry_metrics(tmp_path: Path, datasets_root: Path, monkeypatch) -> None:
+    """The real engine of `pe-iqa score`: a preset and a planted metric from one registry, per-image CSV."""
+    registry = BENCHMARK_METRICS.with_metrics(ScoringMetric("planted_engine", True, score=planted_distance))
     builds = []
-    build_engine_metrics = run_fr_module._engine_metrics
-    monkeypatch.setattr(run_fr_module, "_engine_metrics", lambda *a: builds.append(a) or build_engine_metrics(*a))
-    try:
-        options = ScoringOptions(progress=False)
-        run = run_fr(["tid2013", "live"], datasets_root, ["planted_engine", "pe_alex"], out_dir=tmp_path,
-                     options=options, n_boot=20, verbose=False)
-        again = run_fr(["tid2013"], datasets_root, ["planted_engine", "pe_alex"], out_dir=tmp_path, n_boot=20,
-                       options=ScoringOptions(progress=False, resume=True), verbose=False)
-    finally:
-        unregister_metric("planted_engine")
+    build_metrics = run_fr_module._build_metrics
+    monkeypatch.setattr(run_fr_module, "_build_metrics", lambda *a: builds.append(a) or build_metrics(*a))
+    options = ScoringOptions(progress=False)
+    run = run_fr(["tid2013", "live"], datasets_root, ["planted_engine", "pe_alex"], out_dir=tmp_path,
+                 registry=registry, options=options, n_boot=20, verbose=False)
+    again = run_fr(["tid2013"], datasets_root, ["planted_engine", "pe_alex"], out_dir=tmp_path, n_boot=20,
+                   registry=registry, options=ScoringOptions(progress=False, resume=True), verbose=False)
     assert len(builds) == 2  # the metrics are built once per run, not once per dataset (2 datasets, then 1)
     rows = {(r["dataset"], r["metric"]): r for r in run.rows}
     assert rows[("tid2013", "planted_engine")]["srcc"] == pytest.approx(1)
@@ -197,3 +200,25 @@ def test_engine_scores_presets_and_bridged_metrics(tmp_path: Path, datasets_root
                                "error"]
     assert all(row["error"] == "" for row in scores) and len(scores) == 11
     assert again.rows[:2] == [r for r in run.rows if r["dataset"] == "tid2013"]  # resumed from the CSV
+
+
+def test_one_error_type_for_a_metric_the_registry_cannot_give(datasets_root: Path) -> None:
+    """Unknown, or known but not buildable here: the core's MetricUnavailableError, and the run stops."""
+    import benchmarks.comparison
+
+    from pe_iqa.scoring import MetricUnavailableError
+
+    class Offline:
+        def knows(self, name: str) -> bool:
+            return name == "offline_xyz"
+
+        def build(self, name: str, device) -> ScoringMetric:
+            raise FileNotFoundError("weights not cached")
+
+    registry = BENCHMARK_METRICS.with_providers(Offline())
+    for names, match in ((["pe_alex", "nope_xyz"], "unknown metric 'nope_xyz'"),
+                         (["offline_xyz"], "'offline_xyz' cannot be built here: FileNotFoundError: weights not")):
+        with pytest.raises(MetricUnavailableError, match=match):
+            run_fr(["tid2013"], datasets_root, names, registry=registry, options=ScoringOptions(progress=False),
+                   n_boot=20, verbose=False)
+    assert not hasattr(benchmarks.comparison, "MetricUnavailableError")  # one type, the core's

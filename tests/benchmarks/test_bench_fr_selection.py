@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from benchmarks.fixtures_pyiqa import make_pyiqa_fr_tree
 from benchmarks.run_fr_selection import main, run_fr_selection, select_per_reference
 from benchmarks.selection import COMPARISONS
 from scipy.stats import spearmanr
+from tests.fixtures.pyiqa_trees import make_pyiqa_fr_tree
 
 from pe_iqa import PEDistance
 from pe_iqa.image_io import read_image
@@ -34,6 +34,7 @@ def mos_run(tmp_path_factory: pytest.TempPathFactory):
     return root, run
 
 
+@pytest.mark.slow  # 2.8 s measured (full run, 2 shared cores)
 def test_labels_are_oriented_and_sroccs_are_the_metrics_own(mos_run) -> None:
     _, run = mos_run
     mos = np.array([r.label for r in run.records])
@@ -46,6 +47,7 @@ def test_labels_are_oriented_and_sroccs_are_the_metrics_own(mos_run) -> None:
         assert rows[key]["srocc"] == pytest.approx(-spearmanr(values, mos)[0], abs=1e-9)
 
 
+@pytest.mark.slow  # the selection run (module fixture, ~15 s)
 def test_comparisons_win_counts_and_cv(mos_run) -> None:
     _, run = mos_run
     assert {r["comparison"] for r in run.comparisons} == set(COMPARISONS)
@@ -57,6 +59,7 @@ def test_comparisons_win_counts_and_cv(mos_run) -> None:
     assert all(-1 <= r["fold mean"] <= 1 for r in run.cv)
 
 
+@pytest.mark.slow  # the selection run (module fixture, ~15 s)
 def test_per_reference_subset_takes_types_in_turn(mos_run) -> None:
     _, run = mos_run
     chosen = select_per_reference(run.records, 2)
@@ -65,6 +68,7 @@ def test_per_reference_subset_takes_types_in_turn(mos_run) -> None:
         assert sorted(r.dist_type for r in chosen if r.ref_name == ref) == ["01", "02"]
 
 
+@pytest.mark.slow  # 1.4 s measured (full run, 2 shared cores)
 def test_cli_writes_outputs_and_reports_missing_data(mos_run, tmp_path: Path, capsys) -> None:
     root, _ = mos_run
     argv = ["--dataset", "tid2013", "--root", str(root), "--weights", "random", "--selectors", "pe",

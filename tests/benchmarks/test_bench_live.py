@@ -8,17 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from benchmarks.datasets.live import (
-    LiveDataset,
-    SizeGroupedBatchSampler,
-    collect_live_scores,
-    load_live_index,
-    make_live_loader,
-)
-from benchmarks.fixtures import LiveFixture, make_live_tree, planted_distance
-from benchmarks.protocols.correlation import evaluate_scores
-from PIL import Image
+from benchmarks.datasets.live import load_live_index
+from tests.fixtures.planted import LiveFixture, make_live_tree
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -51,25 +42,6 @@ def test_real_live_finds_the_present_rows(real_live_root: Path) -> None:
     assert realigned.records[0].dmos == float(by_name[realigned.records[0].dist_name]["dmos_realigned"])
 
 
-def test_real_live_items_and_size_grouped_batches(real_live_root: Path) -> None:
-    index = load_live_index(real_live_root)
-    # a few images of each size keep this fast
-    sizes = {}
-    for record in index.records:
-        with Image.open(record.dist_path) as img:
-            sizes.setdefault(img.size, []).append(record)
-    assert len(sizes) == 2  # LIVE mixes landscape and portrait images
-    subset = [r for group in sizes.values() for r in group[:3]]
-    dataset = LiveDataset(subset)
-    dist, ref, dmos, i = dataset[0]
-    assert dist.shape == ref.shape and dist.shape[0] == 3 and dist.dtype == torch.float32
-    assert 0.0 <= float(dist.min()) and float(dist.max()) <= 1.0
-    assert float(dmos) == subset[0].dmos and i == 0
-    batches = list(make_live_loader(dataset, batch_size=2))
-    assert sum(b[0].shape[0] for b in batches) == 6
-    assert sorted(torch.cat([b[3] for b in batches]).tolist()) == list(range(6))
-
-
 def test_generated_partial_tree_counts(live_tree: LiveFixture) -> None:
     index = load_live_index(live_tree.root)
     assert index.total == live_tree.n_rows == 18
@@ -79,20 +51,6 @@ def test_generated_partial_tree_counts(live_tree: LiveFixture) -> None:
     np.testing.assert_array_equal([r.dmos for r in index.records], live_tree.dmos)
     assert index.summary().startswith("LIVE: 10/18 labelled images found (8 missing)")
     assert index.label_column == "dmos"
-
-
-def test_planted_metric_through_grouped_loader(live_tree: LiveFixture) -> None:
-    dataset = LiveDataset(load_live_index(live_tree.root))
-    assert len(set(dataset.image_sizes())) == 2
-    loader = make_live_loader(dataset, batch_size=3, num_workers=2, shuffle=True, seed=4)
-    for dist, ref, _, _ in loader:
-        assert dist.shape == ref.shape  # every batch holds one image size
-    scores, dmos, indices = collect_live_scores(loader, planted_distance)
-    np.testing.assert_array_equal(indices, np.arange(len(dataset)))
-    np.testing.assert_array_equal(dmos, live_tree.dmos)
-    np.testing.assert_array_equal(scores, live_tree.dmos)  # the planted distance equals the DMOS
-    result = evaluate_scores(scores, dmos, higher_is_better_score=False, higher_is_better_label=False)
-    assert result.srocc == pytest.approx(1.0) and result.krcc == pytest.approx(1.0)
 
 
 def test_pyiqa_meta_info_layout(tmp_path: Path) -> None:
@@ -119,22 +77,6 @@ def test_pyiqa_meta_info_layout(tmp_path: Path) -> None:
     assert [r.dist_type for r in legacy.records] == [r.dist_type for r in index.records]
 
 
-def test_size_grouped_batch_sampler() -> None:
-    sizes = [(2, 3), (3, 2), (2, 3), (2, 3), (3, 2), (2, 3), (2, 3)]
-    sampler = SizeGroupedBatchSampler(sizes, batch_size=2)
-    batches = list(sampler)
-    assert batches == [[0, 2], [3, 5], [6], [1, 4]]
-    assert len(sampler) == len(batches)
-    shuffled = SizeGroupedBatchSampler(sizes, batch_size=2, shuffle=True, seed=1)
-    first, second = list(shuffled), list(shuffled)
-    for run in (first, second):
-        assert sorted(i for b in run for i in b) == list(range(len(sizes)))
-        assert all(len({sizes[i] for i in b}) == 1 for b in run)
-    assert first == list(SizeGroupedBatchSampler(sizes, batch_size=2, shuffle=True, seed=1))
-    with pytest.raises(ValueError, match="batch_size"):
-        SizeGroupedBatchSampler(sizes, batch_size=0)
-
-
 def test_bad_inputs(tmp_path: Path, live_tree: LiveFixture) -> None:
     with pytest.raises(FileNotFoundError, match="LIVE root not found"):
         load_live_index(tmp_path / "nope")
@@ -148,14 +90,6 @@ def test_bad_inputs(tmp_path: Path, live_tree: LiveFixture) -> None:
     bad.write_text("ref,dist,mos\na,b,1\n")
     with pytest.raises(ValueError, match="lacks column 'ref_name'"):
         load_live_index(live_tree.root, labels=bad)
-    dataset = LiveDataset(load_live_index(live_tree.root))
-    with pytest.raises(ValueError, match="group_by_size=True or batch_size=1"):
-        make_live_loader(dataset, batch_size=2, group_by_size=False)
-    assert len(make_live_loader(dataset, batch_size=1, group_by_size=False)) == len(dataset)
-    with pytest.raises(ValueError, match="num_workers"):
-        make_live_loader(dataset, num_workers=-1)
-    with pytest.raises(TypeError, match="index must be"):
-        LiveDataset([1, 2])  # type: ignore[list-item]
 
 
 def test_pyiqa_reads_the_same_rows(tmp_path: Path) -> None:

@@ -8,26 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from benchmarks.comparison import (
-    FRMetric,
-    build_metric,
-    build_metrics,
-    register_metric,
-    score_pairs,
-    time_interleaved,
-    unregister_metric,
-)
-from benchmarks.datasets.live import load_live_index
-from benchmarks.fixtures import LiveFixture, make_bapps_tree, planted_distance
+from benchmarks.comparison import BENCHMARK_METRICS, build_available, score_one_by_one, time_interleaved
+from benchmarks.datasets.live import load_live_index, select_quick_records
 from benchmarks.report import environment_info, markdown_table, write_report
 from benchmarks.run_bapps import main as bapps_main
 from benchmarks.run_bapps import run_bapps
 from benchmarks.run_live import main as live_main
-from benchmarks.run_live import run_live, select_quick_records
+from benchmarks.run_live import run_live
 from PIL import Image
 from scipy import stats
+from tests.fixtures.planted import LiveFixture, make_bapps_tree, planted_distance
 
 from pe_iqa.image_io import read_image
+from pe_iqa.scoring.metrics import MetricUnavailableError, ScoringMetric
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -53,6 +46,7 @@ def expected_map(d: np.ndarray, same: np.ndarray) -> float:
     return ap
 
 
+@pytest.mark.slow  # 11.3 s measured (full run, 2 shared cores)
 def test_live_quick_writes_report_and_reproduces_the_default_preset(tmp_path: Path, live_tree: LiveFixture) -> None:
     out = tmp_path / "results"
     code = live_main(["--root", str(live_tree.root), "--backbones", "alexnet", "--out", str(out), "--quick",
@@ -92,6 +86,7 @@ def test_live_quick_writes_report_and_reproduces_the_default_preset(tmp_path: Pa
         assert f"({png})" in markdown
 
 
+@pytest.mark.slow  # 8.0 s measured (full run, 2 shared cores)
 def test_live_counts_follow_the_grid(live_tree: LiveFixture) -> None:
     run = run_live(live_tree.root, ["alexnet"], None, compare=False, quick=True, weights="random",
                    percents=[10, 25], progress=False, verbose=False)
@@ -110,23 +105,15 @@ def test_live_runner_reports_bad_root(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "LIVE root not found" in capsys.readouterr().err
 
 
-@pytest.fixture()
-def planted_metrics():
-    metrics = [FRMetric("planted", planted_distance, lower_better=True),
-               FRMetric("planted_similarity", lambda x, y: -planted_distance(x, y), lower_better=False)]
-    for metric in metrics:
-        register_metric(metric)
-    yield metrics
-    for metric in metrics:
-        unregister_metric(metric.name)
-
-
-def test_bapps_runner_scores_the_planted_metric(tmp_path: Path, planted_metrics) -> None:
+def test_bapps_runner_scores_the_planted_metric(tmp_path: Path) -> None:
+    registry = BENCHMARK_METRICS.with_metrics(
+        ScoringMetric("planted", True, score=planted_distance),
+        ScoringMetric("planted_similarity", False, score=lambda x, y: -planted_distance(x, y)))
     fixture = make_bapps_tree(tmp_path / "bapps", n_per_subset=12, seed=7, twoafc_subsets=("cnn", "color"),
                               jnd_subsets=("traditional",), n_incomplete=1)
     out = tmp_path / "results"
     code = bapps_main(["--root", str(fixture.root), "--metrics", "planted", "planted_similarity", "--out", str(out),
-                       "--name", "b", "--batch-size", "5", "--no-progress"])
+                       "--name", "b", "--batch-size", "5", "--no-progress"], registry=registry)
     assert code == 0
     rows = read_csv(out / "b.csv")
     for metric in ("planted", "planted_similarity"):
@@ -145,8 +132,8 @@ def test_bapps_runner_scores_the_planted_metric(tmp_path: Path, planted_metrics)
 def test_bapps_run_api_with_metric_objects(tmp_path: Path) -> None:
     fixture = make_bapps_tree(tmp_path / "bapps", n_per_subset=6, seed=2, twoafc_subsets=("traditional",),
                               jnd_subsets=())
-    broken = FRMetric("broken", lambda x, y: torch.zeros(1), lower_better=True)
-    run = run_bapps(fixture.root, [FRMetric("planted", planted_distance, True), broken, "l2"], out_dir=None,
+    broken = ScoringMetric("broken", True, score=lambda x, y: torch.zeros(1))
+    run = run_bapps(fixture.root, [ScoringMetric("planted", True, score=planted_distance), broken, "l2"], out_dir=None,
                     progress=False, verbose=False)
     data = fixture.twoafc["traditional"]
     assert run.score("planted", "2afc", "traditional") == pytest.approx(
@@ -160,36 +147,38 @@ def test_bapps_run_api_with_metric_objects(tmp_path: Path) -> None:
                   progress=False, verbose=False)
 
 
+@pytest.mark.slow  # 5.4 s measured (full run, 2 shared cores)
 def test_comparison_metrics_directions_and_pyiqa_equivalence(live_tree: LiveFixture) -> None:
     pytest.importorskip("pyiqa")
     import pyiqa
 
     records = load_live_index(live_tree.root).records[:3]
     pairs = [(read_image(r.dist_path), read_image(r.ref_path)) for r in records]
-    metrics, unavailable = build_metrics(["lpips", "psnr", "tm_psnr", "tm_ssim", "l2"])
+    metrics, unavailable = build_available(["lpips", "psnr", "tm_psnr", "tm_ssim", "l2"])
     assert unavailable == {}
     by_name = {m.name: m for m in metrics}
     assert by_name["lpips"].lower_better and by_name["l2"].lower_better
     assert not by_name["psnr"].lower_better and not by_name["tm_psnr"].lower_better
     # our wrapper gives pyiqa's own numbers (pyiqa loading the files itself)
     reference = pyiqa.create_metric("lpips", device="cpu")
-    ours, seconds = score_pairs(by_name["lpips"], pairs, progress=False)
+    ours, seconds = score_one_by_one(by_name["lpips"], pairs, progress=False)
     theirs = [float(reference(str(r.dist_path), str(r.ref_path))) for r in records]
     np.testing.assert_allclose(ours, theirs, rtol=1e-6)
     assert seconds > 0
-    psnr_ours, _ = score_pairs(by_name["tm_psnr"], pairs, progress=False)
-    psnr_pyiqa, _ = score_pairs(by_name["psnr"], pairs, progress=False)
+    psnr_ours, _ = score_one_by_one(by_name["tm_psnr"], pairs, progress=False)
+    psnr_pyiqa, _ = score_one_by_one(by_name["psnr"], pairs, progress=False)
     np.testing.assert_allclose(psnr_ours, psnr_pyiqa, rtol=1e-4)
     mse = [float(((d - r) ** 2).mean()) for d, r in pairs]
-    np.testing.assert_allclose(score_pairs(by_name["l2"], pairs, progress=False)[0], mse, rtol=1e-6)
+    np.testing.assert_allclose(score_one_by_one(by_name["l2"], pairs, progress=False)[0], mse, rtol=1e-6)
     seconds = time_interleaved([(by_name["l2"], pairs), (by_name["psnr"], pairs[:2])], n_pairs=5, progress=False)
     assert set(seconds) == {"l2", "psnr"} and all(v > 0 for v in seconds.values())
     with pytest.raises(ValueError, match="at least one pair"):
         time_interleaved([(by_name["l2"], [])], progress=False)
-    with pytest.raises(ValueError, match="unknown metric"):
-        build_metric("nope")
+    assert by_name["lpips"].source == "pyiqa" and by_name["tm_psnr"].source == "torchmetrics"
+    with pytest.raises(MetricUnavailableError, match="unknown metric 'nope'"):  # before anything is built
+        build_available(["l2", "nope"])
     with pytest.raises(ValueError, match="already taken"):
-        register_metric(FRMetric("l2", planted_distance, True))
+        BENCHMARK_METRICS.with_metrics(ScoringMetric("l2", True, score=planted_distance))
 
 
 def test_report_files(tmp_path: Path) -> None:

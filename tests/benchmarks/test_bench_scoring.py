@@ -20,6 +20,7 @@ def test_live_manifest_lists_the_found_pairs_repeated(live_tree, tmp_path: Path)
 
 
 @pytest.mark.parametrize("cell", ["bound", "bound_reuse", "engine_workers0"])
+@pytest.mark.slow  # 7.8 s measured (full run, 2 shared cores)
 def test_cells_measure_every_pair(live_tree, tmp_path: Path, cell: str) -> None:
     manifest = tmp_path / "pairs.csv"
     n = write_live_manifest(live_tree.root, 1, manifest)

@@ -15,11 +15,11 @@ import pytest
 import torch
 from benchmarks.cross_validation import leave_one_group_out
 from benchmarks.datasets.live import load_live_index
-from benchmarks.fixtures import make_live_tree
 from benchmarks.protocols.correlation import rowwise_srocc
 from benchmarks.selection import COMPARISONS, PairedBootstrap, layer_windows, win_counts
 from benchmarks.selection.__main__ import main
 from scipy.stats import spearmanr
+from tests.fixtures.planted import make_live_tree
 
 from pe_iqa import PEDistance
 from pe_iqa.image_io import read_image
@@ -209,6 +209,7 @@ def metric_values(study_run):
     return records, out
 
 
+@pytest.mark.slow  # 17.4 s measured (full run, 2 shared cores)
 def test_run_writes_every_output(study_run):
     _, out = study_run
     for name in ("selection_srocc.csv", "selection_comparisons.csv", "selection_win_counts.csv",
@@ -221,6 +222,7 @@ def test_run_writes_every_output(study_run):
         assert heading in report
 
 
+@pytest.mark.slow  # 5.6 s measured (full run, 2 shared cores)
 def test_table_sroccs_are_those_of_pedistance(study_run, metric_values):
     _, out = study_run
     records, values = metric_values
@@ -237,6 +239,7 @@ def test_table_sroccs_are_those_of_pedistance(study_run, metric_values):
         assert float(row["ci_low"]) <= float(row["ci_high"])
 
 
+@pytest.mark.slow  # the study run (module fixture, ~25 s)
 def test_random_rows_cover_every_seed_and_layer(study_run):
     _, out = study_run
     rows = [r for r in read_csv(out / "selection_srocc.csv") if r["selector"] == "random"]
@@ -247,6 +250,7 @@ def test_random_rows_cover_every_seed_and_layer(study_run):
         assert float(r["random_min"]) <= float(r["srocc"]) <= float(r["random_max"])
 
 
+@pytest.mark.slow  # the study run (module fixture, ~25 s)
 def test_comparisons_and_win_counts_are_consistent(study_run):
     _, out = study_run
     comparisons = read_csv(out / "selection_comparisons.csv")
@@ -271,6 +275,7 @@ def test_comparisons_and_win_counts_are_consistent(study_run):
         assert int(totals["pe"][f"{comparison} sig wins"]) == sum(as_bool(r["sig_win"]) for r in mine)
 
 
+@pytest.mark.slow  # the study run (module fixture, ~25 s)
 def test_cv_folds_hold_out_each_reference_and_fixed_default_is_pedistance(study_run, metric_values):
     _, out = study_run
     records, values = metric_values

@@ -34,6 +34,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # 7.8 s measured (full run, 2 shared cores)
 def test_quick_run_writes_complete_finite_outputs(quick_run: Path) -> None:
     for name in ("sr.md", "sr_runs.csv", "sr_images.csv", "sr_perception_distortion.png"):
         assert (quick_run / name).stat().st_size > 0, name
@@ -64,6 +65,7 @@ def test_quick_run_writes_complete_finite_outputs(quick_run: Path) -> None:
     assert "niqe" not in report.split("## Held-out")[1].split("\n")[2]  # not a table column when unavailable
 
 
+@pytest.mark.slow  # 3.1 s measured (full run, 2 shared cores)
 def test_rerun_skips_finished_runs_and_redoes_missing_ones(quick_run: Path) -> None:
     runs = sorted((quick_run / "runs").glob("*.json"))
     assert len(runs) == 8

@@ -54,6 +54,7 @@ def test_the_installed_pth_file_is_the_hook_line() -> None:
     assert pth.parent.name in ("site-packages", "dist-packages")
 
 
+@pytest.mark.slow  # 6.0 s measured (full run, 2 shared cores)
 def test_a_fresh_interpreter_knows_the_presets_without_an_extra_import() -> None:
     result = _python("""
         import sys
@@ -71,6 +72,7 @@ def test_a_fresh_interpreter_knows_the_presets_without_an_extra_import() -> None
     assert result.stdout.strip() == "ok"
 
 
+@pytest.mark.slow  # 9.8 s measured (full run, 2 shared cores)
 def test_the_opt_out_variable_leaves_pyiqa_alone() -> None:
     result = _python("""
         import pyiqa
@@ -89,6 +91,7 @@ def test_the_opt_out_variable_leaves_pyiqa_alone() -> None:
     assert late.returncode == 0, late.stderr[-3000:]
 
 
+@pytest.mark.slow  # 4.2 s measured (full run, 2 shared cores)
 def test_a_failing_hook_warns_and_never_breaks_pyiqa() -> None:
     result = _python("""
         import sys, warnings
@@ -103,6 +106,7 @@ def test_a_failing_hook_warns_and_never_breaks_pyiqa() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.slow  # 6.6 s measured (full run, 2 shared cores)
 def test_pyiqa_command_line_scores_pe_alex_like_the_core() -> None:
     script = Path(sys.executable).with_name("pyiqa")
     if not script.is_file():

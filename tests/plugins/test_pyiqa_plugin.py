@@ -59,6 +59,7 @@ def test_presets_are_listed_as_full_reference_metrics():
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.slow  # 5.0 s measured (full run, 2 shared cores)
 def test_create_metric_on_files_and_tensors_equals_the_core(name, images, tmp_path):
     distorted, reference = images
     metric = pyiqa.create_metric(name, device="cpu")
@@ -81,6 +82,7 @@ def test_create_metric_on_files_and_tensors_equals_the_core(name, images, tmp_pa
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.slow  # 2.5 s measured (full run, 2 shared cores)
 def test_scores_lie_in_the_stated_range_on_extreme_pairs(name: str):
     metric = pyiqa.create_metric(name, device="cpu")
     gen = torch.Generator().manual_seed(1)
@@ -98,6 +100,7 @@ def test_scores_lie_in_the_stated_range_on_extreme_pairs(name: str):
     assert float(metric(noise, noise)) == 0.0
 
 
+@pytest.mark.slow  # 1.1 s measured (full run, 2 shared cores)
 def test_as_loss_gives_gradients_to_the_input(images):
     distorted, reference = images
     loss_fn = pyiqa.create_metric("pe_alex", as_loss=True, device="cpu")
@@ -114,6 +117,7 @@ def test_as_loss_gives_gradients_to_the_input(images):
     assert torch.isfinite(overshoot.grad).all()
 
 
+@pytest.mark.slow  # 0.8 s measured (full run, 2 shared cores)
 def test_create_metric_passes_options_to_the_preset(images):
     distorted, reference = images
     metric = pyiqa.create_metric("pe_alex", device="cpu", top_percent=20)
@@ -145,6 +149,7 @@ def test_register_keeps_a_metric_pyiqa_defines_itself(monkeypatch):
     assert DEFAULT_CONFIGS["pe_alex"] is foreign
 
 
+@pytest.mark.slow  # 5.7 s measured (full run, 2 shared cores)
 def test_fresh_process_core_import_and_entry_point():
     """``import pe_iqa`` loads no adapter; the pyiqa.archs entry point registers, but only on an arch lookup."""
     script = textwrap.dedent("""

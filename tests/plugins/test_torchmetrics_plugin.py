@@ -19,6 +19,8 @@ from pe_iqa import PEDistance
 from pe_iqa.backbones import Backbone, load_backbone
 from pe_iqa_torchmetrics import PEFeatureDistance, pe_feature_distance
 
+pytestmark = pytest.mark.slow  # AlexNet at 64 px through TorchMetrics (module fixtures ~6 s, tests 0.5–4 s)
+
 
 def _pairs(n: int, size: int = 64, sigma: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(distorted, reference): smooth random references with additive noise of std ``sigma``, in [0, 1]."""
