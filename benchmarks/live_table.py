@@ -34,8 +34,7 @@ from PIL import Image
 from benchmarks.datasets.live import DEFAULT_ROOT, LiveRecord, load_live_index
 from benchmarks.protocols.bootstrap import PairedBootstrap, compare_srocc
 from benchmarks.protocols.correlation import safe_srocc
-from benchmarks.report import environment_info, markdown_table, write_csv
-from pe_iqa.safe_files import write_text_atomic
+from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
 
 __all__ = ["load_engine_scores", "main", "score_downscaled", "table_rows"]
 

@@ -48,10 +48,9 @@ from scipy import stats
 from benchmarks.datasets.live import DEFAULT_ROOT, LiveRecord, load_live_index
 from benchmarks.protocols.bootstrap import PairedBootstrap, compare_srocc
 from benchmarks.protocols.correlation import safe_srocc
-from benchmarks.report import environment_info, markdown_table, write_csv
+from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
 from benchmarks.selection.distances import DEFAULT_PERCENTS, BackboneDistances, compute_backbone_distances, set_name
 from pe_iqa.backbones import canonical_name, load_backbone
-from pe_iqa.safe_files import write_text_atomic
 
 __all__ = [
     "DEFAULT_CONFIGS",
