@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["DestinationError", "atomic_write", "check_destination", "looks_like_image", "path_safe_name",
-           "write_text_atomic"]
+__all__ = ["DestinationError", "atomic_write", "check_destination", "create_exclusive", "looks_like_image",
+           "path_safe_name", "write_text_atomic"]
 
 #: Leading bytes of the image formats pe-iqa reads.
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6",
@@ -103,11 +104,48 @@ def _fsync_folder(folder: Path) -> None:
             os.close(descriptor)
 
 
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def create_exclusive(path: str | Path, mode: str = "w", **open_options) -> IO:
+    """Create ``path`` and open it for writing; fail if anything (a file, a dangling symbolic link) is there.
+
+    ``O_CREAT | O_EXCL | O_NOFOLLOW``: a link planted at ``path`` is never followed to create its target elsewhere.
+    Permissions are ``0o666`` less the process's umask (applied by the operating system).
+
+    Raises:
+        FileExistsError: something exists at ``path``.
+    """
+    if "b" not in mode:
+        open_options.setdefault("encoding", "utf-8")
+        open_options.setdefault("newline", "")
+    descriptor = os.open(path, _CREATE_FLAGS, 0o666)
+    try:
+        return os.fdopen(descriptor, mode, **open_options)
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _temporary_next_to(path: Path, mode: str, open_options: dict) -> tuple[IO, Path]:
+    folder = path.parent if str(path.parent) else Path(".")
+    for _ in range(100):
+        temporary = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return create_exclusive(temporary, mode, **open_options), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file next to {path}")
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", **open_options) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success it replaces ``path`` atomically (fsynced).
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was. The temporary file is created
+    exclusively (no link followed); a new file gets the permissions ``open`` would give it (umask applied by the
+    operating system), a replaced one keeps its permissions.
 
     Example:
         >>> import tempfile, pathlib
@@ -119,32 +157,21 @@ def atomic_write(path: str | Path, mode: str = "w", **open_options) -> Iterator[
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    if "b" not in mode:
-        open_options.setdefault("encoding", "utf-8")
-        open_options.setdefault("newline", "")
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = _temporary_next_to(path, mode, open_options)
     try:
-        with os.fdopen(descriptor, mode, **open_options) as handle:
+        with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        with contextlib.suppress(OSError):  # keep the permissions a replaced file had
-            os.chmod(temporary, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
+        if path.exists():
+            with contextlib.suppress(OSError):  # keep the permissions a replaced file had
+                os.chmod(temporary, path.stat().st_mode & 0o7777)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
     _fsync_folder(folder)
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)  # read once, at import (single-threaded): os.umask has no read-only form
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
 
 
 def path_safe_name(name: str) -> str:
