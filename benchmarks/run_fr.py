@@ -48,6 +48,7 @@ from benchmarks.fr_table import (
     reference_table_check,
 )
 from benchmarks.report import ReportPaths, environment_info, write_csv, write_report
+from pe_iqa.safe_files import check_file_stem
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -224,6 +225,7 @@ def run_fr(
     """
     if not datasets or not metrics:
         raise ValueError("give at least one dataset and one metric")
+    check_file_stem(name, "--name")  # before anything is written: --name ../../escaped wrote outside --out
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     scorer = partial(score_with_engine, built={}) if scorer is None else scorer
@@ -319,6 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
+    try:
+        check_file_stem(args.name, "--name")
+    except ValueError as error:
+        parser.error(str(error))  # exit status 2, before anything is written
     options = ScoringOptions(device=args.device, workers=args.workers, batch_size=args.batch_size,
                              resume=args.resume, progress=not args.no_progress)
     command = "python -m benchmarks.run_fr " + " ".join(argv if argv is not None else sys.argv[1:])

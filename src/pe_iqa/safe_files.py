@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["DestinationError", "atomic_write", "check_destination", "create_exclusive", "looks_like_image",
-           "path_safe_name", "write_text_atomic"]
+__all__ = ["DestinationError", "atomic_write", "check_destination", "check_file_stem", "create_exclusive",
+           "looks_like_image", "path_safe_name", "write_text_atomic"]
 
 #: Leading bytes of the image formats pe-iqa reads.
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6",
@@ -42,6 +42,26 @@ def looks_like_image(path: Path) -> bool:
     if head.startswith(b"RIFF"):
         return head[8:12] == b"WEBP"
     return any(head.startswith(signature) for signature in _IMAGE_SIGNATURES if signature != b"RIFF")
+
+
+#: Longest file name written (most file systems allow 255 bytes; room is left for suffixes and temporary names).
+MAX_NAME_BYTES = 200
+
+
+def check_file_stem(stem: object, what: str = "name") -> str:
+    """``stem`` if it can name files inside an output folder: not empty, no path separator, not ``.``/``..``, no NUL,
+    at most :data:`MAX_NAME_BYTES` bytes (UTF-8). Checked before anything is written.
+
+    Raises:
+        DestinationError: otherwise (``--name ../../escaped`` would write outside ``--out``).
+    """
+    text = stem if isinstance(stem, str) else ""
+    separators = {"/", "\\", os.sep, *(filter(None, [os.altsep]))}
+    if (not text or text in (".", "..") or "\0" in text or any(s in text for s in separators)
+            or len(text.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES):
+        raise DestinationError(f"{what} must be a plain file name stem (no folder, not '.' or '..', at most "
+                               f"{MAX_NAME_BYTES} bytes), got {stem!r}")
+    return text
 
 
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:

@@ -197,3 +197,19 @@ def test_engine_scores_presets_and_bridged_metrics(tmp_path: Path, datasets_root
                                "error"]
     assert all(row["error"] == "" for row in scores) and len(scores) == 11
     assert again.rows[:2] == [r for r in run.rows if r["dataset"] == "tid2013"]  # resumed from the CSV
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "..", "", "a/b", "x" * 300])
+def test_a_name_that_leaves_the_output_folder_is_refused_before_writing(tmp_path: Path, datasets_root: Path,
+                                                                        monkeypatch, name: str) -> None:
+    """Issue 19.9: ``--name ../../escaped`` wrote ``escaped_scores_*.csv`` outside ``--out`` before refusing."""
+    monkeypatch.setattr(run_fr_module, "score_with_engine", planted_scorer)
+    out = tmp_path / "a" / "b"
+    argv = ["--dataset", "tid2013", "--root", str(datasets_root), "--metrics", "planted", "--out", str(out),
+            "--boot", "20", "--no-progress", "--name", name]
+    with pytest.raises(SystemExit) as exit_info:
+        run_fr_module.main(argv)
+    assert exit_info.value.code == 2
+    with pytest.raises(ValueError, match="plain file name stem"):
+        run_fr(["tid2013"], datasets_root, ["planted"], out_dir=out, name=name, scorer=planted_scorer)
+    assert not out.exists() and not list(tmp_path.rglob("*escaped*"))
