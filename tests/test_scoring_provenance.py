@@ -147,3 +147,15 @@ def test_a_binary_journal_names_the_file(transparent_pairs, pe_alex, tmp_path) -
     journal_path(out).write_bytes(b"\xff\xfe\x00garbage\n")
     with pytest.raises(JournalError, match=r"s\.csv\.partial is not a pe-iqa CSV or journal"):
         score_pairs(transparent_pairs, [pe_alex], csv_path=out, alpha="drop", resume=True, progress=False)
+
+
+def test_manifest_paths_are_taken_as_written_and_unnamed_columns_are_not_output(tmp_path) -> None:
+    """Item 14: ``" lead.png"`` could not be scored; a trailing comma in the header made a column with no name."""
+    from pe_iqa.scoring import read_pairs_manifest
+
+    (tmp_path / "m.csv").write_text("distorted,reference,mos,\n lead.png,ref.png,3,\n", encoding="utf-8")
+    (pair,) = read_pairs_manifest(tmp_path / "m.csv")
+    assert pair.distorted == tmp_path / " lead.png" and dict(pair.extra) == {"mos": "3"}
+    (tmp_path / "bad.csv").write_text("distorted,reference,\na.png,b.png,oops\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2: a value under a column without a name"):
+        read_pairs_manifest(tmp_path / "bad.csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -64,6 +65,16 @@ def _count(text: str, name: str, low: int) -> int | None:
     return value
 
 
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--reference-cache-mb must be a number of megabytes, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"--reference-cache-mb must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     from ..image_io import ALPHA_POLICIES
     from ..scoring.metrics import preset_names
@@ -103,7 +114,7 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
                              metavar="N", help="pairs per batch (default: auto = 1 on CPU, 16 on GPUs)")
     run_options.add_argument("--no-reuse", action="store_true", help="encode every reference again (slower; "
                                                                      "same scores)")
-    run_options.add_argument("--reference-cache-mb", type=float, default=1024.0, metavar="MB",
+    run_options.add_argument("--reference-cache-mb", type=_megabytes, default=1024.0, metavar="MB",
                              help="memory for cached reference features (default: %(default)g)")
     run_options.add_argument("--alpha", choices=ALPHA_POLICIES, default="error",
                              help="images with transparent pixels: error (default), drop the alpha channel (as "
@@ -217,6 +228,7 @@ def _write_maps(args: argparse.Namespace, pairs, result, metric_name: str, devic
 
 def run(args: argparse.Namespace) -> int:
     """Score, print the means table (stdout) and a summary (stderr); exit status 1 if any pair failed."""
+    from ..image_io import max_image_pixels
     from ..presets import DEFAULT_METRIC
     from ..safe_files import DestinationError
     from ..scoring import check_metric_names, score_pairs
@@ -224,6 +236,10 @@ def run(args: argparse.Namespace) -> int:
 
     names = list(dict.fromkeys(args.metrics or [DEFAULT_METRIC]))
     device = parse_device(args.device)
+    try:
+        max_image_pixels()  # the environment's reading rules, validated once (not as every pair's failure)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     pairs, protect = _pairs(args)
     check_metric_names(names)
     maps_metric = _maps_metric(args, names)

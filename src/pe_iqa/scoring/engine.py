@@ -203,8 +203,9 @@ def _check_arguments(pairs: Sequence[ScorePair], names: list[str], workers: int,
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if alpha not in ALPHA_POLICIES:
         raise ValueError(f"alpha must be one of {ALPHA_POLICIES}, got {alpha!r}")
-    if not isinstance(reference_cache_mb, (int, float)) or not reference_cache_mb >= 0:
-        raise ValueError(f"reference_cache_mb must be a number >= 0, got {reference_cache_mb!r}")
+    if isinstance(reference_cache_mb, bool) or not isinstance(reference_cache_mb, (int, float)) or not (
+            math.isfinite(reference_cache_mb) and reference_cache_mb >= 0):
+        raise ValueError(f"reference_cache_mb must be a finite number >= 0, got {reference_cache_mb!r}")
     clash = sorted(set(names) & set(extra_columns(pairs)))
     if clash:
         raise ValueError(f"the pairs carry columns named like metrics {clash}; rename those columns")
