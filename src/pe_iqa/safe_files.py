@@ -18,12 +18,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["DestinationError", "atomic_write", "check_destination", "check_file_stem", "create_exclusive",
-           "looks_like_image", "path_safe_name", "write_text_atomic"]
+__all__ = ["OUTPUT_SUFFIXES", "DestinationError", "atomic_write", "check_destination", "check_file_stem",
+           "create_exclusive", "looks_like_image", "path_safe_name", "write_text_atomic"]
 
-#: Leading bytes of the image formats pe-iqa reads.
-_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6",
-                     b"P2", b"P3")
 #: Up to this many input paths are compared by inode (one ``stat`` each); beyond, only same-named ones.
 _MAX_INODE_CHECKS = 200_000
 
@@ -33,15 +30,24 @@ class DestinationError(ValueError):
 
 
 def looks_like_image(path: Path) -> bool:
-    """Whether the file starts like an image pe-iqa reads (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM)."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(12)
-    except OSError:
-        return False
-    if head.startswith(b"RIFF"):
-        return head[8:12] == b"WEBP"
-    return any(head.startswith(signature) for signature in _IMAGE_SIGNATURES if signature != b"RIFF")
+    """Whether pe-iqa's image reader recognises the file as an image (asked, not guessed from a signature list:
+    TGA, PBM and every other format the reader takes count; see :func:`pe_iqa.image_io.is_image_file`)."""
+    from .image_io import is_image_file
+
+    return is_image_file(path)
+
+
+#: What each kind of output file holds, and the name endings that say so (no ending is accepted too).
+OUTPUT_SUFFIXES = {"csv": (".csv", ".tsv", ".txt"), "json": (".json",), "png": (".png",), "markdown": (".md",)}
+
+
+def _check_suffix(path: Path, kind: str | None, what: str) -> None:
+    if kind is None:
+        return
+    allowed = OUTPUT_SUFFIXES[kind]
+    if path.suffix and path.suffix.lower() not in allowed:
+        raise DestinationError(f"{what} {path} would hold {kind.upper()} data under a {path.suffix} name; give a name "
+                               f"ending in {' or '.join(allowed)}")
 
 
 #: Longest file name written (most file systems allow 255 bytes; room is left for suffixes and temporary names).
@@ -68,22 +74,31 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def check_destination(path: str | Path, inputs: Iterable[str | Path] = (), what: str = "output file") -> Path:
+def check_destination(path: str | Path, inputs: Iterable[str | Path] = (), what: str = "output file",
+                      kind: str | None = None) -> Path:
     """Check that ``path`` can be written without harming anything; create its folder if missing.
+
+    The one output policy of every writer: never onto an input, never onto an existing file that pe-iqa's reader
+    decodes as an image, a name that says what is written (``kind``), a name the file system takes, a writable
+    folder — all checked before any work.
 
     Args:
         path: the file to be written.
         inputs: files the run reads (images, manifest); none of them may be ``path``.
         what: how the file is called in messages (e.g. ``"--csv"``).
+        kind: what is written (a key of :data:`OUTPUT_SUFFIXES`: ``"csv"``, ``"json"``, ``"png"`` …); the name's
+            ending must say so (``explain --figure f.txt`` is refused). ``None``: any name.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        DestinationError: ``path`` is a folder, an input (same resolved path or inode), an existing image, or
-            its folder cannot be created or written.
+        DestinationError: ``path`` is a folder, an input (same resolved path or inode), an existing image, a name
+            that does not fit ``kind`` or is too long, or its folder cannot be created or written.
     """
     path = Path(path)
+    if len(path.name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        raise DestinationError(f"{what} {str(path)[:60]}…: the file name is longer than {MAX_NAME_BYTES} bytes")
     if path.is_dir():
         raise DestinationError(f"{what} {path} is a folder; give a file name")
     resolved = Path(os.path.realpath(path))
@@ -101,9 +116,12 @@ def check_destination(path: str | Path, inputs: Iterable[str | Path] = (), what:
             raise DestinationError(f"{what} {path} is one of the inputs ({source}); pe-iqa never writes onto an input")
     if existing is not None and looks_like_image(path):
         raise DestinationError(f"{what} {path} exists and holds an image; pe-iqa will not overwrite it")
+    _check_suffix(path, kind, what)
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is not a folder")
     except OSError as error:
         raise DestinationError(f"cannot create the folder of {what} {path}: {error.strerror or error}") from None
     try:

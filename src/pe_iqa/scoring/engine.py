@@ -216,9 +216,10 @@ def _check_output(csv_path: Path, pairs: list[ScorePair], resume: bool, group: P
     """Everything about the output that can be checked before a model is built."""
     inputs = [*protect, *(p.distorted for p in pairs), *(p.reference for p in pairs)]
     own_journal = journal_path(csv_path, group.rank, group.world_size)
-    for path, what in ((csv_path, "CSV file"), (own_journal, "journal"), (sidecar_path(csv_path), "provenance file"),
-                       (sidecar_path(own_journal), "provenance file")):
-        check_destination(path, inputs, what)
+    for path, what, kind in ((csv_path, "CSV file", "csv"), (own_journal, "journal", None),
+                             (sidecar_path(csv_path), "provenance file", "json"),
+                             (sidecar_path(own_journal), "provenance file", "json")):
+        check_destination(path, inputs, what, kind=kind)
     if not resume:
         journals = existing_journals(csv_path)
         if journals:
