@@ -220,7 +220,8 @@ def _write_maps(args: argparse.Namespace, pairs, result, metric_name: str, devic
     report = write_distance_maps(pairs, PEDistance(metric_name, device=device), args.maps, skip=failed,
                                  alpha=args.alpha)
     info(f"maps ({metric_name}): wrote {plural(report.written, 'map')} to {args.maps}"
-         + (f", kept {report.skipped} already there or not scored" if report.skipped else ""))
+         + (f" ({report.redrawn} redrawn: made by another metric or from a changed image)" if report.redrawn else "")
+         + (f", kept {report.skipped} up to date or not scored" if report.skipped else ""))
     for index, message in report.failures[:_LISTED_FAILURES]:
         info(f"  map of pair {index} failed: {message}")
     return len(report.failures)
@@ -230,7 +231,6 @@ def run(args: argparse.Namespace) -> int:
     """Score, print the means table (stdout) and a summary (stderr); exit status 1 if any pair failed."""
     from ..image_io import max_image_pixels
     from ..presets import DEFAULT_METRIC
-    from ..safe_files import DestinationError
     from ..scoring import check_metric_names, score_pairs
     from ..scoring.distributed import launch_rank
 
@@ -243,8 +243,10 @@ def run(args: argparse.Namespace) -> int:
     pairs, protect = _pairs(args)
     check_metric_names(names)
     maps_metric = _maps_metric(args, names)
-    if args.maps and Path(args.maps).exists() and not Path(args.maps).is_dir():
-        raise DestinationError(f"--maps {args.maps} is a file, not a folder")
+    if args.maps:
+        from ..scoring.maps import check_maps_folder
+
+        check_maps_folder(args.maps)  # before any scoring: a folder under a file, /proc, read-only
     main_process = launch_rank()[0] == 0
     workers = default_workers(device, len(pairs)) if args.workers is None else args.workers
     batch_size = args.batch_size or (1 if device.type == "cpu" else 16)
