@@ -230,6 +230,7 @@ def _write_maps(args: argparse.Namespace, pairs, result, metric_name: str, devic
 def run(args: argparse.Namespace) -> int:
     """Score, print the means table (stdout) and a summary (stderr); exit status 1 if any pair failed."""
     from ..image_io import max_image_pixels
+    from ..memory import memory_budget
     from ..presets import DEFAULT_METRIC
     from ..scoring import check_metric_names, score_pairs
     from ..scoring.distributed import launch_rank
@@ -237,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(args.metrics or [DEFAULT_METRIC]))
     device = parse_device(args.device)
     try:
-        max_image_pixels()  # the environment's reading rules, validated once (not as every pair's failure)
+        max_image_pixels()  # the environment's reading rules and budget, validated once (not as every pair's failure)
+        memory_budget(device)
     except ValueError as error:
         raise UsageError(str(error)) from None
     pairs, protect = _pairs(args)
