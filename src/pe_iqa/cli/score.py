@@ -35,7 +35,8 @@ metrics: pe-iqa presets ({presets}) use the pe-iqa core; any other name
 (lpips, dists, ssim, psnr, ...) is computed by pyiqa: pip install 'pe-iqa[pyiqa]'.
 
 exit status: 0 every pair scored; 1 some pair failed (its error is in the CSV's error column) or the
-run failed; 2 the command line is wrong."""
+run failed; 2 the command line is wrong. Under torchrun, failed pairs leave the status 0 (torchrun
+reports any other status as a crash); the summary says how many failed."""
 
 
 def default_workers(device: torch.device | str = "cpu", n_pairs: int | None = None) -> int:
@@ -249,7 +250,8 @@ def run(args: argparse.Namespace) -> int:
         from ..scoring.maps import check_maps_folder
 
         check_maps_folder(args.maps)  # before any scoring: a folder under a file, /proc, read-only
-    main_process = launch_rank()[0] == 0
+    rank, world_size = launch_rank()
+    main_process = rank == 0
     workers = default_workers(device, len(pairs)) if args.workers is None else args.workers
     batch_size = args.batch_size or (1 if device.type == "cpu" else 16)
     progress = not args.no_progress
@@ -259,9 +261,16 @@ def run(args: argparse.Namespace) -> int:
         reference_cache_mb=args.reference_cache_mb, protect=protect,
     )
     map_failures = _write_maps(args, pairs, result, maps_metric, device) if maps_metric else 0
+    failed = bool(result.failures or map_failures)
+    # torchrun reports any non-zero status as a crash (a ChildFailedError banner): failed pairs, reported in the
+    # summary and the CSV's error column, leave every process with status 0 there
+    status = EXIT_FAILED if failed and world_size == 1 else 0
     if not main_process:
-        return EXIT_FAILED if result.failures or map_failures else 0
+        return status
     info(f"loaded {plural(len(names), 'metric')} in {result.load_s:.2f} s")
     _print_results(result, args.verbose or args.sample, args.sample)
     _summary(result, listed_live=progress)
-    return EXIT_FAILED if result.failures or map_failures else 0
+    if failed and world_size > 1:
+        info("exit status 0 under torchrun (it reports any other status as a crash): the failed pairs are listed "
+             "above" + (" and in the CSV's error column" if result.csv_path else ""))
+    return status
