@@ -159,3 +159,13 @@ def test_manifest_paths_are_taken_as_written_and_unnamed_columns_are_not_output(
     (tmp_path / "bad.csv").write_text("distorted,reference,\na.png,b.png,oops\n", encoding="utf-8")
     with pytest.raises(ValueError, match="line 2: a value under a column without a name"):
         read_pairs_manifest(tmp_path / "bad.csv")
+
+
+def test_pyiqa_metrics_record_their_version_and_options(transparent_pairs, tmp_path) -> None:
+    pytest.importorskip("pyiqa")
+    out = tmp_path / "s.csv"
+    score_pairs(transparent_pairs, ["ssim"], csv_path=out, alpha="drop", progress=False)
+    saved, _ = read_sidecar(sidecar_path(out))
+    record = saved["ssim"]
+    assert record.kind == "pyiqa" and record.version.startswith("pyiqa ")
+    assert '"type": "SSIM"' in dict(record.options)["metric_opts"] and dict(record.options)["alpha"] == "drop"
