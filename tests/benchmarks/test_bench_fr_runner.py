@@ -197,6 +197,17 @@ def test_engine_scores_presets_and_bridged_metrics(tmp_path: Path, datasets_root
                                "error"]
     assert all(row["error"] == "" for row in scores) and len(scores) == 11
     assert again.rows[:2] == [r for r in run.rows if r["dataset"] == "tid2013"]  # resumed from the CSV
+    from pe_iqa.provenance import ProvenanceError, read_sidecar, sidecar_path
+
+    records, _ = read_sidecar(sidecar_path(tmp_path / "fr.csv"))
+    assert records["pe_alex"].kind == "pe" and records["planted_engine"].kind == "benchmarks.comparison"
+    assert read_sidecar(sidecar_path(tmp_path / "fr_pyiqa_table.csv"))[0] == records
+    # a table never combines datasets scored under different configurations
+    live = sidecar_path(tmp_path / "fr_scores_live.csv")
+    live.write_text(live.read_text(encoding="utf-8").replace('"alpha": "error"', '"alpha": "white"'),
+                    encoding="utf-8")
+    with pytest.raises(ProvenanceError, match=r"pe_alex was scored under different configurations"):
+        run_fr_module._table_provenance(tmp_path, "fr", ["tid2013", "live"])
 
 
 @pytest.mark.parametrize("name", ["../../escaped", "..", "", "a/b", "x" * 300])
