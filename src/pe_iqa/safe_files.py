@@ -65,7 +65,7 @@ def check_file_stem(stem: object, what: str = "name") -> str:
     separators = {"/", "\\", os.sep, *(filter(None, [os.altsep]))}
     if (not text or text in (".", "..") or "\0" in text or any(s in text for s in separators)
             or len(text.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES):
-        raise DestinationError(f"{what} must be a plain file name stem (no folder, not '.' or '..', at most "
+        raise DestinationError(f"{what} must be a plain file stem (a name without folder, not '.' or '..', at most "
                                f"{MAX_NAME_BYTES} bytes), got {stem!r}")
     return text
 
