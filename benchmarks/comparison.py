@@ -37,8 +37,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pe_iqa import __version__
 from pe_iqa.backbones import canonical_name
 from pe_iqa.presets import PRESETS
+from pe_iqa.provenance import Provenance
 from pe_iqa.scoring.metrics import METRICS, MetricRegistry, ScoringMetric
 
 __all__ = [
@@ -94,7 +96,8 @@ class BaselineMetrics:
         fn, lower_better, source = self._METRICS[name]
         if source == "torchmetrics":
             import torchmetrics  # noqa: F401  (fail at build time, not at the first pair)
-        return ScoringMetric(name, lower_better, score=fn, source=source)
+        record = Provenance(name, kind="benchmarks.comparison", version=f"pe-iqa {__version__}")
+        return ScoringMetric(name, lower_better, score=fn, source=source, provenance=record)
 
 
 #: The registry of every benchmark: the presets, the installed providers (pyiqa) and the baselines.

@@ -19,19 +19,13 @@ from pathlib import Path
 
 import torch
 
-from pe_iqa.safe_files import atomic_write
+from pe_iqa.safe_files import atomic_write, check_destination, check_file_stem, write_text_atomic
 
 __all__ = ["ReportPaths", "environment_info", "format_value", "markdown_table", "write_csv", "write_report",
            "write_text_atomic"]
 
 _PACKAGES = ("pe-iqa", "torch", "torchvision", "numpy", "scipy", "pyiqa", "torchmetrics", "lpips", "timm",
              "matplotlib")
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`pe_iqa.safe_files.atomic_write`)."""
-    with atomic_write(path) as handle:
-        handle.write(text)
 
 
 @dataclass(frozen=True)
@@ -147,8 +141,7 @@ def markdown_table(
 
 def write_csv(rows: Sequence[Mapping[str, object]], path: str | Path, columns: Sequence[str] | None = None) -> Path:
     """Write rows to a CSV file (columns: ``columns`` or the union of the rows' keys in first-seen order)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_destination(path, what="benchmark table", kind="csv")  # the output policy: never onto an image
     if columns is None:
         columns = list(dict.fromkeys(key for row in rows for key in row))
     with atomic_write(path) as handle:
@@ -183,8 +176,7 @@ def write_report(
     Raises:
         ValueError: if ``name`` is empty or contains a path separator.
     """
-    if not name or "/" in name or os.sep in name:
-        raise ValueError(f"name must be a plain file stem, got {name!r}")
+    check_file_stem(name, "name")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = write_csv(rows, out / f"{name}.csv")
@@ -192,6 +184,6 @@ def write_report(
     text = [f"# {title}", "", "## Environment", "", markdown_table(env_rows, ["key", "value"]), ""]
     for section in sections:
         text += [section.rstrip(), ""]
-    md_path = out / f"{name}.md"
+    md_path = check_destination(out / f"{name}.md", what="benchmark report", kind="markdown")
     write_text_atomic(md_path, "\n".join(text))
     return ReportPaths(csv_path, md_path)

@@ -13,7 +13,9 @@ Outputs (``--out``, stem ``--name``, default ``fr``):
   ours (from ``benchmarks/results/pyiqa_fr_published.csv``, cited);
 * ``<name>.csv``: one row per (dataset, metric) with every number;
 * ``<name>_pyiqa_table.csv``: our numbers in the shape of pyiqa's ``tests/FR_benchmark_results.csv``;
-* ``<name>_scores_<dataset>.csv``: the engine's per-image scores (``--resume`` continues an interrupted run).
+* ``<name>_scores_<dataset>.csv``: the engine's per-image scores (``--resume`` continues an interrupted run);
+* ``<file>.provenance.json`` next to each CSV: every metric's :class:`~pe_iqa.provenance.Provenance` record (a
+  metric scored under different configurations for two datasets of one table is refused).
 
 A dataset that is not where its layout puts it is skipped with one line naming what was expected where (exit
 status 2 once the others are written); one that cannot be scored (a malformed meta-info file, an unreadable
@@ -51,6 +53,15 @@ from benchmarks.fr_table import (
     reference_table_check,
 )
 from benchmarks.report import ReportPaths, environment_info, write_csv, write_report
+from pe_iqa.provenance import (
+    Provenance,
+    ProvenanceError,
+    describe_difference,
+    read_sidecar,
+    sidecar_path,
+    write_sidecar,
+)
+from pe_iqa.safe_files import check_file_stem
 from pe_iqa.scoring.metrics import MetricRegistry, ScoringMetric
 
 __all__ = [
@@ -232,6 +243,7 @@ def run_fr(
     """
     if not datasets or not metrics:
         raise ValueError("give at least one dataset and one metric")
+    check_file_stem(name, "--name")  # before anything is written: --name ../../escaped wrote outside --out
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     scorer = partial(score_with_engine, registry=registry, built={}) if scorer is None else scorer
@@ -281,11 +293,33 @@ def run_fr(
         env = environment_info(options.device, run.summaries, {
             "run time (s)": f"{run.seconds:.0f}", "bootstrap resamples": n_boot,
             "command": command or "python -m benchmarks.run_fr " + " ".join(sys.argv[1:])})
+        records = _table_provenance(out, name, list(run.summaries))  # before any table is written: may refuse
         run.paths = write_report(name, out, run.rows, "Full-reference benchmark (pyiqa's table shape)", sections, env)
         write_csv(pyiqa_shaped_rows(run.rows, list(run.summaries)), out / f"{name}_pyiqa_table.csv")
+        if records:
+            for table in (run.paths.csv, out / f"{name}_pyiqa_table.csv"):
+                write_sidecar(table, records, datasets=" ".join(run.summaries))
         if verbose:
             print(f"wrote {run.paths.markdown}, {run.paths.csv} and {out / f'{name}_pyiqa_table.csv'}", flush=True)
     return run
+
+
+def _table_provenance(out: Path, name: str, datasets: Sequence[str]) -> dict[str, Provenance]:
+    """Each metric's provenance record, from the per-image score files' sidecars; one record per metric.
+
+    Raises:
+        ProvenanceError: a metric was scored under different configurations for two datasets of one table.
+    """
+    records: dict[str, Provenance] = {}
+    for dataset in datasets:
+        found = read_sidecar(sidecar_path(out / f"{name}_scores_{dataset}.csv"))
+        for metric, record in (found[0] if found else {}).items():
+            if metric in records and records[metric] != record:
+                raise ProvenanceError(f"{metric} was scored under different configurations for the datasets of one "
+                                      f"table ({describe_difference(records[metric], record)}); score them again "
+                                      f"with the same options")
+            records.setdefault(metric, record)
+    return records
 
 
 def _sections(run: FRRun, published, published_path: str | os.PathLike[str]) -> list[str]:
@@ -331,6 +365,10 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
+    try:
+        check_file_stem(args.name, "--name")
+    except ValueError as error:
+        parser.error(str(error))  # exit status 2, before anything is written
     options = ScoringOptions(device=args.device, workers=args.workers, batch_size=args.batch_size,
                              resume=args.resume, progress=not args.no_progress)
     command = "python -m benchmarks.run_fr " + " ".join(argv if argv is not None else sys.argv[1:])

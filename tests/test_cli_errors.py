@@ -108,3 +108,20 @@ def test_a_journal_of_an_interrupted_run_needs_resume(capsys, tmp_path, pair) ->
     assert "--resume" in capsys.readouterr().err
     assert main(["score", "-t", str(pair[0]), "-r", str(pair[1]), "--csv", str(out), "--resume"]) == 0
     assert out.is_file() and not (tmp_path / "s.csv.partial").exists()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "lots"])
+def test_reference_cache_mb_out_of_range_is_a_usage_error(pair, value, capsys) -> None:
+    """Issue 19.14: ``--reference-cache-mb inf`` ended in an OverflowError."""
+    distorted, reference = pair
+    assert main(["score", "-t", str(distorted), "-r", str(reference), "--reference-cache-mb", value]) == 2
+    assert "--reference-cache-mb" in capsys.readouterr().err
+
+
+def test_a_junk_pixel_limit_is_one_usage_error(pair, monkeypatch, capsys) -> None:
+    """Issue 19.14: ``PE_IQA_MAX_IMAGE_PIXELS=junk`` failed every pair instead of one usage error."""
+    distorted, reference = pair
+    monkeypatch.setenv("PE_IQA_MAX_IMAGE_PIXELS", "junk")
+    assert main(["score", "-t", str(distorted), "-r", str(reference), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "PE_IQA_MAX_IMAGE_PIXELS" in err and err.count("\n") == 1 and "Traceback" not in err

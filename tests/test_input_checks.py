@@ -108,7 +108,7 @@ def test_range_tolerance_and_data_range() -> None:
     with pytest.raises(ValueError, match=r"values in \[0, 255\], got min=1\.\d+, max=256 .*clamp\(0, 255\)"):
         check_image_pair(GOOD * 255 + 1, GOOD, data_range=255)
     for bad in (0, -1.0, "1", True, None):
-        with pytest.raises(ValueError, match=r"data_range must be a finite number > 0"):
+        with pytest.raises(ValueError, match=r"data_range must be a number from"):
             check_image_pair(GOOD, GOOD, data_range=bad)
 
 
@@ -215,9 +215,9 @@ def test_loss_skips_value_checks_so_nan_propagates(alexnet: Backbone) -> None:
         ({"top_percent": -5.0}, r"top_percent must be .*got -5.0"),
         ({"top_percent": "10"}, r"top_percent must be a number .*got '10'"),
         ({"score": "efficacy"}, r"score must be one of \[.*'pe'.*\], got 'efficacy'"),
-        ({"data_range": 0}, r"data_range must be a finite number > 0"),
-        ({"data_range": float("inf")}, r"data_range must be a finite number > 0"),
-        ({"data_range": float("nan")}, r"data_range must be a finite number > 0"),
+        ({"data_range": 0}, r"data_range must be a number from"),
+        ({"data_range": float("inf")}, r"data_range must be a number from"),
+        ({"data_range": float("nan")}, r"data_range must be a number from"),
         ({"top_percent": True}, r"top_percent must be a number .*got True"),
         ({"backbone": "resnet1000"}, r"backbone must be one of \[.*'alexnet'.*\] or 'timm:<name>', got 'resnet1000'"),
         ({"layers": ["relu9"]}, r"unknown layer\(s\) \['relu9'\] for backbone 'alexnet'; choose from \['relu1'"),

@@ -9,10 +9,12 @@ names when importing this module fails.
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 
 import torch
 
+from pe_iqa.provenance import Provenance
 from pe_iqa.scoring.metrics import ScoringMetric
 
 from .download_errors import explain_download_failure
@@ -54,7 +56,22 @@ class PyiqaMetrics:
         else:
             def score(dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
                 return metric(dist, ref)
-        return ScoringMetric(name=name, lower_better=bool(metric.lower_better), score=score, source="pyiqa")
+        return ScoringMetric(name=name, lower_better=bool(metric.lower_better), score=score, source="pyiqa",
+                             provenance=pyiqa_provenance(name, metric))
+
+
+def pyiqa_provenance(name: str, metric: object) -> Provenance:
+    """The record of a pyiqa metric: its name, pyiqa's version, its configuration (``metric_opts``, mode) and the
+    dtype it computes in (compared on ``--resume``)."""
+    import pyiqa
+    from pyiqa.default_model_configs import DEFAULT_CONFIGS
+
+    config = DEFAULT_CONFIGS.get(name, {})
+    options = {"metric_opts": json.dumps(config.get("metric_opts", {}), sort_keys=True, default=str),
+               "metric_mode": str(config.get("metric_mode", ""))}
+    parameter = next(iter(getattr(metric, "parameters", lambda: iter(()))()), None)
+    dtype = str(parameter.dtype).removeprefix("torch.") if parameter is not None else "float32"
+    return Provenance(name, kind="pyiqa", dtype=dtype, version=f"pyiqa {pyiqa.__version__}", options=options)
 
 
 #: The object the ``pe_iqa.metrics`` entry point loads.

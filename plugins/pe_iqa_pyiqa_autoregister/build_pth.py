@@ -11,7 +11,8 @@ start-up (see :mod:`pe_iqa_pyiqa_autoregister`):
   ``install_lib``; the ``.pth`` is written there, so it sits next to setuptools' own ``__editable__`` ``.pth``
   and is uninstalled with it.
 
-The line is guarded: if the hook package is gone, start-up goes on silently.
+The line is guarded: if the hook package is gone, start-up goes on silently; if it is broken (a SyntaxError, any
+other exception), start-up goes on after one line on standard error, never a traceback.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ except ImportError:  # only builds need setuptools; importing this module elsewh
 __all__ = ["PTH_LINE", "PTH_NAME", "BuildPyWithPth"]
 
 PTH_NAME = "pe_iqa_pyiqa.pth"
-PTH_LINE = ('import sys; exec("try:\\n import pe_iqa_pyiqa_autoregister as _h\\nexcept ImportError:\\n pass\\n'
-            'else:\\n _h.install()")\n')
+PTH_LINE = ('import sys; exec("try:\\n import pe_iqa_pyiqa_autoregister as _h\\n _h.install()\\n'
+            'except ImportError:\\n pass\\nexcept Exception as _e:\\n'
+            ' sys.stderr.write(\'pe-iqa: pyiqa hook disabled (%s: %s)\\\\n\' % (type(_e).__name__, _e))")\n')
 
 
 class BuildPyWithPth(build_py):

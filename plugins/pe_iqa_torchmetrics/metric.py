@@ -10,14 +10,18 @@ from torchmetrics.metric import Metric
 from torchmetrics.utilities import dim_zero_cat
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
+from pe_iqa.backbones import Backbone
 from pe_iqa.distance import DISTANCE_OPTIONS, PEDistance
 from pe_iqa.presets import DEFAULT_METRIC
+from pe_iqa.provenance import Provenance, ProvenanceError, describe_difference, pe_provenance
 from pe_iqa.spec import DistanceSpec
 
-__all__ = ["PEFeatureDistance"]
+__all__ = ["IDENTITY_KEY", "PEFeatureDistance"]
 
 _DISTANCE_PREFIX = "distance."
 _EXTRA_STATE = "_extra_state"
+#: The entry of :attr:`PEFeatureDistance.metric_state` holding the distance's provenance record (a dict).
+IDENTITY_KEY = "pe_provenance"
 
 
 def _split_options(kwargs: dict) -> tuple[dict, dict]:
@@ -39,14 +43,21 @@ class PEFeatureDistance(Metric):
     (rank order under DDP).
 
     The distance network is configuration, not state: it is frozen (``requires_grad=False``), moves with
-    ``.to(device)``, and is left out of :meth:`state_dict` (which holds only the metric states, and only after
-    ``persistent(True)``); :meth:`load_state_dict` never changes it. Note that TorchMetrics' own LPIPS metric does
-    save its network. Persisted states are saved with the identity of the distance (its
-    :class:`~pe_iqa.spec.DistanceSpec` and weights fingerprint): loading them into a differently configured metric
-    raises a ``ValueError`` instead of mixing two distances' sums.
+    ``.to(device)``, and is left out of :meth:`state_dict`; :meth:`load_state_dict` never changes it. Note that
+    TorchMetrics' own LPIPS metric does save its network. As for TorchMetrics' own metrics, a metric whose states
+    are not persistent (the default) adds nothing to a state dict — a Lightning checkpoint loads strictly into
+    the model without the metric. Persistent states (``persistent(True)``) are saved with the distance's
+    :class:`~pe_iqa.provenance.Provenance` record (``_extra_state``: spec digest, weights fingerprint, selected
+    channels, dtype, version, ``per_sample``). :meth:`load_state_dict` refuses states of a differently configured
+    metric, and states whose record was removed, with one ``ValueError``; so does :meth:`merge_state` (its
+    :attr:`metric_state` carries the record under :data:`IDENTITY_KEY`).
 
-    ``feature_network = "net"``: TorchMetrics' ``FeatureShare`` can share one network between PE metrics on the
-    same backbone (build them with ``prune=False``, so the shared network computes every channel).
+    Sharing one network (TorchMetrics' ``FeatureShare``): ``feature_network = "shared_network"``, the full backbone.
+    Metrics on the same backbone, weights and layers share it, pruned or not (a pruned metric gives up pruning,
+    same scores); a network with other weights is refused. ``FeatureShare`` names list entries by class, so give
+    the metrics as a dict::
+
+        FeatureShare({"pe_alex": PEFeatureDistance("pe_alex"), "pe_alex_f": PEFeatureDistance("pe_alex_f")})
 
     As for every TorchMetrics metric, ``.half()``/``.float()``/``.double()`` are no-ops; :meth:`set_dtype` casts
     the states and the network's floating-point tensors (channel indices stay integer).
@@ -88,14 +99,14 @@ class PEFeatureDistance(Metric):
         >>> per_image(target, target)
         tensor([0., 0., 0., 0.])
         >>> list(metric.state_dict())  # no network weights; the states are saved after metric.persistent(True)
-        ['_extra_state']
+        []
     """
 
     is_differentiable: bool = True
     higher_is_better: bool = False
     full_state_update: bool = False
     plot_lower_bound: float = 0.0
-    feature_network: str = "net"
+    feature_network: str = "shared_network"
 
     sum_scores: Tensor
     total: Tensor
@@ -109,6 +120,7 @@ class PEFeatureDistance(Metric):
             raise TypeError(f"per_sample must be a bool, got {type(per_sample).__name__}")
         self.metric = metric or DEFAULT_METRIC
         self.per_sample = per_sample
+        self._distance_kwargs = distance_kwargs
         self.distance = PEDistance(self.metric, reduction="none", **distance_kwargs)
         self.add_state("sum_scores", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
@@ -136,9 +148,44 @@ class PEFeatureDistance(Metric):
         """The feature network of the distance (what ``FeatureShare`` shares; see :class:`PEFeatureDistance`)."""
         return self.distance.net
 
+    @property
+    def shared_network(self) -> Backbone:
+        """The full backbone, to be shared with other metrics (what ``FeatureShare`` takes from the first metric).
+
+        A pruned metric (the default ``prune=True``) first rebuilds its distance without pruning: a shared network
+        must compute every channel of the compared layers. Same scores.
+        """
+        self._unprune()
+        return self.distance.backbone
+
+    def _unprune(self) -> None:
+        if not self.distance.backbone.pruned:
+            return
+        old = self.distance
+        self.distance = PEDistance(self.metric, reduction="none", **{**self._distance_kwargs, "prune": False})
+        self.distance.to(old.device)
+        dtype = old.backbone.mean.dtype
+        if dtype != self.distance.backbone.mean.dtype:
+            self.distance._apply(lambda t: t.to(dtype) if t.is_floating_point() else t)
+
+    def _use_shared(self, network: object) -> None:
+        """Score with ``network`` (a ``FeatureShare`` cache of another metric's backbone), after checking it."""
+        self._unprune()
+        inner = getattr(network, "network", network)
+        if isinstance(inner, Backbone):
+            mine = self.distance.backbone
+            if inner.spec.name != mine.spec.name or inner.weights_id != mine.weights_id or not set(
+                    self.distance.layers) <= set(inner.layers):
+                raise ValueError(
+                    f"cannot share the network: it is {inner.spec.name} ({inner.weights_id}) tapping "
+                    f"{list(inner.layers)}, this metric needs {mine.spec.name} ({mine.weights_id}) at "
+                    f"{list(self.distance.layers)}; share networks only between metrics of the same backbone, "
+                    f"weights and layers")
+        self.distance.use_network(network)  # type: ignore[arg-type]
+
     def __setattr__(self, name: str, value: object) -> None:
-        if name == "net":  # FeatureShare assigns a caching wrapper of the shared network
-            self.distance.use_network(value)  # type: ignore[arg-type]
+        if name in ("shared_network", "net"):  # FeatureShare assigns a caching wrapper of the shared network
+            self._use_shared(value)
             return
         super().__setattr__(name, value)
 
@@ -207,31 +254,61 @@ class PEFeatureDistance(Metric):
 
         return self._apply(cast_floating)
 
-    def _identity(self) -> dict[str, object]:
-        return {"spec": repr(self.distance.spec), "weights_id": next(iter(self.distance.rankings.values())).weights_id,
-                "per_sample": self.per_sample}
+    def provenance(self) -> Provenance:
+        """What this metric's values come from (:class:`~pe_iqa.provenance.Provenance`), ``per_sample`` included."""
+        name = self.metric if isinstance(self.metric, str) else None
+        return pe_provenance(self.distance, name, per_sample=self.per_sample)
 
-    def get_extra_state(self) -> dict[str, object] | None:
-        """The distance's identity, saved with persistent states (``None`` when no state is persistent)."""
-        return self._identity() if any(self._persistent.values()) else None
+    def _check_identity(self, saved: object, action: str) -> None:
+        ours = self.provenance()
+        if saved is None:
+            raise ProvenanceError(f"cannot {action}: the states carry no provenance record (their identity entry "
+                                  f"was removed), so they may come from another distance than this {ours.metric}")
+        try:
+            theirs = Provenance.from_dict(saved)
+        except ProvenanceError:
+            raise ProvenanceError(f"cannot {action}: the states carry no valid provenance record ({str(saved)[:120]})"
+                                  ) from None
+        if theirs != ours:
+            raise ProvenanceError(f"cannot {action}: these metric states were computed by another distance "
+                                  f"({describe_difference(theirs, ours)}; saved ≠ this metric); build the metric "
+                                  f"with the same options")
 
-    def set_extra_state(self, state: object) -> None:
-        """Refuse states saved by a differently configured metric.
+    @property
+    def metric_state(self) -> dict[str, object]:
+        """The metric states and, under :data:`IDENTITY_KEY`, the distance's provenance record (for
+        :meth:`merge_state`)."""
+        return {**super().metric_state, IDENTITY_KEY: self.provenance().to_dict()}
+
+    def merge_state(self, incoming_state: dict | Metric) -> None:
+        """Merge the states of another ``PEFeatureDistance`` (or its :attr:`metric_state`) into this one.
 
         Raises:
-            ValueError: if ``state`` names another distance (spec, weights or ``per_sample``).
+            ValueError: the incoming states come from another distance, or (a dict) carry no provenance record.
         """
-        if state is None or not any(self._persistent.values()):
-            return
-        ours = self._identity()
-        if state != ours:
-            raise ValueError(f"these metric states were computed by another distance: saved {state}, this metric is "
-                             f"{ours}; build the metric with the same options to load them")
+        if isinstance(incoming_state, PEFeatureDistance):
+            saved: object = incoming_state.provenance().to_dict()
+        elif isinstance(incoming_state, dict):
+            saved = incoming_state.get(IDENTITY_KEY)
+        else:
+            saved = None
+        if isinstance(incoming_state, (dict, PEFeatureDistance)):
+            self._check_identity(saved, "merge")
+        super().merge_state(incoming_state)
+
+    def get_extra_state(self) -> dict[str, object] | None:
+        """The distance's provenance record, saved with persistent states (nothing is saved otherwise)."""
+        return self.provenance().to_dict() if any(self._persistent.values()) else None
+
+    def set_extra_state(self, state: object) -> None:
+        """Refuse states saved by a differently configured metric (checked in :meth:`_load_from_state_dict`)."""
 
     def state_dict(self, destination: dict | None = None, prefix: str = "", keep_vars: bool = False) -> dict:
         """The persistent metric states (see ``Metric.persistent``) and the distance's identity, without the
         distance network's weights."""
         destination = super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        if not any(self._persistent.values()):
+            destination.pop(prefix + _EXTRA_STATE, None)  # TorchMetrics: nothing for non-persistent states
         excluded = prefix + _DISTANCE_PREFIX
         for key in [key for key in destination if key.startswith(excluded)]:
             del destination[key]
@@ -255,7 +332,10 @@ class PEFeatureDistance(Metric):
         # state_dict above) loads strictly, and one with them (another checkpoint) cannot change the network.
         for name, tensor in self.distance.state_dict(keep_vars=True).items():
             state_dict[prefix + _DISTANCE_PREFIX + name] = tensor
-        state_dict.setdefault(prefix + _EXTRA_STATE, None)  # checkpoints saved before the identity existed
+        persistent = [name for name, kept in self._persistent.items() if kept]
+        if persistent and any(prefix + name in state_dict for name in persistent):
+            self._check_identity(state_dict.get(prefix + _EXTRA_STATE), "load these states")
+        state_dict.setdefault(prefix + _EXTRA_STATE, None)  # nothing saved for non-persistent states
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )

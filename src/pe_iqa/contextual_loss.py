@@ -47,6 +47,7 @@ disabled, so it works under ``torch.autocast`` and on any device.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -61,14 +62,19 @@ from .spec import DistanceSpec, check_bool
 
 __all__ = ["ContextualLoss", "PEContextualLoss", "contextual_loss"]
 
+#: Below these, the contextual similarity divides by zero in float32 (NaN): ``bandwidth=inf`` or ``1e-300`` refused.
+_MIN_BANDWIDTH = 1e-6
+_MIN_EPS = float(torch.finfo(torch.float32).tiny)
 _NORM_TINY = 1e-20  # under the square root of the squared norm: finite gradients for an all-zero vector
 
 
 def _check_loss_options(bandwidth: float, eps: float, max_positions: int | None, reduction: str) -> None:
-    if not isinstance(bandwidth, (int, float)) or isinstance(bandwidth, bool) or not bandwidth > 0:
-        raise ValueError(f"bandwidth must be a number > 0, got {bandwidth!r}")
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps > 0:
-        raise ValueError(f"eps must be a number > 0, got {eps!r}")
+    if not isinstance(bandwidth, (int, float)) or isinstance(bandwidth, bool) or not (
+            math.isfinite(bandwidth) and bandwidth >= _MIN_BANDWIDTH):
+        raise ValueError(f"bandwidth must be a finite number >= {_MIN_BANDWIDTH:g}, got {bandwidth!r}")
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not (
+            math.isfinite(eps) and eps >= _MIN_EPS):
+        raise ValueError(f"eps must be a finite number >= {_MIN_EPS:.3g} (float32's smallest normal), got {eps!r}")
     if max_positions is not None and (isinstance(max_positions, bool) or not isinstance(max_positions, int)
                                       or max_positions < 1):
         raise ValueError(f"max_positions must be a positive int or None, got {max_positions!r}")

@@ -247,15 +247,25 @@ class PEDistance(nn.Module):
         return torch.float64 if self.backbone.mean.dtype == torch.float64 else torch.float32
 
     def _warn_memory(self, images: torch.Tensor) -> None:
+        """Estimate the call's peak memory before the network runs: above the budget a ``MemoryBudgetError``
+        (:mod:`pe_iqa.memory`), above 4 GiB a warning (once per input shape)."""
+        from .memory import MEMORY_BUDGET_ENV, MemoryBudgetError, describe_bytes, estimate_call_bytes, memory_budget
+
         shape = tuple(images.shape)
+        estimate = estimate_call_bytes(self.backbone.activation_bytes_per_pixel(), shape)
+        budget = memory_budget(images.device)
+        if estimate > budget:
+            raise MemoryBudgetError(
+                f"{self.spec.backbone} on {shape[0]} {shape[-1]}×{shape[-2]} pair(s) needs about "
+                f"{describe_bytes(estimate)}, above the memory budget of {describe_bytes(budget)}; downscale the "
+                f"images, score one pair per batch, or set {MEMORY_BUDGET_ENV}")
         if shape in self._warned_sizes:
             return
         self._warned_sizes.add(shape)
-        estimate = self.backbone.activation_bytes_per_pixel() * shape[0] * shape[-2] * shape[-1]
         if estimate > MEMORY_WARNING_BYTES:
             warnings.warn(
                 f"{self.spec.backbone} on a batch of {shape[0]} {shape[-1]}×{shape[-2]} images needs about "
-                f"{estimate / 1024**3:.1f} GiB of activation memory; score smaller batches or downscaled images",
+                f"{describe_bytes(estimate)} of memory; score smaller batches or downscaled images",
                 ResourceWarning, stacklevel=3)
 
     def _features(self, images: torch.Tensor) -> list[torch.Tensor]:

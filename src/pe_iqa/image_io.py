@@ -422,3 +422,28 @@ def pair_images(distorted: str | Path, reference: str | Path) -> list[tuple[Path
                 PairingWarning, stacklevel=2,
             )
     return list(zip(dist_files, ref_files, strict=True))
+
+
+def is_image_file(path: str | Path) -> bool:
+    """Whether this reader recognises ``path`` as an image file (Pillow identifies its format from the header; no
+    pixel is decoded). The writers ask this before replacing a file: TGA, PBM, anything the reader takes counts.
+
+    Example:
+        >>> import tempfile, os
+        >>> text = os.path.join(tempfile.mkdtemp(), "scores.csv")
+        >>> with open(text, "w") as f:
+        ...     _ = f.write("distorted,reference,pe_alex,error\\n")
+        >>> is_image_file(text)
+        False
+    """
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                return bool(image.format)
+    except Image.DecompressionBombError:
+        return True  # an image too large to read is still an image
+    except Exception:  # not a file, unreadable, or no format recognised it
+        return False

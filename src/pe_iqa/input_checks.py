@@ -7,6 +7,8 @@ and cost exactly one host sync for all tensors of a call, or none with ``check_r
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .spec import check_data_range
@@ -92,6 +94,11 @@ def check_value_range(tensors: dict[str, torch.Tensor], data_range: float = 1.0)
         stats.append(torch.stack([torch.isfinite(data).all().float(), low.float(), high.float()]))
     values = torch.stack(stats).tolist()  # the one host sync
     tolerance = _RANGE_TOLERANCE * data_range
+    brightest = max(high for _, _, high in values)
+    if data_range >= 2 and 0 < brightest <= data_range / 255 + tolerance:
+        warnings.warn(f"every value is <= {brightest:.4g} while data_range={data_range:g}: these look like [0, 1] "
+                      f"images; pass data_range=1 (scores of [0, 1] data read as [0, {data_range:g}] are near 0)",
+                      UserWarning, stacklevel=4)
     for name, (finite, low, high) in zip(tensors, values, strict=True):
         if not finite:
             raise ValueError(f"{name} contains NaN or Inf values")

@@ -316,13 +316,14 @@ def plot_layer(
 MAX_FIGURE_PIXELS = 200_000_000
 
 
-def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
+def save_figure(figure: Figure, path: str | Path, dpi: int = 100, metadata: dict[str, str] | None = None) -> Path:
     """Write a figure as PNG (Agg renderer) atomically (:func:`~pe_iqa.safe_files.atomic_write`).
 
     Args:
         figure: the figure.
         path: output file (``.png``); its folder is created if needed.
         dpi: resolution, ``>= 10``.
+        metadata: PNG text chunks to store (e.g. the provenance of a distance map).
 
     Returns:
         The written path.
@@ -340,5 +341,5 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "wb") as handle:
-        figure.savefig(handle, dpi=dpi, format="png")
+        figure.savefig(handle, dpi=dpi, format="png", metadata=metadata)
     return path

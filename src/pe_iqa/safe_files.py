@@ -18,11 +18,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["DestinationError", "atomic_write", "check_destination", "looks_like_image", "path_safe_name"]
+__all__ = ["OUTPUT_SUFFIXES", "DestinationError", "atomic_write", "check_destination", "check_file_stem",
+           "create_exclusive", "looks_like_image", "path_safe_name", "write_text_atomic"]
 
-#: Leading bytes of the image formats pe-iqa reads.
-_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6",
-                     b"P2", b"P3")
 #: Up to this many input paths are compared by inode (one ``stat`` each); beyond, only same-named ones.
 _MAX_INODE_CHECKS = 200_000
 
@@ -32,37 +30,75 @@ class DestinationError(ValueError):
 
 
 def looks_like_image(path: Path) -> bool:
-    """Whether the file starts like an image pe-iqa reads (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM)."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(12)
-    except OSError:
-        return False
-    if head.startswith(b"RIFF"):
-        return head[8:12] == b"WEBP"
-    return any(head.startswith(signature) for signature in _IMAGE_SIGNATURES if signature != b"RIFF")
+    """Whether pe-iqa's image reader recognises the file as an image (asked, not guessed from a signature list:
+    TGA, PBM and every other format the reader takes count; see :func:`pe_iqa.image_io.is_image_file`)."""
+    from .image_io import is_image_file
+
+    return is_image_file(path)
+
+
+#: What each kind of output file holds, and the name endings that say so (no ending is accepted too).
+OUTPUT_SUFFIXES = {"csv": (".csv", ".tsv", ".txt"), "json": (".json",), "png": (".png",), "markdown": (".md",)}
+
+
+def _check_suffix(path: Path, kind: str | None, what: str) -> None:
+    if kind is None:
+        return
+    allowed = OUTPUT_SUFFIXES[kind]
+    if path.suffix and path.suffix.lower() not in allowed:
+        raise DestinationError(f"{what} {path} would hold {kind.upper()} data under a {path.suffix} name; give a name "
+                               f"ending in {' or '.join(allowed)}")
+
+
+#: Longest file name written (most file systems allow 255 bytes; room is left for suffixes and temporary names).
+MAX_NAME_BYTES = 200
+
+
+def check_file_stem(stem: object, what: str = "name") -> str:
+    """``stem`` if it can name files inside an output folder: not empty, no path separator, not ``.``/``..``, no NUL,
+    at most :data:`MAX_NAME_BYTES` bytes (UTF-8). Checked before anything is written.
+
+    Raises:
+        DestinationError: otherwise (``--name ../../escaped`` would write outside ``--out``).
+    """
+    text = stem if isinstance(stem, str) else ""
+    separators = {"/", "\\", os.sep, *(filter(None, [os.altsep]))}
+    if (not text or text in (".", "..") or "\0" in text or any(s in text for s in separators)
+            or len(text.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES):
+        raise DestinationError(f"{what} must be a plain file stem (a name without folder, not '.' or '..', at most "
+                               f"{MAX_NAME_BYTES} bytes), got {stem!r}")
+    return text
 
 
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def check_destination(path: str | Path, inputs: Iterable[str | Path] = (), what: str = "output file") -> Path:
+def check_destination(path: str | Path, inputs: Iterable[str | Path] = (), what: str = "output file",
+                      kind: str | None = None) -> Path:
     """Check that ``path`` can be written without harming anything; create its folder if missing.
+
+    The one output policy of every writer: never onto an input, never onto an existing file that pe-iqa's reader
+    decodes as an image, a name that says what is written (``kind``), a name the file system takes, a writable
+    folder — all checked before any work.
 
     Args:
         path: the file to be written.
         inputs: files the run reads (images, manifest); none of them may be ``path``.
         what: how the file is called in messages (e.g. ``"--csv"``).
+        kind: what is written (a key of :data:`OUTPUT_SUFFIXES`: ``"csv"``, ``"json"``, ``"png"`` …); the name's
+            ending must say so (``explain --figure f.txt`` is refused). ``None``: any name.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        DestinationError: ``path`` is a folder, an input (same resolved path or inode), an existing image, or
-            its folder cannot be created or written.
+        DestinationError: ``path`` is a folder, an input (same resolved path or inode), an existing image, a name
+            that does not fit ``kind`` or is too long, or its folder cannot be created or written.
     """
     path = Path(path)
+    if len(path.name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        raise DestinationError(f"{what} {str(path)[:60]}…: the file name is longer than {MAX_NAME_BYTES} bytes")
     if path.is_dir():
         raise DestinationError(f"{what} {path} is a folder; give a file name")
     resolved = Path(os.path.realpath(path))
@@ -80,9 +116,12 @@ def check_destination(path: str | Path, inputs: Iterable[str | Path] = (), what:
             raise DestinationError(f"{what} {path} is one of the inputs ({source}); pe-iqa never writes onto an input")
     if existing is not None and looks_like_image(path):
         raise DestinationError(f"{what} {path} exists and holds an image; pe-iqa will not overwrite it")
+    _check_suffix(path, kind, what)
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is not a folder")
     except OSError as error:
         raise DestinationError(f"cannot create the folder of {what} {path}: {error.strerror or error}") from None
     try:
@@ -103,11 +142,48 @@ def _fsync_folder(folder: Path) -> None:
             os.close(descriptor)
 
 
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def create_exclusive(path: str | Path, mode: str = "w", **open_options) -> IO:
+    """Create ``path`` and open it for writing; fail if anything (a file, a dangling symbolic link) is there.
+
+    ``O_CREAT | O_EXCL | O_NOFOLLOW``: a link planted at ``path`` is never followed to create its target elsewhere.
+    Permissions are ``0o666`` less the process's umask (applied by the operating system).
+
+    Raises:
+        FileExistsError: something exists at ``path``.
+    """
+    if "b" not in mode:
+        open_options.setdefault("encoding", "utf-8")
+        open_options.setdefault("newline", "")
+    descriptor = os.open(path, _CREATE_FLAGS, 0o666)
+    try:
+        return os.fdopen(descriptor, mode, **open_options)
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _temporary_next_to(path: Path, mode: str, open_options: dict) -> tuple[IO, Path]:
+    folder = path.parent if str(path.parent) else Path(".")
+    for _ in range(100):
+        temporary = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return create_exclusive(temporary, mode, **open_options), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file next to {path}")
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", **open_options) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success it replaces ``path`` atomically (fsynced).
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was. The temporary file is created
+    exclusively (no link followed); a new file gets the permissions ``open`` would give it (umask applied by the
+    operating system), a replaced one keeps its permissions.
 
     Example:
         >>> import tempfile, pathlib
@@ -119,12 +195,9 @@ def atomic_write(path: str | Path, mode: str = "w", **open_options) -> Iterator[
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    if "b" not in mode:
-        open_options.setdefault("encoding", "utf-8")
-        open_options.setdefault("newline", "")
-    descriptor, temporary = _create_temporary(folder, path.name)
+    handle, temporary = _temporary_next_to(path, mode, open_options)
     try:
-        with os.fdopen(descriptor, mode, **open_options) as handle:
+        with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -139,19 +212,6 @@ def atomic_write(path: str | Path, mode: str = "w", **open_options) -> Iterator[
     _fsync_folder(folder)
 
 
-def _create_temporary(folder: Path, name: str) -> tuple[int, str]:
-    """A new, exclusive temporary file next to ``name`` in ``folder``, created with mode ``0o666`` so the process
-    umask applies to it as to any new file (the umask is never read or changed)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
-    for _ in range(100):
-        temporary = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return os.open(temporary, flags, 0o666), temporary
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file for {name} in {folder}")
-
-
 def path_safe_name(name: str) -> str:
     """A backbone name usable in a file name: ``:`` and ``/`` become ``-``.
 
@@ -160,3 +220,9 @@ def path_safe_name(name: str) -> str:
         'timm-convnext_tiny'
     """
     return name.replace(":", "-").replace("/", "-")
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
+    with atomic_write(path) as handle:
+        handle.write(text)

@@ -12,6 +12,8 @@ is not part of the spec: it never changes the value.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -22,9 +24,12 @@ from .analysis_config import SCORE_NAMES, AnalysisConfig
 from .backbones import backbone_spec, canonical_name
 from .selections import check_selection
 
-__all__ = ["WEIGHTINGS", "DistanceSpec", "check_bool", "check_data_range"]
+__all__ = ["DATA_RANGE_LIMITS", "WEIGHTINGS", "DistanceSpec", "check_bool", "check_data_range"]
 
 WEIGHTINGS = ("uniform", "pe")
+#: Accepted ``data_range`` values: ``1`` for ``[0, 1]`` images up to 32-bit integer white levels; outside, inputs
+#: divided by it overflow or lose every digit (``1e-300`` gave NaN scores).
+DATA_RANGE_LIMITS = (1e-6, 1e10)
 
 
 def check_bool(name: str, value: object) -> bool:
@@ -35,11 +40,13 @@ def check_bool(name: str, value: object) -> bool:
 
 
 def check_data_range(value: object) -> float:
-    """``value`` as a float if it is a finite number > 0, else a ``ValueError`` (shared by the input checks)."""
+    """``value`` as a float if it is a number within :data:`DATA_RANGE_LIMITS`, else a ``ValueError`` (shared by
+    the input checks)."""
+    low, high = DATA_RANGE_LIMITS
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not (
-            math.isfinite(float(value)) and float(value) > 0):
-        raise ValueError(f"data_range must be a finite number > 0 (1.0 for [0, 1] images, 255 for [0, 255]), "
-                         f"got {value!r}")
+            math.isfinite(float(value)) and low <= float(value) <= high):
+        raise ValueError(f"data_range must be a number from {low:g} to {high:g} (1.0 for [0, 1] images, 255 for "
+                         f"[0, 255]), got {value!r}")
     return float(value)
 
 
@@ -62,8 +69,12 @@ def _check_layer_weights(weights: object, given_layers: object, layers: tuple[st
                          f"got {len(values)}")
     if not all(math.isfinite(v) and v >= 0 for v in values) or not sum(values) > 0:
         raise ValueError(f"layer_weights must be finite, non-negative and not all zero, got {values}")
-    by_name = dict(zip(names, values, strict=True))
     total = sum(values)
+    if not math.isfinite(total):  # e.g. (1e308, 1e308): scale by the largest first (only then: same digits as before)
+        largest = max(values)
+        values = [v / largest for v in values]
+        total = sum(values)
+    by_name = dict(zip(names, values, strict=True))
     return tuple(by_name[layer] / total for layer in layers)
 
 
@@ -156,6 +167,19 @@ class DistanceSpec:
             changes["layers"] = None
             changes.setdefault("layer_weights", None)
         return dataclasses.replace(self, **changes)
+
+    def canonical(self) -> str:
+        """Every field as one stable JSON text (sorted keys, floats written exactly): equal specs give equal texts.
+
+        Example:
+            >>> DistanceSpec("alex", ["relu3"]).canonical()[:40]
+            '{"backbone":"alexnet","channel_norm":tru'
+        """
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    def digest(self) -> str:
+        """SHA-256 of :meth:`canonical` (hex): the spec's identity in provenance records and file names."""
+        return hashlib.sha256(self.canonical().encode("utf-8")).hexdigest()
 
     def describe(self) -> str:
         """A one-line summary, e.g. ``"alexnet relu3, H-10 by pe, unit-norm, uniform weights"``."""

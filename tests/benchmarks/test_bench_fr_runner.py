@@ -200,6 +200,17 @@ def test_engine_scores_presets_and_registry_metrics(tmp_path: Path, datasets_roo
                                "error"]
     assert all(row["error"] == "" for row in scores) and len(scores) == 11
     assert again.rows[:2] == [r for r in run.rows if r["dataset"] == "tid2013"]  # resumed from the CSV
+    from pe_iqa.provenance import ProvenanceError, read_sidecar, sidecar_path
+
+    records, _ = read_sidecar(sidecar_path(tmp_path / "fr.csv"))
+    assert records["pe_alex"].kind == "pe" and records["planted_engine"].kind == "unrecorded"
+    assert read_sidecar(sidecar_path(tmp_path / "fr_pyiqa_table.csv"))[0] == records
+    # a table never combines datasets scored under different configurations
+    live = sidecar_path(tmp_path / "fr_scores_live.csv")
+    live.write_text(live.read_text(encoding="utf-8").replace('"alpha": "error"', '"alpha": "white"'),
+                    encoding="utf-8")
+    with pytest.raises(ProvenanceError, match=r"pe_alex was scored under different configurations"):
+        run_fr_module._table_provenance(tmp_path, "fr", ["tid2013", "live"])
 
 
 def test_one_error_type_for_a_metric_the_registry_cannot_give(datasets_root: Path) -> None:
@@ -222,3 +233,19 @@ def test_one_error_type_for_a_metric_the_registry_cannot_give(datasets_root: Pat
             run_fr(["tid2013"], datasets_root, names, registry=registry, options=ScoringOptions(progress=False),
                    n_boot=20, verbose=False)
     assert not hasattr(benchmarks.comparison, "MetricUnavailableError")  # one type, the core's
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "..", "", "a/b", "x" * 300])
+def test_a_name_that_leaves_the_output_folder_is_refused_before_writing(tmp_path: Path, datasets_root: Path,
+                                                                        monkeypatch, name: str) -> None:
+    """Issue 19.9: ``--name ../../escaped`` wrote ``escaped_scores_*.csv`` outside ``--out`` before refusing."""
+    monkeypatch.setattr(run_fr_module, "score_with_engine", planted_scorer)
+    out = tmp_path / "a" / "b"
+    argv = ["--dataset", "tid2013", "--root", str(datasets_root), "--metrics", "planted", "--out", str(out),
+            "--boot", "20", "--no-progress", "--name", name]
+    with pytest.raises(SystemExit) as exit_info:
+        run_fr_module.main(argv)
+    assert exit_info.value.code == 2
+    with pytest.raises(ValueError, match="plain file stem"):
+        run_fr(["tid2013"], datasets_root, ["planted"], out_dir=out, name=name, scorer=planted_scorer)
+    assert not out.exists() and not list(tmp_path.rglob("*escaped*"))

@@ -135,6 +135,19 @@ def test_the_pth_line_is_silent_without_the_hook_package(tmp_path: Path) -> None
     assert done.returncode == 0 and done.stdout.strip() == "started" and done.stderr == ""
 
 
+def test_a_broken_hook_package_costs_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """Issue 19.13: a SyntaxError in the hook printed a traceback at every Python start-up."""
+    broken = tmp_path / "pe_iqa_pyiqa_autoregister"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("def install(:\n", encoding="utf-8")
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); exec({PTH_LINE!r}); print('started')"
+    done = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "started"
+    assert done.stderr.startswith("pe-iqa: pyiqa hook disabled (SyntaxError") and done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.slow
 def test_a_wheel_carries_the_pth_and_its_hook(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info next to pyproject.toml

@@ -142,20 +142,21 @@ def test_metric_collection_with_lpips_and_ssim(make, images):
     assert results[1]["ssim"] < results[0]["ssim"]
 
 
-def test_state_dict_holds_only_states(make, images):
+def test_state_dict_holds_only_states(make, alexnet, images):
     preds, target = images
     metric = make()
     assert not any(p.requires_grad for p in metric.parameters())  # frozen: nothing for an optimizer
     assert len(list(metric.distance.parameters())) > 0  # … though the network is a registered submodule
-    # states are not persistent by default, and no network weights; the identity slot is empty then
-    assert metric.state_dict() == {"_extra_state": None}
+    # states are not persistent by default, and no network weights: nothing at all (TorchMetrics convention)
+    assert metric.state_dict() == {}
     metric.persistent(True)
     metric.update(preds, target)
     assert set(metric.state_dict()) == {"sum_scores", "total", "_extra_state"}
     holder = torch.nn.ModuleDict({"val_pe": metric})  # nested as in a LightningModule
     saved = holder.state_dict()
     assert set(saved) == {"val_pe.sum_scores", "val_pe.total", "val_pe._extra_state"}
-    assert "relu3" in saved["val_pe._extra_state"]["spec"]
+    assert saved["val_pe._extra_state"]["metric"] == "pe_alex"
+    assert saved["val_pe._extra_state"]["weights_id"] == alexnet.weights_id
 
     restored = make()
     restored.persistent(True)
@@ -167,7 +168,8 @@ def test_state_dict_holds_only_states(make, images):
     # a checkpoint that does carry (different) network weights cannot change the network
     foreign = {f"distance.{k}": torch.zeros_like(v) for k, v in metric.distance.state_dict().items()}
     before = {k: v.clone() for k, v in restored.distance.state_dict().items()}
-    restored.load_state_dict({**foreign, "sum_scores": torch.tensor(1.0), "total": torch.tensor(4)})
+    restored.load_state_dict({**foreign, "sum_scores": torch.tensor(1.0), "total": torch.tensor(4),
+                              "_extra_state": restored.get_extra_state()})
     for key, value in restored.distance.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert float(restored.sum_scores) == 1.0 and int(restored.total) == 4
@@ -325,3 +327,84 @@ def test_two_process_ddp_equals_single_process(make, images, core_scores, tmp_pa
         assert float(result["mean"]) == pytest.approx(float(single.compute()), abs=1e-6)
         torch.testing.assert_close(result["scores"], core_scores, rtol=0, atol=1e-6)  # gathered in rank order
         assert int(result["local_total"]) == (3, 5)[rank]  # local state restored after the synced compute
+
+
+def test_non_persistent_metrics_add_nothing_to_a_module_checkpoint(make):
+    """Issue 20.9: every metric added ``<name>._extra_state``; a checkpoint then did not load strictly into the model
+    without the metric."""
+    model = torch.nn.Linear(2, 2)
+    with_metric = torch.nn.ModuleDict({"model": model, "val_pe": make()})
+    saved = with_metric.state_dict()
+    assert set(saved) == {"model.weight", "model.bias"}
+    torch.nn.ModuleDict({"model": torch.nn.Linear(2, 2)}).load_state_dict(saved, strict=True)
+    torch.nn.ModuleDict({"model": torch.nn.Linear(2, 2), "val_pe": make()}).load_state_dict(saved, strict=True)
+
+
+def test_merge_state_refuses_another_distance(alexnet, images):
+    """Issue 19.3: ``pe_vgg.merge_state(pe_alex)`` mixed two distances (0.02662 → 0.01604, no error)."""
+    preds, target = images
+    alex = PEFeatureDistance("pe_alex", backbone=alexnet)
+    alex_f = PEFeatureDistance("pe_alex_f", backbone=alexnet)
+    alex.update(preds, target)
+    alex_f.update(preds, target)
+    before = float(alex.compute())
+    for incoming in (alex_f, alex_f.metric_state):
+        with pytest.raises(ValueError, match=r"cannot merge: these metric states were computed by another distance"):
+            alex.merge_state(incoming)
+    with pytest.raises(ValueError, match="carry no provenance record"):
+        alex.merge_state({"sum_scores": alex_f.sum_scores, "total": alex_f.total})
+    assert float(alex.compute()) == before
+    twin = PEFeatureDistance("pe_alex", backbone=alexnet)
+    twin.update(target, target)
+    alex.merge_state(twin.metric_state)
+    alex.merge_state(twin)
+    assert int(alex.total) == 3 * len(preds)
+
+
+def test_states_without_their_record_are_refused(make, alexnet, images):
+    preds, target = images
+    other = PEFeatureDistance("pe_alex_f", backbone=alexnet)
+    other.persistent(True)
+    other.update(preds, target)
+    saved = {k: v for k, v in other.state_dict().items() if k != "_extra_state"}
+    mine = make()
+    mine.persistent(True)
+    with pytest.raises(ValueError, match="carry no provenance record"):
+        mine.load_state_dict(saved)
+    nested = torch.nn.ModuleDict({"pe": make()})
+    nested["pe"].persistent(True)
+    with pytest.raises(ValueError, match="carry no provenance record"):
+        nested.load_state_dict({f"pe.{k}": v for k, v in saved.items()}, strict=False)
+
+
+def test_feature_share_works_with_default_pruned_metrics(images, core_scores):
+    """Issue 20.6: with the default ``prune=True`` sharing silently did not happen (TorchMetrics warned that the
+    networks differ); the list form fails on TorchMetrics' naming, the dict form is the documented way."""
+    import warnings
+
+    from torchmetrics.wrappers import FeatureShare
+
+    preds, target = images
+    alone = {"pe_alex": PEFeatureDistance("pe_alex"), "pe_alex_f": PEFeatureDistance("pe_alex_f")}
+    for metric in alone.values():
+        metric.update(preds, target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "network is not the same" warning
+        shared = FeatureShare({"pe_alex": PEFeatureDistance("pe_alex"), "pe_alex_f": PEFeatureDistance("pe_alex_f")})
+    calls = []
+    network = shared["pe_alex"].distance.net.network
+    assert network.min_input_size > 0 and network.activation_bytes_per_pixel() > 0  # one-off probes, not counted
+    network.extractor.register_forward_hook(lambda *_: calls.append(1))  # runs only when the cache misses
+    shared.update(preds, target)
+    values = shared.compute()
+    assert len(calls) == 2  # preds and target computed once each, for both metrics
+    for name, metric in alone.items():
+        assert float(values[name]) == pytest.approx(float(metric.compute()), rel=1e-6), name
+    assert float(values["pe_alex"]) == pytest.approx(float(core_scores.mean()), rel=1e-6)
+
+
+def test_feature_share_refuses_a_network_with_other_weights(images):
+    from torchmetrics.wrappers import FeatureShare
+
+    with pytest.raises(ValueError, match="cannot share the network"):
+        FeatureShare({"a": PEFeatureDistance("pe_alex", weights="random"), "b": PEFeatureDistance("pe_alex")})

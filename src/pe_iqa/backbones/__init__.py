@@ -8,7 +8,7 @@
 * :mod:`~pe_iqa.backbones.pruning` — computing only the selected channels of the deepest tap.
 """
 
-from .module import Backbone, load_backbone, network_for
+from .module import Backbone, BrokenWeightsError, load_backbone, network_for
 from .pruning import prune_deepest_tap
 from .specs import BACKBONES, BackboneSpec, backbone_spec, canonical_name, list_layers
 from .weights import WeightsMismatchError, WeightsNotFoundError
@@ -17,6 +17,7 @@ __all__ = [
     "BACKBONES",
     "Backbone",
     "BackboneSpec",
+    "BrokenWeightsError",
     "WeightsMismatchError",
     "WeightsNotFoundError",
     "backbone_spec",

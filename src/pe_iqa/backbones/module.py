@@ -21,7 +21,56 @@ from .geometry import geometric_min_input_size
 from .specs import BackboneSpec, backbone_spec
 from .weights import build_network, fingerprint
 
-__all__ = ["Backbone", "load_backbone", "network_for"]
+__all__ = ["Backbone", "BrokenWeightsError", "check_responses", "load_backbone", "network_for"]
+
+#: Largest activation accepted on the probe image: beyond, squared feature differences overflow float32 (3.4e38).
+MAX_PROBE_RESPONSE = 1e15
+
+
+class BrokenWeightsError(ValueError):
+    """A network whose responses to a fixed probe image are unusable (all zero, constant, non-finite, huge)."""
+
+
+def _probe_image(size: int) -> torch.Tensor:
+    """A deterministic ``(1, 3, size, size)`` image in ``[0, 1]``: gratings and ramps, different per channel."""
+    axis = torch.linspace(0, 1, size)
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    red = 0.5 + 0.5 * torch.sin(2 * torch.pi * 6 * x)
+    green = 0.5 + 0.5 * torch.sin(2 * torch.pi * (4 * x + 9 * y))
+    blue = (x + y) / 2
+    return torch.stack([red, green, blue])[None]
+
+
+def check_responses(backbone: Backbone, source: str) -> None:
+    """Refuse a network whose responses to a fixed probe image are all zero, constant, non-finite or above
+    :data:`MAX_PROBE_RESPONSE` at a tapped layer (broken weights would make every pair score the same).
+
+    One forward pass on a 64×64 probe (224×224 for networks that need larger inputs), on the backbone's device.
+
+    Raises:
+        BrokenWeightsError: naming the layer and what is wrong.
+    """
+    device, dtype = backbone.mean.device, backbone.mean.dtype
+    with torch.no_grad():
+        try:
+            taps = backbone(_probe_image(64).to(device, dtype))
+        except RuntimeError:  # too small for this network
+            taps = backbone(_probe_image(224).to(device, dtype))
+    for layer in backbone.layers:
+        response = taps[layer].detach().float()
+        problem = None
+        if not bool(torch.isfinite(response).all()):
+            problem = "non-finite values"
+        elif float(response.abs().max()) > MAX_PROBE_RESPONSE:
+            problem = f"values up to {float(response.abs().max()):.3g} (weights scaled far out of range?)"
+        elif float(response.abs().max()) == 0:
+            problem = "all zeros"
+        elif float(response.max() - response.min()) == 0:
+            problem = "one constant value"
+        if problem:
+            raise BrokenWeightsError(
+                f"{backbone.spec.name} with weights {source}: layer {layer} responds to a test image with {problem}; "
+                f"these weights cannot measure image differences (a damaged or wrongly converted file?)")
 
 
 def _version(tensor: torch.Tensor) -> int | None:
@@ -230,7 +279,9 @@ def load_backbone(
     Raises:
         ValueError: unknown backbone, layer or weights tag; a transformer (see :mod:`pe_iqa.backbones.specs`).
         WeightsNotFoundError: pretrained weights requested but not available locally and not downloadable.
-        WeightsMismatchError: a weight file that does not fit the network.
+        WeightsMismatchError: a weight file that does not fit the network (names, shapes, dtype kind, NaN/Inf).
+        BrokenWeightsError: the network's responses to a probe image are all zero, constant, non-finite or huge
+            at a tapped layer (the layer is named).
 
     Example:
         >>> bb = load_backbone("alexnet", layers=["relu1", "relu2"], weights="random")
@@ -249,6 +300,7 @@ def load_backbone(
 
         extractor = create_feature_extractor(model, return_nodes={spec.taps[layer]: layer for layer in chosen})
     backbone = Backbone(spec, chosen, extractor, weights, weights_id, outputs)
+    check_responses(backbone, weights)
     return backbone.to(device) if device is not None else backbone
 
 

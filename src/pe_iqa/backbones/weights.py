@@ -128,6 +128,17 @@ def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str
     unexpected = [k for k in state if k not in expected and not k.startswith(ignore)]
     shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
               for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    dtypes = [f"{k}: file {state[k].dtype} vs model {expected[k].dtype}"
+              for k in expected if k in state and state[k].is_floating_point() != expected[k].is_floating_point()]
+    if dtypes:  # int8 values copied into float weights are not the network's weights (quantised files need scales)
+        raise WeightsMismatchError(f"weights file {source} holds tensors of another kind of dtype than "
+                                   f"{type(model).__name__}: {len(dtypes)} (e.g. {dtypes[:2]}); save the float "
+                                   f"state_dict() of the network")
+    broken = [k for k in expected if k in state and state[k].is_floating_point()
+              and not bool(torch.isfinite(state[k]).all())]
+    if broken:
+        raise WeightsMismatchError(f"weights file {source} holds NaN or infinite values in {len(broken)} tensors "
+                                   f"(e.g. {broken[:3]})")
     if missing or unexpected or shapes:
         parts = []
         if missing:

@@ -73,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     distorted, reference = _inputs(args)
-    outputs = {"--csv": args.csv, "--json": args.json, "--figure": args.figure}
-    for option, path in outputs.items():
+    outputs = {"--csv": (args.csv, "csv"), "--json": (args.json, "json"), "--figure": (args.figure, "png")}
+    for option, (path, kind) in outputs.items():
         if path:
-            check_destination(path, [distorted, reference], option)
+            check_destination(path, [distorted, reference], option, kind=kind)
     device = parse_device(args.device)
     dist, ref = (t.to(device) for t in read_pair(distorted, reference))
     metric = PEDistance(args.metric, device=device)

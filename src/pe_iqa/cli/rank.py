@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     device = parse_device(args.device)
     if out is not None:
-        check_destination(out, [args.weights] if Path(args.weights).suffix else [], "--out")
+        check_destination(out, [args.weights] if Path(args.weights).suffix else [], "--out",
+                          kind=out.suffix.lower().lstrip("."))
     start = time.perf_counter()
     rankings = get_rankings(args.backbone, chosen_layers(args), weights=args.weights, score=args.score,
                             device=device, use_cache=not args.no_cache, progress=True)

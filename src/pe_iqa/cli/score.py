@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -34,7 +35,8 @@ metrics: pe-iqa presets ({presets}) use the pe-iqa core; any other name
 (lpips, dists, ssim, psnr, ...) is computed by pyiqa: pip install 'pe-iqa[pyiqa]'.
 
 exit status: 0 every pair scored; 1 some pair failed (its error is in the CSV's error column) or the
-run failed; 2 the command line is wrong."""
+run failed; 2 the command line is wrong. Under torchrun, failed pairs leave the status 0 (torchrun
+reports any other status as a crash); the summary says how many failed."""
 
 
 def default_workers(device: torch.device | str = "cpu", n_pairs: int | None = None) -> int:
@@ -61,6 +63,16 @@ def _count(text: str, name: str, low: int) -> int | None:
         raise argparse.ArgumentTypeError(f"{name} must be an integer or 'auto', got {text!r}") from None
     if value < low:
         raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--reference-cache-mb must be a number of megabytes, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"--reference-cache-mb must be a finite number >= 0, got {text!r}")
     return value
 
 
@@ -103,7 +115,7 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
                              metavar="N", help="pairs per batch (default: auto = 1 on CPU, 16 on GPUs)")
     run_options.add_argument("--no-reuse", action="store_true", help="encode every reference again (slower; "
                                                                      "same scores)")
-    run_options.add_argument("--reference-cache-mb", type=float, default=1024.0, metavar="MB",
+    run_options.add_argument("--reference-cache-mb", type=_megabytes, default=1024.0, metavar="MB",
                              help="memory for cached reference features (default: %(default)g)")
     run_options.add_argument("--alpha", choices=ALPHA_POLICIES, default="error",
                              help="images with transparent pixels: error (default), drop the alpha channel (as "
@@ -209,7 +221,8 @@ def _write_maps(args: argparse.Namespace, pairs, result, metric_name: str, devic
     report = write_distance_maps(pairs, PEDistance(metric_name, device=device), args.maps, skip=failed,
                                  alpha=args.alpha)
     info(f"maps ({metric_name}): wrote {plural(report.written, 'map')} to {args.maps}"
-         + (f", kept {report.skipped} already there or not scored" if report.skipped else ""))
+         + (f" ({report.redrawn} redrawn: made by another metric or from a changed image)" if report.redrawn else "")
+         + (f", kept {report.skipped} up to date or not scored" if report.skipped else ""))
     for index, message in report.failures[:_LISTED_FAILURES]:
         info(f"  map of pair {index} failed: {message}")
     return len(report.failures)
@@ -217,19 +230,28 @@ def _write_maps(args: argparse.Namespace, pairs, result, metric_name: str, devic
 
 def run(args: argparse.Namespace) -> int:
     """Score, print the means table (stdout) and a summary (stderr); exit status 1 if any pair failed."""
+    from ..image_io import max_image_pixels
+    from ..memory import memory_budget
     from ..presets import DEFAULT_METRIC
-    from ..safe_files import DestinationError
     from ..scoring import check_metric_names, score_pairs
     from ..scoring.distributed import launch_rank
 
     names = list(dict.fromkeys(args.metrics or [DEFAULT_METRIC]))
     device = parse_device(args.device)
+    try:
+        max_image_pixels()  # the environment's reading rules and budget, validated once (not as every pair's failure)
+        memory_budget(device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     pairs, protect = _pairs(args)
     check_metric_names(names)
     maps_metric = _maps_metric(args, names)
-    if args.maps and Path(args.maps).exists() and not Path(args.maps).is_dir():
-        raise DestinationError(f"--maps {args.maps} is a file, not a folder")
-    main_process = launch_rank()[0] == 0
+    if args.maps:
+        from ..scoring.maps import check_maps_folder
+
+        check_maps_folder(args.maps)  # before any scoring: a folder under a file, /proc, read-only
+    rank, world_size = launch_rank()
+    main_process = rank == 0
     workers = default_workers(device, len(pairs)) if args.workers is None else args.workers
     batch_size = args.batch_size or (1 if device.type == "cpu" else 16)
     progress = not args.no_progress
@@ -239,9 +261,16 @@ def run(args: argparse.Namespace) -> int:
         reference_cache_mb=args.reference_cache_mb, protect=protect,
     )
     map_failures = _write_maps(args, pairs, result, maps_metric, device) if maps_metric else 0
+    failed = bool(result.failures or map_failures)
+    # torchrun reports any non-zero status as a crash (a ChildFailedError banner): failed pairs, reported in the
+    # summary and the CSV's error column, leave every process with status 0 there
+    status = EXIT_FAILED if failed and world_size == 1 else 0
     if not main_process:
-        return EXIT_FAILED if result.failures or map_failures else 0
+        return status
     info(f"loaded {plural(len(names), 'metric')} in {result.load_s:.2f} s")
     _print_results(result, args.verbose or args.sample, args.sample)
     _summary(result, listed_live=progress)
-    return EXIT_FAILED if result.failures or map_failures else 0
+    if failed and world_size > 1:
+        info("exit status 0 under torchrun (it reports any other status as a crash): the failed pairs are listed "
+             "above" + (" and in the CSV's error column" if result.csv_path else ""))
+    return status

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..image_io import ALPHA_POLICIES
+from ..provenance import Provenance, sidecar_path, write_sidecar
 from ..safe_files import check_destination
 from .distributed import ProcessGroup, process_group, shard_range
 from .metrics import ScoringMetric, build_metric, check_metric_names
@@ -23,6 +24,7 @@ from .output import (
     existing_journals,
     journal_path,
     read_previous_scores,
+    remove_journals,
     write_scores_csv,
 )
 from .pairs import ScorePair, extra_columns
@@ -36,7 +38,7 @@ from .pipeline import (
     stack_group,
 )
 
-__all__ = ["ScoringResult", "score_pairs"]
+__all__ = ["ScoringResult", "run_records", "score_pairs"]
 
 _SHOWN_FAILURES = 10
 
@@ -152,7 +154,7 @@ class _Scorer:
                 return [(None, f"{metric.name}: {describe_error(error, first_line=True)}")]
             # find the pair(s) that fail; the others still score
             return [self._run(metric, dist[k:k + 1], ref[k:k + 1], keys[k:k + 1])[0] for k in range(len(keys))]
-        return [(v, "" if math.isfinite(v) else f"{metric.name} returned {v}") for v in values]
+        return [(v, metric.check_value(v)) for v in values]
 
     def _batch(self, metric: ScoringMetric, dist: torch.Tensor, ref: torch.Tensor, keys: list[str]) -> torch.Tensor:
         if self.reuse and metric.reuses_references:
@@ -201,28 +203,50 @@ def _check_arguments(pairs: Sequence[ScorePair], names: list[str], workers: int,
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if alpha not in ALPHA_POLICIES:
         raise ValueError(f"alpha must be one of {ALPHA_POLICIES}, got {alpha!r}")
-    if not isinstance(reference_cache_mb, (int, float)) or not reference_cache_mb >= 0:
-        raise ValueError(f"reference_cache_mb must be a number >= 0, got {reference_cache_mb!r}")
+    if isinstance(reference_cache_mb, bool) or not isinstance(reference_cache_mb, (int, float)) or not (
+            math.isfinite(reference_cache_mb) and reference_cache_mb >= 0):
+        raise ValueError(f"reference_cache_mb must be a finite number >= 0, got {reference_cache_mb!r}")
     clash = sorted(set(names) & set(extra_columns(pairs)))
     if clash:
         raise ValueError(f"the pairs carry columns named like metrics {clash}; rename those columns")
 
 
-def _open_output(csv_path: Path, pairs: list[ScorePair], names: list[str], resume: bool, group: ProcessGroup,
-                 protect: Sequence[str | Path]) -> tuple[ScoreTable, ScoreJournal]:
+def _check_output(csv_path: Path, pairs: list[ScorePair], resume: bool, group: ProcessGroup,
+                  protect: Sequence[str | Path]) -> None:
+    """Everything about the output that can be checked before a model is built."""
     inputs = [*protect, *(p.distorted for p in pairs), *(p.reference for p in pairs)]
-    check_destination(csv_path, inputs, "CSV file")
-    check_destination(journal_path(csv_path, group.rank, group.world_size), inputs, "journal")
-    if resume:
-        table = read_previous_scores(csv_path, pairs, names)
-    else:
+    own_journal = journal_path(csv_path, group.rank, group.world_size)
+    for path, what, kind in ((csv_path, "CSV file", "csv"), (own_journal, "journal", None),
+                             (sidecar_path(csv_path), "provenance file", "json"),
+                             (sidecar_path(own_journal), "provenance file", "json")):
+        check_destination(path, inputs, what, kind=kind)
+    if not resume:
         journals = existing_journals(csv_path)
         if journals:
             raise JournalError(f"{journals[0]} holds pairs of an interrupted run: resume it (--resume) or delete "
                                f"it to start over")
+
+
+def run_records(metrics: Sequence[ScoringMetric], alpha: str) -> dict[str, Provenance]:
+    """Each metric's :class:`~pe_iqa.provenance.Provenance` in this run: its own record plus the reading rules
+    (pe-iqa's image reader, its version, the alpha policy)."""
+    from .. import __version__
+
+    return {m.name: m.record().with_options(alpha=alpha, reader=f"pe-iqa {__version__}") for m in metrics}
+
+
+def _open_output(csv_path: Path, pairs: list[ScorePair], metrics: Sequence[ScoringMetric], resume: bool,
+                 group: ProcessGroup, records: dict[str, Provenance]) -> tuple[ScoreTable, ScoreJournal]:
+    names = [m.name for m in metrics]
+    own_journal = journal_path(csv_path, group.rank, group.world_size)
+    if resume:
+        table = read_previous_scores(csv_path, pairs, names, records, [m.check_value for m in metrics])
+    else:
         table = ScoreTable(len(pairs), names)
+    append = resume and sidecar_path(own_journal).is_file()  # a journal without one was not trusted: start it anew
     group.barrier()  # every process has read the old journals before any appends to its own
-    return table, ScoreJournal(journal_path(csv_path, group.rank, group.world_size), names, append=resume)
+    write_sidecar(own_journal, records)
+    return table, ScoreJournal(own_journal, names, append=append)
 
 
 def score_pairs(
@@ -276,15 +300,18 @@ def score_pairs(
     with process_group(device) as group:
         journal = None
         if csv_path is not None:
-            table, journal = _open_output(csv_path, pairs, names, resume, group, protect)
+            _check_output(csv_path, pairs, resume, group, protect)
+        started = time.perf_counter()
+        given = {m.name: m for m in metrics if isinstance(m, ScoringMetric)}
+        built = [given.get(name) or build_metric(name, group.device) for name in names]
+        loaded = time.perf_counter()
+        records = run_records(built, alpha)
+        if csv_path is not None:
+            table, journal = _open_output(csv_path, pairs, built, resume, group, records)
         else:
             table = ScoreTable(len(pairs), names)
         resumed = int(table.ok_mask().sum())
         try:
-            started = time.perf_counter()
-            given = {m.name: m for m in metrics if isinstance(m, ScoringMetric)}
-            built = [given.get(name) or build_metric(name, group.device) for name in names]
-            loaded = time.perf_counter()
             todo = [i for i in shard_range(len(pairs), group.rank, group.world_size) if not table.is_ok(i)]
             scorer = _Scorer(built, pairs, group.device, reuse_references, int(reference_cache_mb * 2**20))
             new_rows = _run(scorer, pairs, todo, table, journal, group, workers, batch_size, alpha, progress)
@@ -307,9 +334,8 @@ def score_pairs(
             features_computed=scorer.features_computed, features_reused=scorer.features_reused,
         )
         if csv_path is not None and group.is_main:
-            write_scores_csv(csv_path, pairs, table)
-            for stale in existing_journals(csv_path):
-                stale.unlink(missing_ok=True)
+            write_scores_csv(csv_path, pairs, table, records)
+            remove_journals(csv_path)
         group.barrier()
     return result
 

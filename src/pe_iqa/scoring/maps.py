@@ -2,12 +2,22 @@
 
 Each PNG shows the pair's combined distance map (:meth:`pe_iqa.PEDistance.maps`, perceptually uniform colour map,
 colour bar in distance units) over a grey version of the reference, titled with the file names and the score.
-Files are written atomically and never onto an existing file's place unless it is a map of the same pair: a rerun
-(``--resume``) skips the pairs whose map exists, and under ``torchrun`` each process draws its own shard.
+
+Names are unique per pair: ``<distorted stem>__vs__<reference stem>.png``; where two pairs would share a name
+(``x.jpg`` and ``x.png`` against one reference, names equal but for case) each gets a short digest of its paths,
+and long stems are shortened the same way, so no name exceeds the file system's limit.
+
+Every map carries its provenance in PNG text chunks: the metric's :class:`~pe_iqa.provenance.Provenance` record
+(and the alpha policy) and the SHA-256 of both image files. A rerun keeps a map only when both still match;
+a map drawn by another metric or from a changed image is drawn again. A PNG in a map's place that is not a pe-iqa
+map is never overwritten (that pair's failure). Files are written atomically; under ``torchrun`` each process draws
+its own shard.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections import Counter
@@ -19,28 +29,93 @@ import torch
 
 from ..image_io import read_pair
 from ..plotting import save_figure
+from ..provenance import Provenance, pe_provenance
+from ..safe_files import DestinationError, check_destination
 from .distributed import launch_rank, shard_range
+from .output import file_sha256
 from .pairs import ScorePair
 
-__all__ = ["MapReport", "map_file_names", "write_distance_maps"]
+__all__ = ["PROVENANCE_KEY", "MapReport", "check_maps_folder", "map_file_names", "write_distance_maps"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: PNG text chunk holding a map's provenance (JSON).
+PROVENANCE_KEY = "pe-iqa provenance"
+_MAX_STEM = 80  # characters of each image's stem kept in a name (the rest is replaced by a digest)
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\0".join(map(str, parts)).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+
+
+def _stem(path: Path) -> str:
+    stem = _UNSAFE.sub("_", path.stem)
+    return stem if len(stem) <= _MAX_STEM else f"{stem[:_MAX_STEM - 11]}_{_digest(path.stem)}"
 
 
 def map_file_names(pairs: Sequence[ScorePair]) -> list[str]:
-    """``<distorted stem>__vs__<reference stem>.png`` per pair; the pair's index is prefixed where names repeat."""
-    names = [f"{_UNSAFE.sub('_', p.distorted.stem)}__vs__{_UNSAFE.sub('_', p.reference.stem)}.png" for p in pairs]
-    repeated = {n for n, count in Counter(names).items() if count > 1}
-    return [f"{i:06d}_{n}" if n in repeated else n for i, n in enumerate(names)]
+    """One distinct PNG name per pair (see the module documentation); at most 200 bytes each.
+
+    Example:
+        >>> from pathlib import Path
+        >>> pairs = [ScorePair(Path(n), Path("r.png")) for n in ("x.jpg", "x.png", "000001_x.png", "y.png")]
+        >>> names = map_file_names(pairs)
+        >>> len(set(names)), names[3]
+        (4, 'y__vs__r.png')
+    """
+    names = [f"{_stem(p.distorted)}__vs__{_stem(p.reference)}" for p in pairs]
+    counts = Counter(n.casefold() for n in names)
+    names = [n if counts[n.casefold()] == 1 else f"{n}__{_digest(i, p.distorted, p.reference)}"
+             for i, (n, p) in enumerate(zip(names, pairs, strict=True))]
+    taken: set[str] = set()
+    unique = []
+    for index, name in enumerate(names):
+        candidate, attempt = name, 0
+        while candidate.casefold() in taken:  # a digest that meets another pair's plain name: draw again
+            attempt += 1
+            candidate = f"{name}__{_digest(index, attempt)}"
+        taken.add(candidate.casefold())
+        unique.append(candidate + ".png")
+    return unique
+
+
+def check_maps_folder(folder: str | os.PathLike[str]) -> Path:
+    """Check (before any scoring) that maps can be written into ``folder``; create it.
+
+    Raises:
+        DestinationError: a file is in the way, the folder cannot be created (``/proc``, read-only, under a file)
+            or written.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DestinationError(f"--maps {folder} is a file, not a folder")
+    check_destination(folder / ".pe_iqa_write_check.png", what="--maps", kind="png")
+    return folder
 
 
 @dataclass(frozen=True)
 class MapReport:
-    """What :func:`write_distance_maps` did: maps written, skipped (already there) and failures."""
+    """What :func:`write_distance_maps` did: maps written, kept (up to date or not to draw), redrawn and failures."""
 
     written: int
     skipped: int
     failures: tuple[tuple[int, str], ...]
+    redrawn: int = 0
+
+
+def _metadata(record: Provenance, pair: ScorePair) -> dict[str, str]:
+    return {PROVENANCE_KEY: json.dumps({"metric": record.to_dict(), "distorted": file_sha256(pair.distorted),
+                                        "reference": file_sha256(pair.reference)}, sort_keys=True)}
+
+
+def _existing_metadata(path: Path) -> str | None:
+    """The provenance chunk of an existing PNG (``None``: not a pe-iqa map)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "text", {}).get(PROVENANCE_KEY)
+    except Exception:
+        return None
 
 
 @torch.no_grad()
@@ -52,10 +127,10 @@ def write_distance_maps(
     alpha: str = "error",
     dpi: int = 100,
 ) -> MapReport:
-    """Write one distance-map overlay per pair (this process's torchrun shard), skipping existing files.
+    """Write one distance-map overlay per pair (this process's torchrun shard), keeping up-to-date maps.
 
     Args:
-        pairs: the pairs, in input order (their index names a repeated file).
+        pairs: the pairs, in input order.
         metric: a :class:`~pe_iqa.PEDistance` (any preset).
         folder: where the PNGs go (created if missing).
         skip: indices of pairs not to draw (e.g. pairs that failed to score).
@@ -63,29 +138,40 @@ def write_distance_maps(
         dpi: resolution of the PNGs.
 
     Returns:
-        A :class:`MapReport`; a pair that cannot be read or scored is a failure, not an exception.
+        A :class:`MapReport`; a pair that cannot be read, scored or written is a failure, not an exception.
     """
     from ..explain_figures import map_figure
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = check_maps_folder(folder)
     names = map_file_names(pairs)
+    record = pe_provenance(metric).with_options(alpha=alpha)
     rank, world = launch_rank()
-    written = skipped = 0
+    written = skipped = redrawn = 0
     failures = []
     device = metric.device
     for index in shard_range(len(pairs), rank, world):
         path = folder / names[index]
-        if index in skip or path.exists():
+        if index in skip:
             skipped += 1
             continue
         pair = pairs[index]
         try:
+            metadata = _metadata(record, pair)
+            stale = False
+            if os.path.lexists(path):
+                found = _existing_metadata(path)
+                if found is None:
+                    raise DestinationError(f"{path} exists and is not a pe-iqa map; it is left as it is")
+                if found == metadata[PROVENANCE_KEY]:
+                    skipped += 1
+                    continue
+                stale = True  # another metric or a changed image: drawn again
             dist, ref = (t.to(device) for t in read_pair(pair.distorted, pair.reference, alpha=alpha))
             maps = metric.maps(dist, ref)
             figure = map_figure(maps, ref, f"{pair.distorted.name} vs {pair.reference.name}")
-            save_figure(figure, path, dpi=dpi)
+            save_figure(figure, path, dpi=dpi, metadata=metadata)
             written += 1
+            redrawn += stale
         except Exception as error:  # one pair's failure never stops the others' maps
             failures.append((index, f"{type(error).__name__}: {error}"))
-    return MapReport(written, skipped, tuple(failures))
+    return MapReport(written, skipped, tuple(failures), redrawn)

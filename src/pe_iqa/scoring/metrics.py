@@ -18,12 +18,15 @@ another caller's names mean. :data:`METRICS` is the default registry (``pe-iqa s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Protocol
 
 import torch
+
+from ..provenance import Provenance, pe_provenance
 
 __all__ = [
     "METRICS",
@@ -60,6 +63,10 @@ class ScoringMetric:
             (required with ``features``); must equal ``score`` on the same inputs.
         source: where the metric comes from (``"pe-iqa"``, ``"pyiqa"``, ...; ``"custom"`` when not said), for
             reports.
+        provenance: what produces the values (:class:`~pe_iqa.provenance.Provenance`); compared on ``resume``.
+            ``None``: an unrecorded metric, whose earlier results are only reused by a metric that is unrecorded too.
+        valid_range: the values the metric can return; a value outside (or non-finite), fresh or read back from an
+            earlier run, is that pair's failure, never a score.
     """
 
     name: str
@@ -68,6 +75,20 @@ class ScoringMetric:
     features: Callable[[torch.Tensor], list[torch.Tensor]] | None = None
     score_with_features: Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor] | None = None
     source: str = "custom"
+    provenance: Provenance | None = None
+    valid_range: tuple[float, float] = (-math.inf, math.inf)
+
+    def record(self) -> Provenance:
+        """:attr:`provenance`, or an ``"unrecorded"`` record naming the metric."""
+        return self.provenance or Provenance(self.name, kind="unrecorded")
+
+    def check_value(self, value: float) -> str:
+        """``""`` if ``value`` is a possible score of this metric, else the pair's error message."""
+        low, high = self.valid_range
+        if math.isfinite(value) and low <= value <= high:
+            return ""
+        outside = "" if not math.isfinite(value) else f", outside [{low:g}, {high:g}]"
+        return f"{self.name} returned {value!r}{outside}"
 
     @property
     def reuses_references(self) -> bool:
@@ -105,6 +126,8 @@ def build_pe_metric(name: str, device: torch.device | str = "cpu") -> ScoringMet
         features=module.features,
         score_with_features=lambda dist, ref, feats: module(dist, ref, target_features=feats),
         source="pe-iqa",
+        provenance=pe_provenance(module, name),
+        valid_range=(0.0, math.inf),  # a weighted sum of squares
     )
 
 

@@ -10,33 +10,46 @@ pairs are retried) — the final file equals an uninterrupted run's.
 CSV columns: ``distorted, reference, <extra columns>, <one per metric>, error``. Scores are written with
 ``repr`` (shortest text that reads back to the same float); a failed pair has an ``error`` message and empty
 cells for the metrics that did not score.
+
+Provenance: the CSV and every journal have a sidecar ``<file>.provenance.json`` holding each metric's
+:class:`~pe_iqa.provenance.Provenance` (and, for the CSV, the SHA-256 of the CSV it describes). ``resume`` compares
+them with this run's records: another configuration is refused with one line naming the difference; a file without
+a (matching) sidecar is not trusted and its pairs are scored again. Values read back are validated like fresh
+ones (:meth:`~pe_iqa.scoring.metrics.ScoringMetric.check_value`): ``inf``, ``nan`` or an impossible value makes the
+pair be scored again.
 """
 
 from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
-from ..safe_files import atomic_write
+from ..provenance import Provenance, ProvenanceError, describe_difference, read_sidecar, sidecar_path, write_sidecar
+from ..safe_files import atomic_write, create_exclusive
 from .pairs import ScorePair, extra_columns
 
 __all__ = [
     "JOURNAL_SUFFIX",
     "JournalError",
+    "ResumeWarning",
     "ScoreJournal",
     "ScoreTable",
     "existing_journals",
+    "file_sha256",
     "journal_path",
     "output_columns",
     "read_previous_scores",
+    "remove_journals",
     "write_scores_csv",
 ]
 
@@ -46,6 +59,19 @@ _FSYNC_EVERY_S = 5.0
 
 class JournalError(ValueError):
     """Journals or a previous CSV that do not belong to this run (or exist when not resuming)."""
+
+
+class ResumeWarning(UserWarning):
+    """Earlier results that cannot be checked (no provenance file) and are scored again."""
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def output_columns(extras: Sequence[str], metric_names: Sequence[str]) -> list[str]:
@@ -132,8 +158,12 @@ class ScoreJournal:
         self.metric_names = list(metric_names)
         if append and path.is_file():
             _drop_torn_tail(path)
-        fresh = not (append and path.is_file() and path.stat().st_size > 0)
-        self._handle: IO[str] = path.open("a" if not fresh else "w", newline="", encoding="utf-8")
+        fresh = not (append and path.is_file() and not path.is_symlink() and path.stat().st_size > 0)
+        if fresh:
+            path.unlink(missing_ok=True)  # a stale journal or a (dangling) link: never followed
+            self._handle: IO[str] = create_exclusive(path)
+        else:
+            self._handle = open(path, "a", newline="", encoding="utf-8", opener=_no_follow_opener)
         self._writer = csv.writer(self._handle)
         if fresh:
             self._writer.writerow(_journal_header(self.metric_names))
@@ -157,6 +187,10 @@ class ScoreJournal:
         if not self._handle.closed:
             self.flush(sync=True)
             self._handle.close()
+
+
+def _no_follow_opener(name: str, flags: int) -> int:
+    return os.open(name, flags | getattr(os, "O_NOFOLLOW", 0))
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -186,7 +220,7 @@ def _mismatch(source: Path, line: int, index: int, pair: ScorePair, dist: str, r
 
 
 def _read_journal(path: Path, pairs: Sequence[ScorePair], metric_names: Sequence[str]) -> Iterator[tuple]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with _open_text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -215,7 +249,7 @@ def _read_journal(path: Path, pairs: Sequence[ScorePair], metric_names: Sequence
 
 
 def _read_final_csv(path: Path, pairs: Sequence[ScorePair], metric_names: Sequence[str]) -> Iterator[tuple]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with _open_text(path) as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         if not {"distorted", "reference", "error", *metric_names} <= set(header):
@@ -233,25 +267,107 @@ def _read_final_csv(path: Path, pairs: Sequence[ScorePair], metric_names: Sequen
             yield index, values, row["error"] or ""
 
 
-def read_previous_scores(csv_path: Path, pairs: Sequence[ScorePair], metric_names: Sequence[str]) -> ScoreTable:
-    """Scores of earlier runs of the same pairs: the previous final CSV and every journal (successes win).
+class _Text:
+    """A text file opened for reading whose decoding errors name the file (``with`` and iteration, like a file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = path.open(newline="", encoding="utf-8")
+
+    def __enter__(self) -> _Text:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+    def __iter__(self) -> _Text:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._handle)
+        except UnicodeDecodeError as error:
+            raise JournalError(f"{self.path} is not a pe-iqa CSV or journal (not UTF-8 text: {error.reason} at byte "
+                               f"{error.start}); delete it to start over") from None
+
+
+def _open_text(path: Path) -> _Text:
+    return _Text(path)
+
+
+def _trusted(source: Path, records: Mapping[str, Provenance], is_csv: bool) -> bool:
+    """Whether ``source``'s sidecar says it was made like this run (``False``: not checkable, so not used).
 
     Raises:
-        JournalError: a file lists other pairs or (journals) other metrics.
+        ProvenanceError: the sidecar names another configuration for one of this run's metrics.
+    """
+    found = read_sidecar(sidecar_path(source))
+    if found is None:
+        warnings.warn(f"{source} has no provenance file ({sidecar_path(source).name}): its scores cannot be "
+                      f"checked and are computed again", ResumeWarning, stacklevel=4)
+        return False
+    saved, run = found
+    if is_csv and run.get("csv_sha256") != file_sha256(source):
+        warnings.warn(f"{source} changed since its provenance file was written: its scores are computed again",
+                      ResumeWarning, stacklevel=4)
+        return False
+    for name, current in records.items():
+        if name in saved and saved[name] != current:
+            raise ProvenanceError(
+                f"{source} holds {name} scores made under another configuration "
+                f"({describe_difference(saved[name], current)}; saved ≠ now): resume with the same options, or "
+                f"delete it (and its .partial files) to start over")
+    return True
+
+
+def read_previous_scores(csv_path: Path, pairs: Sequence[ScorePair], metric_names: Sequence[str],
+                         records: Mapping[str, Provenance] | None = None,
+                         check_values: Sequence[Callable[[float], str]] | None = None) -> ScoreTable:
+    """Scores of earlier runs of the same pairs: the previous final CSV and every journal (successes win).
+
+    Args:
+        csv_path: the run's CSV (its journals are found next to it).
+        pairs: this run's pairs.
+        metric_names: this run's metrics (output columns).
+        records: this run's provenance per metric; a file whose sidecar differs is refused, a file without a
+            sidecar ignored (its pairs are scored again). ``None``: no check (reading files of a known run).
+        check_values: per metric, ``value -> error`` (``""``: valid); a row with an invalid value is not taken.
+
+    Raises:
+        JournalError: a file lists other pairs or (journals) other metrics, or is not text.
+        ProvenanceError: a file was made under another configuration (the message names the difference).
     """
     table = ScoreTable(len(pairs), metric_names)
+    checks = list(check_values) if check_values is not None else [_finite] * len(metric_names)
     sources = ([csv_path] if csv_path.is_file() else []) + existing_journals(csv_path)
     for source in sources:
+        if records is not None and not _trusted(source, records, source == csv_path):
+            continue
         rows = _read_final_csv if source == csv_path else _read_journal
         for index, values, error in rows(source, pairs, metric_names):
             if table.is_ok(index):
                 continue
+            if any(v is not None and check(v) for v, check in zip(values, checks, strict=True)):
+                continue  # an impossible value (inf, nan, out of range): scored again
             table.record(index, values, error)
     return table
 
 
-def write_scores_csv(path: Path, pairs: Sequence[ScorePair], table: ScoreTable) -> None:
-    """Write the final CSV in input order, atomically (see :func:`~pe_iqa.safe_files.atomic_write`)."""
+def _finite(value: float) -> str:
+    return "" if math.isfinite(value) else f"non-finite value {value!r}"
+
+
+def remove_journals(csv_path: Path) -> None:
+    """Delete every journal of ``csv_path`` and their provenance files (after the final CSV was written)."""
+    for stale in existing_journals(csv_path):
+        stale.unlink(missing_ok=True)
+        sidecar_path(stale).unlink(missing_ok=True)
+
+
+def write_scores_csv(path: Path, pairs: Sequence[ScorePair], table: ScoreTable,
+                     records: Mapping[str, Provenance] | None = None) -> None:
+    """Write the final CSV in input order, atomically (see :func:`~pe_iqa.safe_files.atomic_write`), then its
+    provenance sidecar (``records`` and the CSV's SHA-256) when ``records`` are given."""
     extras = extra_columns(pairs)
     with atomic_write(path) as handle:
         writer = csv.writer(handle)
@@ -261,3 +377,5 @@ def write_scores_csv(path: Path, pairs: Sequence[ScorePair], table: ScoreTable) 
             cells = [_format(v, p) for v, p in zip(table.values[index], table.present[index], strict=True)]
             writer.writerow([str(pair.distorted), str(pair.reference), *(pair.extra.get(c, "") for c in extras),
                              *cells, error])
+    if records is not None:
+        write_sidecar(path, records, csv_sha256=file_sha256(path))

@@ -57,8 +57,7 @@ class ScorePair:
 
 
 def _resolve(root: Path, text: str, what: str, line: int, manifest: Path) -> Path:
-    text = text.strip()
-    if not text:
+    if not text.strip():  # the path itself is taken as written: " lead.png" is a file name
         raise ValueError(f"{manifest}, line {line}: empty {what} path")
     path = Path(text)
     return path if path.is_absolute() else root / path
@@ -106,9 +105,11 @@ def read_pairs_manifest(path: str | Path, root: str | Path | None = None) -> lis
                 f"{manifest}: the header must hold 'distorted' and 'reference' columns (a pairs manifest) or "
                 f"'ref_name' and 'dist_name' (a pyiqa meta-info file); got {header}"
             )
-        if len(set(header)) != len(header):
+        named = [c for c in header if c]
+        if len(set(named)) != len(named):
             raise ValueError(f"{manifest}: duplicate column names in the header {header}")
-        extras = [c for c in header if keep_paths or c not in (dist_key, ref_key)]
+        # unnamed columns (a trailing comma in the header) are not output columns; they must stay empty
+        extras = [c for c in named if keep_paths or c not in (dist_key, ref_key)]
         clash = sorted(set(extras) & set(RESERVED_COLUMNS))
         if clash:
             raise ValueError(f"{manifest}: columns {clash} are output columns of their own; rename them")
@@ -119,6 +120,9 @@ def read_pairs_manifest(path: str | Path, root: str | Path | None = None) -> lis
                 raise ValueError(f"{manifest}, line {line}: more cells than header columns")
             if not any((value or "").strip() for value in row.values()):
                 continue  # blank line
+            if "" in header and (row.get("") or "").strip():
+                raise ValueError(f"{manifest}, line {line}: a value under a column without a name in the header "
+                                 f"(name the column, or remove the trailing comma)")
             pairs.append(ScorePair(
                 _resolve(base, row[dist_key] or "", dist_key, line, manifest),
                 _resolve(base, row[ref_key] or "", ref_key, line, manifest),

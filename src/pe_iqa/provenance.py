@@ -1,0 +1,216 @@
+"""Where a number came from: one :class:`Provenance` record per metric, compared wherever results are combined.
+
+A record holds everything that changes a metric's values besides the images themselves:
+
+* ``metric``: the name asked for (``pe_alex``, ``lpips`` …) and ``kind``: ``"pe"`` or the provider (``"pyiqa"``);
+* ``spec``: :meth:`~pe_iqa.spec.DistanceSpec.digest` of a PE distance (backbone, layers, weights tag, subset,
+  x, normalisation, weighting, score, analysis configuration, data range, layer weights);
+* ``weights_id``: the fingerprint of the backbone weights (:attr:`~pe_iqa.backbones.Backbone.weights_id`);
+* ``selection``: a digest of the selected channels and their weights per layer (a changed ranking cache shows);
+* ``dtype``: the precision the network computes in;
+* ``version``: the version of what computed the value (``pe-iqa 0.2.0``; ``pyiqa 0.1.16`` for pyiqa's metrics);
+* ``options``: run options that change values, e.g. the image reader's alpha policy and pixel limit, a pyiqa
+  metric's options.
+
+Records are plain data (:meth:`Provenance.to_dict` / :meth:`Provenance.from_dict`, JSON-ready) and are written
+next to results: the CSV's sidecar ``<csv>.provenance.json`` (:func:`write_sidecar`), the journal's sidecar, the
+TorchMetrics states, the ``--maps`` PNG text chunk, the benchmarks' result files. :meth:`Provenance.diff` names the
+fields that differ, so a refusal is one line (:func:`describe_difference`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "PROVENANCE_FORMAT",
+    "SIDECAR_SUFFIX",
+    "Provenance",
+    "ProvenanceError",
+    "check_same_provenance",
+    "describe_difference",
+    "pe_provenance",
+    "read_sidecar",
+    "selection_digest",
+    "sidecar_path",
+    "write_sidecar",
+]
+
+#: Version of the sidecar file layout (bumped when fields change meaning).
+PROVENANCE_FORMAT = 1
+#: Appended to a result file's name for its provenance sidecar.
+SIDECAR_SUFFIX = ".provenance.json"
+
+
+class ProvenanceError(ValueError):
+    """Results made under different configurations were about to be combined (the message names the difference)."""
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return f"pe-iqa {__version__}"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What produced a metric's values (see the module documentation for each field).
+
+    Example:
+        >>> a = Provenance("pe_alex", spec="1f…", options=(("alpha", "white"),))
+        >>> b = dataclasses.replace(a, options=(("alpha", "black"),))
+        >>> a.diff(b)
+        ['options.alpha: white ≠ black']
+        >>> Provenance.from_dict(a.to_dict()) == a
+        True
+    """
+
+    metric: str
+    kind: str = "pe"
+    spec: str = ""
+    weights_id: str = ""
+    selection: str = ""
+    dtype: str = ""
+    version: str = ""
+    options: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        options = self.options.items() if isinstance(self.options, Mapping) else self.options
+        object.__setattr__(self, "options", tuple(sorted((str(k), str(v)) for k, v in options)))
+
+    def with_options(self, **options: object) -> Provenance:
+        """A copy with run ``options`` added (or replaced); values are stored as text."""
+        merged = dict(self.options)
+        merged.update({name: str(value) for name, value in options.items()})
+        return dataclasses.replace(self, options=tuple(merged.items()))
+
+    def to_dict(self) -> dict[str, object]:
+        """The record as JSON-ready data (``options`` as a dict)."""
+        data = dataclasses.asdict(self)
+        data["options"] = dict(self.options)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object) -> Provenance:
+        """A record from :meth:`to_dict`'s output.
+
+        Raises:
+            ProvenanceError: ``data`` is not such a record (missing or unknown fields, wrong types).
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(data, Mapping) or "metric" not in data or set(data) - names:
+            raise ProvenanceError(f"not a provenance record: {str(data)[:200]}")
+        options = data.get("options", {})
+        if not isinstance(options, Mapping) or not all(isinstance(data.get(n, ""), str) for n in names - {"options"}):
+            raise ProvenanceError(f"not a provenance record: {str(data)[:200]}")
+        return cls(**{**data, "options": tuple(options.items())})
+
+    def diff(self, other: Provenance) -> list[str]:
+        """The differing fields, ``"field: ours ≠ theirs"`` (options compared one by one), in field order."""
+        found = []
+        for f in dataclasses.fields(self):
+            if f.name == "options":
+                ours, theirs = dict(self.options), dict(other.options)
+                for key in sorted(set(ours) | set(theirs)):
+                    if ours.get(key) != theirs.get(key):
+                        found.append(f"options.{key}: {ours.get(key, '(unset)')} ≠ {theirs.get(key, '(unset)')}")
+            elif getattr(self, f.name) != getattr(other, f.name):
+                found.append(f"{f.name}: {getattr(self, f.name) or '(unset)'} ≠ {getattr(other, f.name) or '(unset)'}")
+        return found
+
+
+def describe_difference(saved: Provenance, current: Provenance, limit: int = 3) -> str:
+    """The first ``limit`` differences between a saved record and the current one, as one phrase."""
+    found = saved.diff(current)
+    more = f" (and {len(found) - limit} more)" if len(found) > limit else ""
+    return "; ".join(found[:limit]) + more
+
+
+def check_same_provenance(saved: Provenance, current: Provenance, where: str, remedy: str) -> None:
+    """Raise one line naming the difference when ``saved`` (from ``where``) is not ``current``.
+
+    Raises:
+        ProvenanceError: ``"<where> was made by <metric> with <difference> (saved ≠ now); <remedy>"``.
+    """
+    if saved != current:
+        raise ProvenanceError(f"{where} holds {saved.metric} results made under another configuration "
+                              f"({describe_difference(saved, current)}; saved ≠ now): {remedy}")
+
+
+def selection_digest(channels: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 (first 16 hex digits) of the selected channels and their weights, layer by layer.
+
+    Example:
+        >>> a = selection_digest({"relu1": torch.tensor([3, 1])}, {"relu1": torch.tensor([0.5, 0.5])})
+        >>> a == selection_digest({"relu1": torch.tensor([1, 3])}, {"relu1": torch.tensor([0.5, 0.5])})
+        False
+    """
+    digest = hashlib.sha256()
+    for layer in channels:
+        digest.update(layer.encode("utf-8"))
+        digest.update(channels[layer].detach().cpu().to(torch.int64).numpy().tobytes())
+        digest.update(weights[layer].detach().cpu().to(torch.float64).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def pe_provenance(distance: object, name: str | None = None, **options: object) -> Provenance:
+    """The record of a :class:`~pe_iqa.PEDistance` (duck-typed: ``spec``, ``rankings``, ``selected_channels()``,
+    ``channel_weights()``, ``backbone``), named ``name`` (default: the spec's description), with run ``options``."""
+    spec = distance.spec
+    rankings = distance.rankings
+    weights_ids = sorted({ranking.weights_id for ranking in rankings.values()})
+    dtype = str(distance.backbone.mean.dtype).removeprefix("torch.")
+    return Provenance(
+        metric=name or spec.describe(), kind="pe", spec=spec.digest(), weights_id="+".join(weights_ids),
+        selection=selection_digest(distance.selected_channels(), distance.channel_weights()), dtype=dtype,
+        version=_package_version(), options=tuple((k, str(v)) for k, v in options.items()),
+    )
+
+
+def sidecar_path(result_path: str | Path) -> Path:
+    """The provenance sidecar of a result file: ``scores.csv`` → ``scores.csv.provenance.json``."""
+    result_path = Path(result_path)
+    return result_path.with_name(result_path.name + SIDECAR_SUFFIX)
+
+
+def sidecar_text(records: Mapping[str, Provenance], **run: object) -> str:
+    """The JSON text of a sidecar holding ``records`` (by output column) and run-level facts ``run``."""
+    data = {"format": PROVENANCE_FORMAT, "run": {k: str(v) for k, v in run.items()},
+            "metrics": {name: record.to_dict() for name, record in records.items()}}
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_sidecar(result_path: str | Path, records: Mapping[str, Provenance], **run: object) -> Path:
+    """Write ``<result_path>.provenance.json`` atomically; returns its path."""
+    from .safe_files import write_text_atomic
+
+    path = sidecar_path(result_path)
+    write_text_atomic(path, sidecar_text(records, **run))
+    return path
+
+
+def read_sidecar(path: str | Path) -> tuple[dict[str, Provenance], dict[str, str]] | None:
+    """The records of a sidecar file by output column, and its run-level facts (``None`` if it does not exist).
+
+    Raises:
+        ProvenanceError: the file exists but is not a sidecar of this format (names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != PROVENANCE_FORMAT:
+            raise ProvenanceError(f"format {data.get('format') if isinstance(data, dict) else '?'}")
+        records = {str(name): Provenance.from_dict(record) for name, record in data["metrics"].items()}
+        return records, {str(k): str(v) for k, v in data.get("run", {}).items()}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, AttributeError) as error:
+        raise ProvenanceError(f"{path} is not a readable pe-iqa provenance file ({error}); delete it (and the results "
+                              f"it describes) to start over") from None
