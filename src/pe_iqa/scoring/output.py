@@ -220,7 +220,7 @@ def _mismatch(source: Path, line: int, index: int, pair: ScorePair, dist: str, r
 
 
 def _read_journal(path: Path, pairs: Sequence[ScorePair], metric_names: Sequence[str]) -> Iterator[tuple]:
-    with _open_text(path) as handle:
+    with _Text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -249,7 +249,7 @@ def _read_journal(path: Path, pairs: Sequence[ScorePair], metric_names: Sequence
 
 
 def _read_final_csv(path: Path, pairs: Sequence[ScorePair], metric_names: Sequence[str]) -> Iterator[tuple]:
-    with _open_text(path) as handle:
+    with _Text(path) as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         if not {"distorted", "reference", "error", *metric_names} <= set(header):
@@ -289,10 +289,6 @@ class _Text:
         except UnicodeDecodeError as error:
             raise JournalError(f"{self.path} is not a pe-iqa CSV or journal (not UTF-8 text: {error.reason} at byte "
                                f"{error.start}); delete it to start over") from None
-
-
-def _open_text(path: Path) -> _Text:
-    return _Text(path)
 
 
 def _trusted(source: Path, records: Mapping[str, Provenance], is_csv: bool) -> bool:
