@@ -11,7 +11,7 @@
 from .module import Backbone, load_backbone
 from .pruning import prune_deepest_tap
 from .specs import BACKBONES, BackboneSpec, backbone_spec, canonical_name, list_layers
-from .weights import WeightsMismatchError, WeightsNotFoundError
+from .weights import WeightsMismatchError, WeightsNotFoundError, check_weights
 
 __all__ = [
     "BACKBONES",
@@ -21,6 +21,7 @@ __all__ = [
     "WeightsNotFoundError",
     "backbone_spec",
     "canonical_name",
+    "check_weights",
     "list_layers",
     "load_backbone",
     "prune_deepest_tap",

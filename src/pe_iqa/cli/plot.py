@@ -10,7 +10,7 @@ import torch
 
 from .errors import CommandError, UsageError
 from .output import info, parse_device
-from .rank import add_backbone_options, chosen_layers
+from .rank import add_backbone_options, check_backbone_options, chosen_layers
 
 __all__ = ["MAX_DPI", "add_parser", "run"]
 
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--n must be >= 1, got {args.n}")
     if not 10 <= args.dpi <= MAX_DPI:
         raise UsageError(f"--dpi must be within 10..{MAX_DPI}, got {args.dpi}")
+    check_backbone_options(args)
     device = parse_device(args.device)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
