@@ -164,8 +164,15 @@ def draw_heatmap(figure: Figure, ax, image: torch.Tensor, distance_map: torch.Te
     ax.imshow(_as_image(image).mean(dim=2).numpy(), cmap="gray", vmin=0, vmax=1)
     values = distance_map.detach().float().cpu()
     heat = ax.imshow(values.numpy(), cmap=HEATMAP, alpha=0.65, vmin=0, vmax=float(values.max()) or 1.0)
-    figure.colorbar(heat, ax=ax, fraction=0.046, pad=0.02, label=label)
+    _colorbar_beside(figure, ax, heat, label)
     ax.axis("off")
+
+
+def _colorbar_beside(figure: Figure, ax, image, label: str = "") -> None:
+    """A colour bar exactly as tall as the drawn image, right of it (in the axis' own coordinates, which follow
+    the image's aspect): ``figure.colorbar(ax=ax)`` sizes it by the axis' slot, so beside a wide image it rose
+    above the image into the title."""
+    figure.colorbar(image, cax=ax.inset_axes((1.03, 0.0, 0.05, 1.0)), label=label)
 
 
 def map_figure(maps: DistanceMaps, reference: torch.Tensor, title: str, index: int = 0) -> Figure:
@@ -210,7 +217,7 @@ def explanation_figure(explanation: Explanation, metric: PEDistance, distorted: 
         ax.axis("off")
     ax = figure.add_subplot(grid[0, 2])
     draw_heatmap(figure, ax, reference, explanation.maps.combined[0], "distance per position")
-    ax.set_title(f"where they differ (mean = score {explanation.score:.4f})")
+    ax.set_title(f"where they differ\n(mean = score {explanation.score:.4f})")
     colours = colormaps["tab10"]
     for column, contribution in enumerate(shown):
         ranking = metric.rankings[contribution.layer]
@@ -236,7 +243,7 @@ def explanation_figure(explanation: Explanation, metric: PEDistance, distorted: 
         ax_d = figure.add_subplot(grid[3, column])
         difference = explanation.channel_maps[(contribution.layer, contribution.channel)]
         shown_map = ax_d.imshow(difference.cpu().numpy(), cmap=HEATMAP, vmin=0)
-        figure.colorbar(shown_map, ax=ax_d, fraction=0.046, pad=0.02)
+        _colorbar_beside(figure, ax_d, shown_map)
         ax_d.set_title("its weighted squared difference", fontsize=9)
         ax_d.axis("off")
     figure.suptitle(title or f"{metric.spec.describe()}: score {explanation.score:.4f}", fontsize=11)
