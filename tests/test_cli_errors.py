@@ -59,7 +59,7 @@ CASES = [
     (["rank", "alexnet", "--device", "cuda:99"], "--device cuda:99", 2),
     (["layers", "nosuchnet"], "backbone must be one of", 2),
     (["layers", "timm:vit_tiny_patch16_224"], "is a transformer", 2),
-    (["plot", "alexnet", "--layers", "relu9"], "unknown layer(s) ['relu9']", 2),
+    (["plot", "alexnet", "--layers", "relu9", "--out-dir", "{tmp}/figures"], "unknown layer(s) ['relu9']", 2),
     (["plot", "nonet", "--out-dir", "{tmp}/figures"], "backbone must be one of", 2),
     (["plot", "alexnet", "--weights", "nosuch", "--out-dir", "{tmp}/figures"], "weights must be 'DEFAULT'", 2),
     (["explain", "--sample", "blur_2", "--device", "cuda:99"], "--device cuda:99", 2),

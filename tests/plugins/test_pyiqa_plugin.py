@@ -116,7 +116,7 @@ def test_as_loss_gives_gradients_to_the_input(images):
 
 
 @pytest.mark.parametrize("batch", [1, 3])
-def test_scores_have_the_shape_of_pyiqa_deep_feature_metrics(batch: int, tmp_path) -> None:
+def test_scores_have_the_shape_of_pyiqa_deep_feature_metrics(batch: int, tmp_path, torch_home: Path) -> None:
     """Issue 20.5: ``pe_alex`` returned ``(N,)`` where ``lpips``, ``lpips-vgg`` and ``dists`` return ``(N, 1)``, so
     ``torch.cat`` of several metrics' scores failed. Checked against pyiqa's own metrics (their weights in
     ``$TORCH_HOME/hub/pyiqa``), on tensors and on files, as a metric and as a loss."""
@@ -125,7 +125,7 @@ def test_scores_have_the_shape_of_pyiqa_deep_feature_metrics(batch: int, tmp_pat
     distorted = (reference + 0.1 * torch.rand(batch, 3, 64, 64, generator=gen)).clamp(0, 1)
     dist_path = _save_png(distorted[0], tmp_path / "d.png")
     ref_path = _save_png(reference[0], tmp_path / "r.png")
-    weights = Path(os.environ["TORCH_HOME"]) / "hub" / "pyiqa"
+    weights = torch_home / "hub" / "pyiqa"
     needed = {"lpips": "LPIPS_v0.1_alex-df73285e.pth", "lpips-vgg": "LPIPS_v0.1_vgg-a78928a0.pth",
               "dists": "DISTS_weights-f5e65c96.pth"}
     theirs = [name for name, file in needed.items() if (weights / file).is_file()]
