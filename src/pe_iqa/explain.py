@@ -19,14 +19,17 @@ are upsampled from the layers' coarse grids (AlexNet relu3 has one position per 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 
 from .csf import get_csf
 from .distance import DistanceMaps, PEDistance, upsample_map
 from .feature_distance import channel_errors
+from .plotting import new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["ChannelContribution", "Explanation", "draw_heatmap", "explain_pair", "explanation_figure", "map_figure"]
 
@@ -185,7 +188,7 @@ def map_figure(maps: DistanceMaps, reference: torch.Tensor, title: str, index: i
         index: the pair in the batch.
     """
     height, width = maps.combined.shape[-2:]
-    figure = Figure(figsize=(6.4, 6.4 * height / width + 0.6), layout="constrained")
+    figure = new_figure(figsize=(6.4, 6.4 * height / width + 0.6), layout="constrained")
     ax = figure.add_subplot()
     draw_heatmap(figure, ax, reference[index:index + 1], maps.combined[index], "distance per position")
     ax.set_title(f"{title}\nscore {float(maps.scores[index]):.4f} (the map's mean)", fontsize=9)
@@ -208,7 +211,8 @@ def explanation_figure(explanation: Explanation, metric: PEDistance, distorted: 
         The figure (write it with :func:`pe_iqa.plotting.save_figure`).
     """
     shown = [c for c in explanation.contributions if (c.layer, c.channel) in explanation.channel_maps][:max(1, n)]
-    figure = Figure(figsize=(3.6 * max(3, len(shown)), 3.3 * 4), layout="constrained")
+    figure = new_figure(figsize=(3.6 * max(3, len(shown)), 3.3 * 4), layout="constrained")
+    from matplotlib import colormaps  # present: new_figure checked
     grid = figure.add_gridspec(4, max(3, len(shown)))
     for column, (image, label) in enumerate(((distorted, "distorted"), (reference, "reference"))):
         ax = figure.add_subplot(grid[0, column])

@@ -52,7 +52,7 @@ def _chromaticity_report(layer: str, ranking, filters: torch.Tensor, top: list[i
 def run(args: argparse.Namespace) -> int:
     """Plot each layer (files and timings on stderr; the chromaticity report on stdout)."""
     from ..backbones import load_backbone
-    from ..plotting import input_filters, plot_layer, save_figure, top_bottom_channels
+    from ..plotting import input_filters, plot_layer, require_matplotlib, save_figure, top_bottom_channels
     from ..ranking_lookup import get_rankings
     from ..safe_files import check_destination, path_safe_name
 
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if not 10 <= args.dpi <= MAX_DPI:
         raise UsageError(f"--dpi must be within 10..{MAX_DPI}, got {args.dpi}")
     check_backbone_options(args)
+    require_matplotlib()  # before any measurement: a missing extra is one line
     device = parse_device(args.device)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():

@@ -249,6 +249,10 @@ def run(args: argparse.Namespace) -> int:
     pairs, protect = _pairs(args)
     check_metric_names(names)
     maps_metric = _maps_metric(args, names)
+    if maps_metric:
+        from ..plotting import require_matplotlib
+
+        require_matplotlib()  # before scoring, not once per map
     if args.maps and Path(args.maps).exists() and not Path(args.maps).is_dir():
         raise DestinationError(f"--maps {args.maps} is a file, not a folder")
     main_process = launch_rank()[0] == 0

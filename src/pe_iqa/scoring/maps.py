@@ -66,7 +66,9 @@ def write_distance_maps(
         A :class:`MapReport`; a pair that cannot be read or scored is a failure, not an exception.
     """
     from ..explain import map_figure
+    from ..plotting import require_matplotlib
 
+    require_matplotlib()  # once, not as every pair's failure
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     names = map_file_names(pairs)
