@@ -71,6 +71,8 @@ CASES = [
     (["rank"], "required: backbone", 2),
     (["layers"], "required: backbone", 2),
     (["explain"], "-t DIST", 2),
+    (["score", "--sample", "--reference-cache-mb", "-5"], "--reference-cache-mb must be a number", 2),
+    (["score", "--sample", "--reference-cache-mb", "nan"], "--reference-cache-mb must be a number", 2),
     # the run failed: exit status 1
     (["score", "-t", "{tmp}/missing.png", "-r", "{tmp}/missing.png"], "no such file or folder", 1),
     (["score", "--pairs", "{tmp}/none.csv"], "no such pairs manifest", 1),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -64,6 +65,16 @@ def _count(text: str, name: str, low: int) -> int | None:
     return value
 
 
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"--reference-cache-mb must be a number of megabytes >= 0, got {text!r}")
+    return value
+
+
 def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     from ..image_io import ALPHA_POLICIES
     from ..scoring.metrics import preset_names
@@ -103,7 +114,7 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
                              metavar="N", help="pairs per batch (default: auto = 1 on CPU, 16 on GPUs)")
     run_options.add_argument("--no-reuse", action="store_true", help="encode every reference again (slower; "
                                                                      "same scores)")
-    run_options.add_argument("--reference-cache-mb", type=float, default=1024.0, metavar="MB",
+    run_options.add_argument("--reference-cache-mb", type=_megabytes, default=1024.0, metavar="MB",
                              help="memory for cached reference features (default: %(default)g)")
     run_options.add_argument("--alpha", choices=ALPHA_POLICIES, default="error",
                              help="images with transparent pixels: error (default), drop the alpha channel (as "
