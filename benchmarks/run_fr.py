@@ -349,20 +349,34 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
     ``registry`` resolves ``--metrics`` (a test passes one with a planted metric added).
     """
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_fr", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--dataset", nargs="+", required=True, help="pyiqa dataset keys, e.g. tid2013 csiq live")
-    parser.add_argument("--root", default="./datasets", help="pyiqa's ./datasets folder (default ./datasets)")
-    parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
-    parser.add_argument("--layout", choices=("auto", "pyiqa", "official"), default="auto")
-    parser.add_argument("--out", default="benchmarks/results")
-    parser.add_argument("--name", default="fr", help="output file stem (default fr)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--workers", type=int, default=0, help="image-loading workers of the engine")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N pairs of each dataset")
-    parser.add_argument("--resume", action="store_true", help="continue from the per-image score CSVs")
-    parser.add_argument("--reference-table", default=None, help="committed table to check the first dataset against")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--dataset", nargs="+", required=True,
+                        help="pyiqa dataset keys, e.g. tid2013 csiq live (required)")
+    parser.add_argument("--root", default="./datasets",
+                        help="pyiqa's ./datasets folder, or LIVE's official release folder (default: %(default)s)")
+    parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), metavar="METRIC",
+                        help="pe-iqa presets and any metric `pe-iqa score` knows (pyiqa names) "
+                             f"(default: {' '.join(DEFAULT_METRICS)})")
+    parser.add_argument("--layout", choices=("auto", "pyiqa", "official"), default="auto",
+                        help="dataset layout under --root: pyiqa's, LIVE's official release, or auto = whichever "
+                             "is there (default: %(default)s)")
+    parser.add_argument("--out", default="benchmarks/results",
+                        help="folder for the tables and per-image score CSVs (default: %(default)s)")
+    parser.add_argument("--name", default="fr", help="output file stem (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="image-decoding worker processes of the scoring engine (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="pairs per batch; mixed image sizes are split into same-size groups "
+                             "(default: %(default)s)")
+    parser.add_argument("--boot", type=int, default=1000,
+                        help="bootstrap resamples of the SRCC confidence interval (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="score only the first N pairs of each dataset (default: all)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from the per-image score CSVs (default: off)")
+    parser.add_argument("--reference-table", default=None, metavar="CSV",
+                        help="committed table to check the first dataset against (default: none)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:

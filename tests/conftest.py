@@ -3,7 +3,10 @@
 The environment is set when this module is imported, before any test module imports torch hub, timm or
 huggingface_hub (``huggingface_hub`` reads ``HF_HUB_OFFLINE`` once, at import time):
 
-* ``TORCH_HOME`` defaults to ``<checkout>/../shared/torch_home`` (the real AlexNet/VGG-16 weights) unless set;
+* ``TORCH_HOME`` defaults to ``<checkout>/../shared/torch_home`` (the real AlexNet/VGG-16 weights) and
+  ``PE_IQA_LIVE_ROOT`` to ``<checkout>/../shared/data/LIVE`` when they are unset and those folders exist, so the
+  README's test command needs no environment variable; tests that need the weights or LIVE skip, saying why,
+  where they are absent;
 * ``HF_HUB_OFFLINE=1``: no test reaches the network;
 * ``PE_IQA_CACHE`` points at a fresh temporary folder for the whole session, so a developer's user cache can
   neither satisfy nor be polluted by the tests (the shipped rankings inside the package are still used).
@@ -23,7 +26,11 @@ import pytest
 _CHECKOUT = Path(__file__).resolve().parents[1]
 _SHARED = _CHECKOUT.parent / "shared"
 
-os.environ.setdefault("TORCH_HOME", str(_SHARED / "torch_home"))
+# only where ../shared exists: elsewhere a developer's own torch hub cache and LIVE copy (if any) stay in use
+if "TORCH_HOME" not in os.environ and (_SHARED / "torch_home").is_dir():
+    os.environ["TORCH_HOME"] = str(_SHARED / "torch_home")
+if "PE_IQA_LIVE_ROOT" not in os.environ and (_SHARED / "data" / "LIVE").is_dir():
+    os.environ["PE_IQA_LIVE_ROOT"] = str(_SHARED / "data" / "LIVE")
 os.environ["HF_HUB_OFFLINE"] = "1"
 _SESSION_CACHE = tempfile.mkdtemp(prefix="pe_iqa_test_cache_")
 os.environ["PE_IQA_CACHE"] = _SESSION_CACHE
@@ -48,8 +55,10 @@ def fresh_ranking_memory() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def torch_home() -> Path:
-    """The torch hub cache the tests load pretrained weights from (``$TORCH_HOME``)."""
-    return Path(os.environ["TORCH_HOME"])
+    """The torch hub cache the tests load pretrained weights from (``$TORCH_HOME``, else torch's own default)."""
+    import torch
+
+    return Path(os.environ["TORCH_HOME"]) if "TORCH_HOME" in os.environ else Path(torch.hub.get_dir()).parent
 
 
 @pytest.fixture(scope="session")

@@ -46,11 +46,33 @@ CASES = [
     (["plot", "alexnet", "--dpi", "100000"], "--dpi must be within 10..1200", 2),
     (["plot", "alexnet", "--weights", "random", "--layers", "relu1", "--n", "0"], "--n must be >= 1", 2),
     (["bogus"], "invalid choice", 2),
+    # issue 20.7: names that do not exist are a wrong command line too (were exit status 1)
+    (["rank", "nonet"], "backbone must be one of", 2),
+    (["rank", "alexnet", "--weights", "random", "--layers", "relu9"], "unknown layer(s) ['relu9']", 2),
+    (["rank", "alexnet", "--layers", "relu9"], "unknown layer(s) ['relu9']", 2),
+    (["rank", "alexnet", "--score", "nosuch"], "--score must be one of", 2),
+    (["rank", "alexnet", "--weights", "IMAGENET1K_V9"], "weights must be 'DEFAULT'", 2),
+    (["rank", "alexnet", "--weights", "random:abc"], "needs an integer seed", 2),
+    (["rank", "alexnet", "--device", "cuda:99"], "--device cuda:99", 2),
+    (["layers", "nosuchnet"], "backbone must be one of", 2),
+    (["layers", "timm:vit_tiny_patch16_224"], "is a transformer", 2),
+    (["plot", "alexnet", "--layers", "relu9", "--out-dir", "{tmp}/figures"], "unknown layer(s) ['relu9']", 2),
+    (["plot", "nonet", "--out-dir", "{tmp}/figures"], "backbone must be one of", 2),
+    (["plot", "alexnet", "--weights", "nosuch", "--out-dir", "{tmp}/figures"], "weights must be 'DEFAULT'", 2),
+    (["explain", "--sample", "blur_2", "--device", "cuda:99"], "--device cuda:99", 2),
+    (["layers", "alexnet", "--bogus"], "unrecognized arguments: --bogus (see `pe-iqa layers --help`)", 2),
+    (["rank", "alexnet", "--bogus"], "unrecognized arguments: --bogus (see `pe-iqa rank --help`)", 2),
+    (["plot", "alexnet", "--bogus"], "unrecognized arguments: --bogus (see `pe-iqa plot --help`)", 2),
+    (["explain", "--bogus"], "unrecognized arguments: --bogus (see `pe-iqa explain --help`)", 2),
+    (["score", "--bogus"], "unrecognized arguments: --bogus (see `pe-iqa score --help`)", 2),
+    (["rank"], "required: backbone", 2),
+    (["layers"], "required: backbone", 2),
+    (["explain"], "-t DIST", 2),
+    (["score", "--sample", "--reference-cache-mb", "-5"], "--reference-cache-mb must be a number", 2),
+    (["score", "--sample", "--reference-cache-mb", "nan"], "--reference-cache-mb must be a number", 2),
     # the run failed: exit status 1
     (["score", "-t", "{tmp}/missing.png", "-r", "{tmp}/missing.png"], "no such file or folder", 1),
     (["score", "--pairs", "{tmp}/none.csv"], "no such pairs manifest", 1),
-    (["rank", "nonet"], "backbone must be one of", 1),
-    (["rank", "alexnet", "--weights", "random", "--layers", "relu9"], "unknown layer(s) ['relu9']", 1),
 ]
 
 
@@ -65,6 +87,34 @@ def test_errors_are_one_line_with_the_right_exit_status(capsys, tmp_path, pair, 
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if "error" in line]
     assert len(lines) == 1 and lines[0].startswith("pe-iqa")
+
+
+@pytest.mark.parametrize("command", [["score", "--sample"], ["explain", "--sample", "blur_2"],
+                                     ["rank", "alexnet", "--weights", "random"], ["layers", "alexnet"]])
+@pytest.mark.parametrize(("variable", "value"), [("PE_IQA_MAX_IMAGE_PIXELS", "many"),
+                                                 ("PE_IQA_MAX_IMAGE_PIXELS", "-5"),
+                                                 ("PE_IQA_DIST_TIMEOUT_S", "soon"),
+                                                 ("PE_IQA_DIST_TIMEOUT_S", "0"),
+                                                 ("LOCAL_WORLD_SIZE", "two")])
+def test_a_malformed_environment_variable_is_a_usage_error(capsys, monkeypatch, command, variable, value) -> None:
+    """Issue 20.7: ``PE_IQA_MAX_IMAGE_PIXELS=many pe-iqa score`` failed every pair (exit status 1), one by one."""
+    monkeypatch.setenv(variable, value)
+    assert main([*command, "--no-progress"] if command[0] == "score" else command) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and variable in lines[0] and repr(value) in lines[0]
+
+
+def test_every_command_exits_2_on_an_unknown_option(capsys) -> None:
+    """Issue 20.7: every subcommand, including the plugin ones, answers a wrong command line with status 2."""
+    from pe_iqa.cli.program import _plugin_commands, build_parser
+
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    assert {"score", "rank", "plot", "layers", "explain"} <= set(subcommands)
+    for name in subcommands:
+        assert main([name, "--no-such-option"]) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"pe-iqa {name}: error:"), (name, err)
+    assert set(_plugin_commands()) <= set(subcommands)
 
 
 @pytest.mark.slow  # 0.7 s measured (full run, 2 shared cores)

@@ -83,7 +83,7 @@ def test_layers_lists_every_layer_with_channels(capsys) -> None:
     assert "vgg16: 13 layers" in out and "relu1_1" in out and "relu5_3" in out
     assert main(["layers", "timm:resnet18"]) == 0
     assert "layer4" in capsys.readouterr().out
-    assert main(["layers", "timm:vit_small_patch16_224"]) == 1
+    assert main(["layers", "timm:vit_small_patch16_224"]) == 2  # a wrong command line (issue 20.7)
     assert "transformer" in capsys.readouterr().err
 
 

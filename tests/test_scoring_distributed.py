@@ -117,5 +117,5 @@ def test_resume_under_torchrun_continues_a_single_process_run(manifest: Path, tm
                     "--no-progress"], 2)
     assert resumed.returncode == 0 and "ChildFailedError" not in resumed.stderr, resumed.stderr[-3000:]
     assert out.read_bytes() == (tmp_path / "full.csv").read_bytes()
-    assert "scored 6 pairs (2 taken from the earlier run)" in resumed.stderr  # the failed pair is tried again
+    assert "scored 7 of 8 pairs (2 taken from the earlier run)" in resumed.stderr  # the failed pair tried again
     assert not list(tmp_path.glob("*.partial"))

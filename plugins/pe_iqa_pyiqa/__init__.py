@@ -31,8 +31,9 @@ Example:
     >>> metric.lower_better, metric.score_range
     (True, '0, 1')
     >>> reference = torch.rand(2, 3, 64, 64)
-    >>> metric(reference, reference)  # (distorted, reference) → (N,) scores
-    tensor([0., 0.])
+    >>> metric(reference, reference)  # (distorted, reference) → (N, 1) scores, as pyiqa's lpips and dists
+    tensor([[0.],
+            [0.]])
 """
 
 from __future__ import annotations

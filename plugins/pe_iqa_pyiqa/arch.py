@@ -1,4 +1,5 @@
-"""The pyiqa architecture wrapping a PE distance preset: ``(distorted, reference) → (N,)`` scores."""
+"""The pyiqa architecture wrapping a PE distance preset: ``(distorted, reference) → (N, 1)`` scores, as pyiqa's
+deep-feature metrics (``lpips``, ``lpips-vgg``, ``dists``) return them."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class PEDistanceArch(nn.Module):
             ref: reference images, same shape and device.
 
         Returns:
-            ``(N,)`` float32 scores, differentiable with respect to both inputs.
+            ``(N, 1)`` float32 scores, differentiable with respect to both inputs: the shape of pyiqa's
+            ``lpips``, ``lpips-vgg`` and ``dists``, so scores of several metrics concatenate (``torch.cat``).
         """
-        return self.distance(dist, ref)
+        return self.distance(dist, ref).unsqueeze(1)

@@ -4,7 +4,8 @@
 ``sys.meta_path`` that answers ``None`` for every module but ``pyiqa.default_model_configs``; for that one it
 lets pyiqa's file load, then imports :mod:`pe_iqa_pyiqa` (which registers the presets) and removes itself.
 Only ``os`` and ``sys`` are used here (start-up cost: ``benchmarks/autoregister_startup.py``). Opt out with
-``PE_IQA_PYIQA_AUTOREGISTER=0``; a failure in the hook is a ``RuntimeWarning``, never a broken pyiqa.
+``PE_IQA_PYIQA_AUTOREGISTER=0``; ``python -I`` (isolated mode) and ``python -S`` skip it too; a failure in the
+hook is a ``RuntimeWarning``, never a broken pyiqa.
 """
 
 import os
@@ -76,8 +77,12 @@ class _Finder:
 
 
 def install() -> None:
-    """Put the finder in front of ``sys.meta_path`` (no-op when opted out, already installed, or pyiqa loaded)."""
-    if not enabled() or TARGET_MODULE in sys.modules:
+    """Put the finder in front of ``sys.meta_path`` (no-op when opted out, already installed, or pyiqa loaded).
+
+    Also a no-op in isolated mode (``python -I``): Python still runs site-packages' ``.pth`` lines there, but an
+    isolated interpreter asks for nothing but the standard start-up (``python -S`` skips ``.pth`` files anyway).
+    """
+    if not enabled() or sys.flags.isolated or TARGET_MODULE in sys.modules:
         return
     if not any(isinstance(finder, _Finder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _Finder())

@@ -19,12 +19,16 @@ are upsampled from the layers' coarse grids (AlexNet relu3 has one position per 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from .distance import PEDistance
 from .distance_maps import DistanceMaps, upsample_map
 from .feature_distance import channel_errors
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["ChannelContribution", "Explanation", "explain_pair"]
 

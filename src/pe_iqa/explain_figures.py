@@ -7,15 +7,19 @@ draws an :class:`~pe_iqa.explain.Explanation` (``pe-iqa explain``). The numbers 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 
 from .analysis.csf import get_csf
 from .analysis.tuning import peak_frequency
 from .distance import PEDistance
 from .distance_maps import DistanceMaps
 from .explain import Explanation
+from .plotting import new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["HEATMAP", "draw_heatmap", "explanation_figure", "map_figure"]
 
@@ -42,8 +46,15 @@ def draw_heatmap(figure: Figure, ax, image: torch.Tensor, distance_map: torch.Te
     ax.imshow(_as_image(image).mean(dim=2).numpy(), cmap="gray", vmin=0, vmax=1)
     values = distance_map.detach().float().cpu()
     heat = ax.imshow(values.numpy(), cmap=HEATMAP, alpha=0.65, vmin=0, vmax=float(values.max()) or 1.0)
-    figure.colorbar(heat, ax=ax, fraction=0.046, pad=0.02, label=label)
+    _colorbar_beside(figure, ax, heat, label)
     ax.axis("off")
+
+
+def _colorbar_beside(figure: Figure, ax, image, label: str = "") -> None:
+    """A colour bar exactly as tall as the drawn image, right of it (in the axis' own coordinates, which follow
+    the image's aspect): ``figure.colorbar(ax=ax)`` sizes it by the axis' slot, so beside a wide image it rose
+    above the image into the title."""
+    figure.colorbar(image, cax=ax.inset_axes((1.03, 0.0, 0.05, 1.0)), label=label)
 
 
 def map_figure(maps: DistanceMaps, reference: torch.Tensor, title: str, index: int = 0) -> Figure:
@@ -56,7 +67,7 @@ def map_figure(maps: DistanceMaps, reference: torch.Tensor, title: str, index: i
         index: the pair in the batch.
     """
     height, width = maps.combined.shape[-2:]
-    figure = Figure(figsize=(6.4, 6.4 * height / width + 0.6), layout="constrained")
+    figure = new_figure(figsize=(6.4, 6.4 * height / width + 0.6), layout="constrained")
     ax = figure.add_subplot()
     draw_heatmap(figure, ax, reference[index:index + 1], maps.combined[index], "distance per position")
     ax.set_title(f"{title}\nscore {float(maps.scores[index]):.4f} (the map's mean)", fontsize=9)
@@ -79,7 +90,8 @@ def explanation_figure(explanation: Explanation, metric: PEDistance, distorted: 
         The figure (write it with :func:`pe_iqa.plotting.save_figure`).
     """
     shown = [c for c in explanation.contributions if (c.layer, c.channel) in explanation.channel_maps][:max(1, n)]
-    figure = Figure(figsize=(3.6 * max(3, len(shown)), 3.3 * 4), layout="constrained")
+    figure = new_figure(figsize=(3.6 * max(3, len(shown)), 3.3 * 4), layout="constrained")
+    from matplotlib import colormaps  # present: new_figure checked
     grid = figure.add_gridspec(4, max(3, len(shown)))
     for column, (image, label) in enumerate(((distorted, "distorted"), (reference, "reference"))):
         ax = figure.add_subplot(grid[0, column])
@@ -88,7 +100,7 @@ def explanation_figure(explanation: Explanation, metric: PEDistance, distorted: 
         ax.axis("off")
     ax = figure.add_subplot(grid[0, 2])
     draw_heatmap(figure, ax, reference, explanation.maps.combined[0], "distance per position")
-    ax.set_title(f"where they differ (mean = score {explanation.score:.4f})")
+    ax.set_title(f"where they differ\n(mean = score {explanation.score:.4f})")
     colours = colormaps["tab10"]
     for column, contribution in enumerate(shown):
         ranking = metric.rankings[contribution.layer]
@@ -114,7 +126,7 @@ def explanation_figure(explanation: Explanation, metric: PEDistance, distorted: 
         ax_d = figure.add_subplot(grid[3, column])
         difference = explanation.channel_maps[(contribution.layer, contribution.channel)]
         shown_map = ax_d.imshow(difference.cpu().numpy(), cmap=HEATMAP, vmin=0)
-        figure.colorbar(shown_map, ax=ax_d, fraction=0.046, pad=0.02)
+        _colorbar_beside(figure, ax_d, shown_map)
         ax_d.set_title("its weighted squared difference", fontsize=9)
         ax_d.axis("off")
     figure.suptitle(title or f"{metric.spec.describe()}: score {explanation.score:.4f}", fontsize=11)

@@ -8,7 +8,8 @@ of those channels can be added (:func:`input_filters`), with their :func:`filter
 observes that high-PE channels of the first layers are achromatic mid-frequency filters and low-PE ones are
 coloured.
 
-Figures are built with :class:`matplotlib.figure.Figure` (no pyplot, no GUI backend, no global state) and
+Figures are built with :class:`matplotlib.figure.Figure` (no pyplot, no GUI backend, no global state; matplotlib
+is imported only when a figure is made and comes with the ``plots`` extra) and
 written by :func:`save_figure` with the Agg renderer.
 """
 
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from .analysis.csf import get_csf
@@ -28,14 +29,19 @@ from .analysis.tuning import peak_frequency
 from .backbones import Backbone
 from .safe_files import atomic_write
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
     "MAX_FIGURE_PIXELS",
     "ChromaticitySummary",
     "chromaticity_summary",
     "filter_chromaticity",
     "input_filters",
+    "new_figure",
     "pe_histogram_edges",
     "plot_layer",
+    "require_matplotlib",
     "save_figure",
     "top_bottom_channels",
 ]
@@ -43,6 +49,33 @@ __all__ = [
 _TOP_COLOURS = ("#b2182b", "#e66101", "#d6604d", "#f4a582", "#fdb863", "#8c510a")
 _BOTTOM_COLOURS = ("#2166ac", "#4393c3", "#5e3c99", "#92c5de", "#01665e", "#35978f")
 _HEADROOM = 1.6
+
+
+def require_matplotlib() -> None:
+    """Check that matplotlib, which only the figures need (the ``plots`` extra), can be imported.
+
+    Call it before any work whose result is a figure, so a missing matplotlib is one line at the start.
+
+    Raises:
+        ImportError: naming the extra that installs it.
+    """
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError as error:
+        raise ImportError(f"figures need matplotlib, which is not installed ({error}): "
+                          f"pip install 'pe-iqa[plots]'") from None
+
+
+def new_figure(**options) -> Figure:
+    """A :class:`matplotlib.figure.Figure` (object API: no pyplot, no GUI backend, no global state).
+
+    Raises:
+        ImportError: matplotlib is not installed (see :func:`require_matplotlib`).
+    """
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
 
 
 def top_bottom_channels(ranking: ChannelRanking, n: int) -> tuple[list[int], list[int]]:
@@ -295,7 +328,7 @@ def plot_layer(
             f"filters must have shape ({ranking.n_channels}, 3, h, w) for layer {ranking.layer}, "
             f"got {tuple(filters.shape)}"
         )
-    figure = Figure(figsize=(16, 7.6 if filters is not None else 5.0), layout="constrained")
+    figure = new_figure(figsize=(16, 7.6 if filters is not None else 5.0), layout="constrained")
     outer = figure.add_gridspec(2 if filters is not None else 1, 1,
                                 height_ratios=[5.0, 2.6] if filters is not None else [1.0])
     row = outer[0].subgridspec(1, 3, width_ratios=[1.25, 1.0, 0.9])

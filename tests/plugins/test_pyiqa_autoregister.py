@@ -129,6 +129,18 @@ def test_the_finder_answers_only_for_pyiqa_configs() -> None:
         assert finder.find_spec(name) is None
 
 
+@pytest.mark.parametrize(("flags", "installed"), [(["-S"], True), (["-I", "-S"], False)])
+def test_isolated_mode_skips_the_hook(flags: list[str], installed: bool) -> None:
+    """Issue 20.8: the README said ``python -I`` skips the hook, but Python processes ``.pth`` lines under ``-I``
+    and the finder was installed. ``-S`` keeps the installed ``.pth`` out, so the hook under test is this
+    checkout's, run by hand as the ``.pth`` line runs it."""
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'plugins')!r}); import pe_iqa_pyiqa_autoregister as h; "
+            "h.install(); print(any(type(f).__name__ == '_Finder' for f in sys.meta_path))")
+    result = subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(installed)
+
+
 def test_the_pth_line_is_silent_without_the_hook_package(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-S", "-I", "-c", f"exec({PTH_LINE!r}); print('started')"],
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)

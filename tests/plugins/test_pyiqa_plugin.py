@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,14 +71,14 @@ def test_create_metric_on_files_and_tensors_equals_the_core(name, images, tmp_pa
         expected = PEDistance(name, reduction="none")(distorted, reference)
 
     on_tensors = metric(distorted, reference)  # (distorted, reference), as every pyiqa FR metric
-    assert on_tensors.shape == (2,)
-    torch.testing.assert_close(on_tensors, expected, rtol=0, atol=1e-6)
+    assert on_tensors.shape == (2, 1)  # pyiqa's lpips/dists shape (issue 20.5)
+    torch.testing.assert_close(on_tensors[:, 0], expected, rtol=0, atol=1e-6)
 
     for i in range(2):
         dist_path = _save_png(distorted[i], tmp_path / f"dist{i}.png")
         ref_path = _save_png(reference[i], tmp_path / f"ref{i}.png")
         on_files = metric(dist_path, ref_path)
-        assert on_files.shape == (1,)
+        assert on_files.shape == (1, 1)
         assert float(on_files) == pytest.approx(float(expected[i]), abs=1e-6)
 
 
@@ -117,6 +118,34 @@ def test_as_loss_gives_gradients_to_the_input(images):
     assert torch.isfinite(overshoot.grad).all()
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_scores_have_the_shape_of_pyiqa_deep_feature_metrics(batch: int, tmp_path, torch_home: Path) -> None:
+    """Issue 20.5: ``pe_alex`` returned ``(N,)`` where ``lpips``, ``lpips-vgg`` and ``dists`` return ``(N, 1)``, so
+    ``torch.cat`` of several metrics' scores failed. Checked against pyiqa's own metrics (their weights in
+    ``$TORCH_HOME/hub/pyiqa``), on tensors and on files, as a metric and as a loss."""
+    gen = torch.Generator().manual_seed(batch)
+    reference = torch.rand(batch, 3, 64, 64, generator=gen)
+    distorted = (reference + 0.1 * torch.rand(batch, 3, 64, 64, generator=gen)).clamp(0, 1)
+    dist_path = _save_png(distorted[0], tmp_path / "d.png")
+    ref_path = _save_png(reference[0], tmp_path / "r.png")
+    weights = torch_home / "hub" / "pyiqa"
+    needed = {"lpips": "LPIPS_v0.1_alex-df73285e.pth", "lpips-vgg": "LPIPS_v0.1_vgg-a78928a0.pth",
+              "dists": "DISTS_weights-f5e65c96.pth"}
+    theirs = [name for name, file in needed.items() if (weights / file).is_file()]
+    if not theirs:
+        pytest.skip(f"no pyiqa weights in {weights}")
+    rows = []
+    for name in [*theirs, "pe_alex"]:
+        metric = pyiqa.create_metric(name, device="cpu")
+        with torch.no_grad():
+            on_tensors, on_files = metric(distorted, reference), metric(dist_path, ref_path)
+        rows.append(on_tensors)
+        assert (on_tensors.shape, on_files.shape) == ((batch, 1), (1, 1)), name
+        loss = pyiqa.create_metric(name, device="cpu", as_loss=True)(distorted.clone().requires_grad_(), reference)
+        assert loss.shape == (), name
+    assert torch.cat(rows, dim=1).shape == (batch, len(theirs) + 1)  # one column per metric
+
+
 @pytest.mark.slow  # 0.8 s measured (full run, 2 shared cores)
 def test_create_metric_passes_options_to_the_preset(images):
     distorted, reference = images
@@ -124,7 +153,7 @@ def test_create_metric_passes_options_to_the_preset(images):
     assert metric.net.distance.spec.top_percent == 20
     with torch.no_grad():
         expected = PEDistance("pe_alex", reduction="none", top_percent=20)(distorted, reference)
-    torch.testing.assert_close(metric(distorted, reference), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(metric(distorted, reference)[:, 0], expected, rtol=0, atol=1e-6)
     with pytest.raises(TypeError, match="reduction"):
         pyiqa.create_metric("pe_alex", device="cpu", reduction="sum")
 

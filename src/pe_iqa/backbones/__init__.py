@@ -11,7 +11,7 @@
 from .module import Backbone, BrokenWeightsError, load_backbone, network_for
 from .pruning import prune_deepest_tap
 from .specs import BACKBONES, BackboneSpec, backbone_spec, canonical_name, list_layers
-from .weights import WeightsMismatchError, WeightsNotFoundError
+from .weights import WeightsMismatchError, WeightsNotFoundError, check_weights
 
 __all__ = [
     "BACKBONES",
@@ -22,6 +22,7 @@ __all__ = [
     "WeightsNotFoundError",
     "backbone_spec",
     "canonical_name",
+    "check_weights",
     "list_layers",
     "load_backbone",
     "network_for",

@@ -30,8 +30,8 @@ from torch import nn
 
 from .specs import BackboneSpec
 
-__all__ = ["HEAD_PREFIXES", "WeightsMismatchError", "WeightsNotFoundError", "build_network", "fingerprint",
-           "load_state_dict_file"]
+__all__ = ["HEAD_PREFIXES", "WeightsMismatchError", "WeightsNotFoundError", "build_network", "check_weights",
+           "fingerprint", "load_state_dict_file"]
 
 #: Parameter-name prefixes of classification heads (no tap uses them; they may be missing from a weight file).
 HEAD_PREFIXES = ("classifier.", "fc.", "aux1.", "aux2.", "head.")
@@ -154,6 +154,49 @@ def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str
     model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
 
 
+def _torchvision_weight_enum(name: str, weights: str):
+    """The torchvision weight enum member of tag ``weights`` (``"DEFAULT"`` or a member name) for ``name``."""
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(name)
+    try:
+        return enum[weights] if weights != "DEFAULT" else enum.DEFAULT
+    except KeyError:
+        raise ValueError(
+            f"weights must be 'DEFAULT', 'random[:SEED]', an existing file or one of {[w.name for w in enum]} "
+            f"for {name}, got {weights!r}"
+        ) from None
+
+
+def check_weights(spec: BackboneSpec, weights: str) -> None:
+    """Raise if ``weights`` is not a tag or file :func:`build_network` accepts for ``spec`` (nothing is loaded).
+
+    Lets a caller refuse a wrong tag before any work (the command line: exit status 2); a file's content is
+    checked only when it is loaded.
+
+    Raises:
+        TypeError: if ``weights`` is not a string.
+        ValueError: an unknown tag, or ``random:SEED`` without an integer seed.
+
+    Example:
+        >>> from pe_iqa.backbones import backbone_spec
+        >>> check_weights(backbone_spec("alexnet"), "random:3")
+        >>> check_weights(backbone_spec("alexnet"), "IMAGENET1K_V2")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: weights must be 'DEFAULT', ... or one of ['IMAGENET1K_V1'] for alexnet, got 'IMAGENET1K_V2'
+    """
+    if not isinstance(weights, str):
+        raise TypeError(f"weights must be a string tag or file path, got {type(weights).__name__}")
+    if parse_random(weights) is not None or os.path.isfile(weights):
+        return
+    if spec.source == "timm":
+        if weights != "DEFAULT":
+            raise ValueError(f"timm weights must be 'DEFAULT', 'random[:SEED]' or an existing file, got {weights!r}")
+        return
+    _torchvision_weight_enum(spec.name, weights)
+
+
 def _build_torchvision(name: str, weights: str) -> nn.Module:
     import torchvision
 
@@ -170,14 +213,7 @@ def _build_torchvision(name: str, weights: str) -> nn.Module:
         state = unwrap_state_dict(load_state_dict_file(weights), weights)
         load_strict(model, state, weights, ignore=("aux1.", "aux2."))
         return model
-    enum = torchvision.models.get_model_weights(name)
-    try:
-        weight_enum = enum[weights] if weights != "DEFAULT" else enum.DEFAULT
-    except KeyError:
-        raise ValueError(
-            f"weights must be 'DEFAULT', 'random[:SEED]', an existing file or one of {[w.name for w in enum]} "
-            f"for {name}, got {weights!r}"
-        ) from None
+    weight_enum = _torchvision_weight_enum(name, weights)
     expected = _hub_checkpoint_path(weight_enum.url)
     try:
         return builder(weights=weight_enum)
@@ -218,9 +254,7 @@ def _build_timm(model_name: str, weights: str) -> nn.Module:
             return timm.create_model(model_name, pretrained=True, pretrained_cfg_overlay={"file": weights}, **kwargs)
         except RuntimeError as error:
             raise WeightsMismatchError(f"weights file {weights} does not fit timm:{model_name}: {error}") from None
-    if weights != "DEFAULT":
-        raise ValueError(f"timm weights must be 'DEFAULT', 'random[:SEED]' or an existing file, got {weights!r}")
-    try:
+    try:  # weights == "DEFAULT" (build_network checked the tag)
         return timm.create_model(model_name, pretrained=True, **kwargs)
     except Exception as error:
         raise WeightsNotFoundError(
@@ -240,8 +274,7 @@ def build_network(spec: BackboneSpec, weights: str) -> nn.Module:
         WeightsNotFoundError: pretrained weights not available locally and not downloadable.
         WeightsMismatchError: a weight file that does not fit the network.
     """
-    if not isinstance(weights, str):
-        raise TypeError(f"weights must be a string tag or file path, got {type(weights).__name__}")
+    check_weights(spec, weights)
     if spec.source == "timm":
         model = _build_timm(spec.name[len("timm:"):], weights)
     else:

@@ -6,12 +6,14 @@ itself is wrong (unknown option or metric, malformed value, conflicting options)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "CommandError", "UsageError", "debug_requested", "one_line",
-           "show_warnings_as_lines"]
+           "show_warnings_as_lines", "usage_errors"]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -24,6 +26,26 @@ class CommandError(Exception):
 
 class UsageError(CommandError):
     """The command line is wrong; printed as one line, exit status 2."""
+
+
+@contextlib.contextmanager
+def usage_errors(prefix: str = "") -> Iterator[None]:
+    """Turn the ``ValueError``/``TypeError`` of a check of the command line's values into a :class:`UsageError`.
+
+    Wrap only checks of what the command line names (a backbone, layers, weights tag, score, environment
+    variable): the same errors raised later, while working, are failures of the run (exit status 1).
+
+    Example:
+        >>> with usage_errors("--top"):
+        ...     int("x")
+        Traceback (most recent call last):
+        ...
+        pe_iqa.cli.errors.UsageError: --top: invalid literal for int() with base 10: 'x'
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"{prefix}: {error}" if prefix else str(error)) from None
 
 
 def debug_requested(arguments: list[str]) -> bool:

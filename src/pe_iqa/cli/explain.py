@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from ..explain import explain_pair
     from ..explain_figures import explanation_figure
     from ..image_io import read_pair
-    from ..plotting import save_figure
+    from ..plotting import require_matplotlib, save_figure
     from ..safe_files import atomic_write, check_destination
 
     if args.top < 1:
@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     for option, (path, kind) in outputs.items():
         if path:
             check_destination(path, [distorted, reference], option, kind=kind)
+    if args.figure:
+        require_matplotlib()
     device = parse_device(args.device)
     dist, ref = (t.to(device) for t in read_pair(distorted, reference))
     metric = PEDistance(args.metric, device=device)

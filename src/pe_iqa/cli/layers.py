@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .errors import usage_errors
 from .output import print_table
 
 __all__ = ["add_parser", "run"]
@@ -25,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the table (stdout)."""
     from ..backbones import backbone_spec, load_backbone
 
-    spec = backbone_spec(args.backbone)
+    with usage_errors():  # an unknown backbone or a transformer: exit status 2
+        spec = backbone_spec(args.backbone)
     channels = load_backbone(spec.name, spec.layers, weights="random").channels()
     rows = [[layer, str(channels[layer]), "default" if layer in spec.default_layers else ""] for layer in spec.layers]
     print(f"{spec.name}: {len(spec.layers)} layers ({spec.source}), shallow to deep")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .errors import CommandError, UsageError
+from .errors import UsageError
 
 __all__ = ["format_value", "info", "parse_device", "plural", "print_table"]
 
@@ -52,8 +52,8 @@ def parse_device(name: str | None) -> torch.device:
     """The ``--device`` value as a usable torch device (default: ``cuda`` if available, else ``cpu``).
 
     Raises:
-        UsageError: not a device name, or a device type that holds no data (``meta``) or pe-iqa does not run on.
-        CommandError: a device this machine does not have.
+        UsageError: not a device name, a device type that holds no data (``meta``) or pe-iqa does not run on,
+            or a device this machine does not have.
     """
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -68,11 +68,11 @@ def parse_device(name: str | None) -> torch.device:
         raise UsageError(f"--device {name}: pe-iqa runs on cpu, cuda, mps or xpu devices")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise CommandError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+            raise UsageError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise CommandError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise UsageError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise CommandError(f"--device {name}: MPS is not available on this machine; use --device cpu")
+        raise UsageError(f"--device {name}: MPS is not available on this machine; use --device cpu")
     if device.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
-        raise CommandError(f"--device {name}: no XPU device on this machine; use --device cpu")
+        raise UsageError(f"--device {name}: no XPU device on this machine; use --device cpu")
     return device

@@ -10,7 +10,7 @@ import torch
 
 from .errors import CommandError, UsageError
 from .output import info, parse_device
-from .rank import add_backbone_options, chosen_layers
+from .rank import add_backbone_options, check_backbone_options, chosen_layers
 
 __all__ = ["MAX_DPI", "add_parser", "run"]
 
@@ -53,13 +53,15 @@ def run(args: argparse.Namespace) -> int:
     """Plot each layer (files and timings on stderr; the chromaticity report on stdout)."""
     from ..analysis.ranking_lookup import get_rankings
     from ..backbones import load_backbone
-    from ..plotting import input_filters, plot_layer, save_figure, top_bottom_channels
+    from ..plotting import input_filters, plot_layer, require_matplotlib, save_figure, top_bottom_channels
     from ..safe_files import check_destination, path_safe_name
 
     if args.n < 1:
         raise UsageError(f"--n must be >= 1, got {args.n}")
     if not 10 <= args.dpi <= MAX_DPI:
         raise UsageError(f"--dpi must be within 10..{MAX_DPI}, got {args.dpi}")
+    check_backbone_options(args)
+    require_matplotlib()  # before any measurement: a missing extra is one line
     device = parse_device(args.device)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():

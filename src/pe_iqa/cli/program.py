@@ -19,9 +19,10 @@ from .errors import (
     debug_requested,
     one_line,
     show_warnings_as_lines,
+    usage_errors,
 )
 
-__all__ = ["COMMAND_ENTRY_POINTS", "build_parser", "main"]
+__all__ = ["COMMAND_ENTRY_POINTS", "build_parser", "check_environment", "main"]
 
 #: Entry-point group of plugin commands: ``name = "module:run"`` with ``run(arguments: list[str]) -> int``;
 #: the name is both the subcommand and the pe-iqa extra that installs what it needs.
@@ -94,13 +95,46 @@ def _dispatch(arguments: list[str]) -> int:
         return _run_plugin(plugins[command], arguments[1:])
     parser = build_parser()
     try:
-        args = parser.parse_args(arguments)
+        args, unknown = parser.parse_known_args(arguments)
     except SystemExit as exit_:  # --help and --version
         return exit_.code if isinstance(exit_.code, int) else 0
+    if unknown:  # named here, where the command is known: its --help lists what it takes
+        where = f"pe-iqa {args.command}" if args.command else "pe-iqa"
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see `{where} --help`)")
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    check_environment()
     return args.func(args)
+
+
+def check_environment() -> None:
+    """Refuse malformed values of the environment variables pe-iqa reads, as a usage error (exit status 2).
+
+    Checked before any work, so a wrong ``PE_IQA_MAX_IMAGE_PIXELS`` is one line, not one failure per pair.
+
+    Raises:
+        UsageError: naming the variable and what it accepts.
+    """
+    import math
+
+    from ..image_io import max_image_pixels
+    from ..scoring.distributed import TIMEOUT_ENV
+
+    with usage_errors():
+        max_image_pixels()
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if text:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{TIMEOUT_ENV} must be a number of seconds > 0, got {text!r}")
+    for name in ("LOCAL_WORLD_SIZE", "WORLD_SIZE"):  # set by torchrun
+        text = os.environ.get(name, "").strip()
+        if text and not (text.isdigit() and int(text) >= 1):
+            raise UsageError(f"{name} must be a whole number >= 1 (torchrun sets it), got {text!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

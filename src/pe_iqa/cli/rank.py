@@ -9,10 +9,10 @@ import json
 import time
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import UsageError, usage_errors
 from .output import info, parse_device, print_table
 
-__all__ = ["add_backbone_options", "add_parser", "run"]
+__all__ = ["add_backbone_options", "add_parser", "check_backbone_options", "run"]
 
 EXAMPLES = """examples:
   pe-iqa rank alexnet                                 every default layer, top/bottom 5 channels
@@ -37,6 +37,25 @@ def add_backbone_options(parser: argparse.ArgumentParser) -> None:
                                                        "available, else cpu)")
     parser.add_argument("--no-cache", action="store_true",
                         help="measure afresh instead of reading cached or shipped rankings (and write nothing)")
+
+
+def check_backbone_options(args: argparse.Namespace) -> None:
+    """Refuse, as a wrong command line (exit status 2), a backbone, layer, weights tag or score that does not
+    exist, before any network is built or measured.
+
+    Raises:
+        UsageError: naming what is accepted.
+    """
+    from ..backbones import backbone_spec, check_weights
+    from ..efficacy import EFFICACY_SCORES
+
+    with usage_errors():
+        spec = backbone_spec(args.backbone)
+        if args.layers and args.layers != ["all"]:
+            spec.check_layers(args.layers)
+        check_weights(spec, args.weights)
+    if args.score not in EFFICACY_SCORES:
+        raise UsageError(f"--score must be one of {sorted(EFFICACY_SCORES)}, got {args.score!r}")
 
 
 def chosen_layers(args: argparse.Namespace) -> list[str] | None:
@@ -112,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must end in .json or .csv, got {args.out!r}")
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
+    check_backbone_options(args)
     device = parse_device(args.device)
     if out is not None:
         check_destination(out, [args.weights] if Path(args.weights).suffix else [], "--out",

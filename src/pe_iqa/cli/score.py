@@ -70,9 +70,9 @@ def _megabytes(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--reference-cache-mb must be a number of megabytes, got {text!r}") from None
+        value = math.nan
     if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"--reference-cache-mb must be a finite number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"--reference-cache-mb must be a number of megabytes >= 0, got {text!r}")
     return value
 
 
@@ -143,11 +143,15 @@ def _pairs(args: argparse.Namespace):
 
 
 def _display_names(pairs) -> tuple[list[str], list[str]]:
-    def names(paths: list[Path]) -> list[str]:
-        short = [p.name for p in paths]
-        return short if len(set(short)) == len(short) else [str(p) for p in paths]
+    """How the ``-v`` table names the distorted and reference files, both columns the same way: base names when
+    no base name stands for two different files (a reference shared by many pairs is one file), else the paths."""
+    def unambiguous(paths: list[Path]) -> bool:
+        return len({p.name for p in paths}) == len(set(paths))
 
-    return names([p.distorted for p in pairs]), names([p.reference for p in pairs])
+    distorted, reference = [p.distorted for p in pairs], [p.reference for p in pairs]
+    if unambiguous(distorted) and unambiguous(reference):
+        return [p.name for p in distorted], [p.name for p in reference]
+    return [str(p) for p in distorted], [str(p) for p in reference]
 
 
 def _print_results(result, verbose: bool, sample: bool) -> None:
@@ -178,16 +182,34 @@ def _print_results(result, verbose: bool, sample: bool) -> None:
     ) if part))
 
 
+def _summary_line(result) -> str:
+    """One line saying how many pairs scored and failed, how fast and where; counts and verbs agree.
+
+    ``scored 6 pairs in 1.20 s, 5.0 pairs/s on cpu``; ``scored 2 of 3 pairs in …; 1 pair failed and is left out
+    of the means``; ``no pair scored: the only pair failed (0.02 s on cpu)``. The speed counts the pairs that
+    scored in this run (not failures, not pairs taken from an earlier run).
+    """
+    total, ok, failed = len(result.pairs), result.n_ok, len(result.failures)
+    new_ok = max(0, ok - result.resumed)
+    processes = f" by {result.world_size} processes" if result.world_size > 1 else ""
+    where = f" (see the error column of {result.csv_path})" if result.csv_path else ""
+    if total and ok == 0:
+        who = "the only pair" if total == 1 else f"all {total} pairs"
+        return f"no pair scored: {who} failed{where} ({result.score_s:.2f} s on {result.device}{processes})"
+    speed = f", {new_ok / result.score_s:.1f} pairs/s" if new_ok and result.score_s > 0 else ""
+    resumed = f" ({result.resumed} taken from the earlier run)" if result.resumed else ""
+    count = f"{ok} of {plural(total, 'pair')}" if failed else plural(total, "pair")
+    line = f"scored {count}{resumed} in {result.score_s:.2f} s{speed} on {result.device}{processes}"
+    if failed:
+        verb = "failed and is" if failed == 1 else "failed and are"
+        line += f"; {plural(failed, 'pair')} {verb} left out of the means{where}"
+    return line
+
+
 def _summary(result, listed_live: bool) -> None:
     failures = result.failures
-    speed = f", {result.pairs_per_s:.1f} pairs/s" if result.scored and result.score_s > 0 else ""
-    processes = f" by {result.world_size} processes" if result.world_size > 1 else ""
-    resumed = f" ({result.resumed} taken from the earlier run)" if result.resumed else ""
-    info(f"scored {plural(result.scored, 'pair')}{resumed} in {result.score_s:.2f} s{speed} on "
-         f"{result.device}{processes}")
+    info(_summary_line(result))
     if failures:
-        where = f" (see the error column of {result.csv_path})" if result.csv_path else ""
-        info(f"{len(failures)} of {plural(len(result.pairs), 'pair')} failed and are left out of the means{where}")
         if not listed_live:
             for index, pair, message in failures[:_LISTED_FAILURES]:
                 info(f"  pair {index} ({pair.distorted} | {pair.reference}): {message}")
@@ -246,6 +268,10 @@ def run(args: argparse.Namespace) -> int:
     pairs, protect = _pairs(args)
     check_metric_names(names)
     maps_metric = _maps_metric(args, names)
+    if maps_metric:
+        from ..plotting import require_matplotlib
+
+        require_matplotlib()  # before scoring, not once per map
     if args.maps:
         from ..scoring.maps import check_maps_folder
 

@@ -141,7 +141,9 @@ def write_distance_maps(
         A :class:`MapReport`; a pair that cannot be read, scored or written is a failure, not an exception.
     """
     from ..explain_figures import map_figure
+    from ..plotting import require_matplotlib
 
+    require_matplotlib()  # once, not as every pair's failure
     folder = check_maps_folder(folder)
     names = map_file_names(pairs)
     record = pe_provenance(metric).with_options(alpha=alpha)
