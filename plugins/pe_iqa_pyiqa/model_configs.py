@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+from pe_iqa.distance import PEDistance
 from pe_iqa.presets import PRESETS
 from pe_iqa.spec import DistanceSpec
 
@@ -14,10 +17,8 @@ ARCH_NAME = "PEDistanceArch"
 def score_range(spec: DistanceSpec) -> str:
     """pyiqa's ``score_range`` text (``"min, max"``, ``~`` for an open end) of a distance.
 
-    Unit-normalised channels with uniform weights give ``½‖â − b̂‖²`` averaged over positions (see
-    :mod:`pe_iqa.feature_distance`): at most 1 for the non-negative (ReLU) features every preset compares — two
-    unit vectors with non-negative components are at most √2 apart — whatever the number of channels. PE-weighted
-    or raw (Eq. 1) distances have no fixed upper bound.
+    The range is the core's (:attr:`pe_iqa.spec.DistanceSpec.value_range`): at most 1 with unit-normalised
+    channels and uniform weights (every preset), no fixed upper bound for PE-weighted or raw (Eq. 1) distances.
 
     Args:
         spec: a preset's specification.
@@ -25,7 +26,8 @@ def score_range(spec: DistanceSpec) -> str:
     Returns:
         ``"0, 1"`` or ``"0, ~"``.
     """
-    return "0, 1" if spec.channel_norm and spec.weighting == "uniform" else "0, ~"
+    low, high = spec.value_range
+    return f"{low:g}, {high:g}" if math.isfinite(high) else f"{low:g}, ~"
 
 
 def model_config(name: str) -> dict:
@@ -39,7 +41,7 @@ def model_config(name: str) -> dict:
     return {
         "metric_opts": {"type": ARCH_NAME, "metric": name},
         "metric_mode": "FR",
-        "lower_better": True,
+        "lower_better": PEDistance.lower_better,
         "score_range": score_range(PRESETS[name]),
     }
 

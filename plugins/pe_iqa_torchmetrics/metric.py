@@ -103,7 +103,7 @@ class PEFeatureDistance(Metric):
     """
 
     is_differentiable: bool = True
-    higher_is_better: bool = False
+    higher_is_better: bool = PEDistance.higher_is_better
     full_state_update: bool = False
     plot_lower_bound: float = 0.0
     feature_network: str = "shared_network"

@@ -189,9 +189,9 @@ class PEDistance(nn.Module):
 
     @property
     def value_range(self) -> tuple[float, float]:
-        """The range of this distance's values: :attr:`score_range` with unit-normalised channels, else
-        ``(0, inf)``."""
-        return self.score_range if self.spec.channel_norm else (0.0, float("inf"))
+        """The range of this distance's values (:attr:`pe_iqa.spec.DistanceSpec.value_range`): :attr:`score_range`
+        with unit-normalised channels and uniform weights (every preset), else ``(0, inf)``."""
+        return self.spec.value_range
 
     @property
     def rankings(self) -> dict[str, ChannelRanking]:

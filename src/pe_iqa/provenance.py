@@ -161,14 +161,15 @@ def selection_digest(channels: Mapping[str, torch.Tensor], weights: Mapping[str,
 
 
 def pe_provenance(distance: object, name: str | None = None, **options: object) -> Provenance:
-    """The record of a :class:`~pe_iqa.PEDistance` (duck-typed: ``spec``, ``rankings``, ``selected_channels()``,
-    ``channel_weights()``, ``backbone``), named ``name`` (default: the spec's description), with run ``options``."""
+    """The record of a :class:`~pe_iqa.PEDistance` (duck-typed: ``spec``, ``weights_id``, ``selected_channels()``,
+    ``channel_weights()``, ``backbone``), named ``name`` (default: the spec's description), with run ``options``.
+
+    Built from what the distance holds (its weights fingerprint and selected channels), so recording a preset never
+    loads the channel analysis."""
     spec = distance.spec
-    rankings = distance.rankings
-    weights_ids = sorted({ranking.weights_id for ranking in rankings.values()})
     dtype = str(distance.backbone.mean.dtype).removeprefix("torch.")
     return Provenance(
-        metric=name or spec.describe(), kind="pe", spec=spec.digest(), weights_id="+".join(weights_ids),
+        metric=name or spec.describe(), kind="pe", spec=spec.digest(), weights_id=distance.weights_id,
         selection=selection_digest(distance.selected_channels(), distance.channel_weights()), dtype=dtype,
         version=_package_version(), options=tuple((k, str(v)) for k, v in options.items()),
     )

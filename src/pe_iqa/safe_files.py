@@ -14,8 +14,9 @@ import contextlib
 import os
 import secrets
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO
 
 __all__ = ["OUTPUT_SUFFIXES", "DestinationError", "atomic_write", "check_destination", "check_file_stem",
@@ -38,7 +39,8 @@ def looks_like_image(path: Path) -> bool:
 
 
 #: What each kind of output file holds, and the name endings that say so (no ending is accepted too).
-OUTPUT_SUFFIXES = {"csv": (".csv", ".tsv", ".txt"), "json": (".json",), "png": (".png",), "markdown": (".md",)}
+OUTPUT_SUFFIXES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"csv": (".csv", ".tsv", ".txt"), "json": (".json",), "png": (".png",), "markdown": (".md",)})
 
 
 def _check_suffix(path: Path, kind: str | None, what: str) -> None:

@@ -181,6 +181,19 @@ class DistanceSpec:
         """SHA-256 of :meth:`canonical` (hex): the spec's identity in provenance records and file names."""
         return hashlib.sha256(self.canonical().encode("utf-8")).hexdigest()
 
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """The values this distance can take on ReLU layers: ``(0, 1)`` with unit-normalised channels and uniform
+        weights (``½‖â − b̂‖²`` of non-negative unit vectors); ``(0, inf)`` otherwise (PE weights can give one
+        channel more than its ``½``; the raw Eq. 1 has no upper bound).
+
+        Example:
+            >>> DistanceSpec("alexnet").value_range, DistanceSpec("alexnet", weighting="pe").value_range
+            ((0.0, 1.0), (0.0, inf))
+        """
+        bounded = self.channel_norm and self.weighting == "uniform"
+        return (0.0, 1.0) if bounded else (0.0, math.inf)
+
     def describe(self) -> str:
         """A one-line summary, e.g. ``"alexnet relu3, H-10 by pe, unit-norm, uniform weights"``."""
         selection = "F" if self.subset == "all" else f"{self.subset[0].upper()}-{self.top_percent:g} by {self.score}"

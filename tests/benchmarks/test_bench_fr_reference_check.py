@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from benchmarks.fixtures import planted_distance
-from benchmarks.fixtures_pyiqa import make_pyiqa_fr_tree
 from benchmarks.fr_table import reference_table_check
 from benchmarks.run_fr import MetricScores
+from tests.fixtures.planted import planted_distance
+from tests.fixtures.pyiqa_trees import make_pyiqa_fr_tree
 
 from benchmarks import run_fr as run_fr_module
 from pe_iqa.image_io import read_image

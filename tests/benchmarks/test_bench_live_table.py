@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from benchmarks.datasets.live import load_live_index
-from benchmarks.fixtures import make_live_tree
 from benchmarks.live_table import load_engine_scores, main, table_rows
+from tests.fixtures.planted import make_live_tree
 
 
 @pytest.fixture()

@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from benchmarks.fixtures import make_live_tree
 from benchmarks.selection import __main__ as selection_cli
 from benchmarks.selection import percentiles
+from tests.fixtures.planted import make_live_tree
 
 
 def _snapshot(folder: Path) -> dict[str, float]:
