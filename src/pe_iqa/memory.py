@@ -13,11 +13,12 @@ or its cgroup limit, on CPU; the GPU's total memory on CUDA).
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import torch
+
+from .env_options import positive_number
 
 __all__ = ["MEMORY_BUDGET_ENV", "MemoryBudgetError", "describe_bytes", "device_memory_bytes", "estimate_call_bytes",
            "memory_budget"]
@@ -53,15 +54,9 @@ def memory_budget(device: torch.device | str = "cpu") -> int:
     Raises:
         ValueError: ``$PE_IQA_MEMORY_BUDGET_GB`` is set but not a finite number > 0.
     """
-    text = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
-    if text:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{MEMORY_BUDGET_ENV} must be a number of GiB > 0, got {text!r}")
-        return int(value * 1024**3)
+    gib = positive_number(MEMORY_BUDGET_ENV, "GiB")
+    if gib is not None:
+        return int(gib * 1024**3)
     return int(_DEFAULT_FRACTION * device_memory_bytes(device))
 
 

@@ -116,21 +116,15 @@ def check_environment() -> None:
     Raises:
         UsageError: naming the variable and what it accepts.
     """
-    import math
 
+    from ..env_options import positive_number
     from ..image_io import max_image_pixels
     from ..scoring.distributed import TIMEOUT_ENV
 
     with usage_errors():
         max_image_pixels()
-    text = os.environ.get(TIMEOUT_ENV, "").strip()
-    if text:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and value > 0):
-            raise UsageError(f"{TIMEOUT_ENV} must be a number of seconds > 0, got {text!r}")
+    with usage_errors():
+        positive_number(TIMEOUT_ENV, "seconds")
     for name in ("LOCAL_WORLD_SIZE", "WORLD_SIZE"):  # set by torchrun
         text = os.environ.get(name, "").strip()
         if text and not (text.isdigit() and int(text) >= 1):

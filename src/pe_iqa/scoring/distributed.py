@@ -17,6 +17,8 @@ from datetime import timedelta
 
 import torch
 
+from ..env_options import positive_number
+
 __all__ = ["TIMEOUT_ENV", "ProcessGroup", "launch_rank", "process_group", "shard_range"]
 
 
@@ -96,7 +98,7 @@ def process_group(device: torch.device | str, timeout_s: float | None = None) ->
             its shard (default ``$PE_IQA_DIST_TIMEOUT_S`` or 24 hours).
     """
     if timeout_s is None:
-        timeout_s = float(os.environ.get(TIMEOUT_ENV, 24 * 3600))
+        timeout_s = positive_number(TIMEOUT_ENV, "seconds") or 24 * 3600.0
     device = torch.device(device)
     world_size = _env_int("WORLD_SIZE", 1)
     if world_size <= 1:
