@@ -39,6 +39,14 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh interpreter (this checkout's packages first); its return code must be 0."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                            env=env if env is not None else _env())
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 # ---- the shipped selections ---------------------------------------------------------------------------------------
 
 def test_every_shipped_selection_equals_the_ranking_of_the_shipped_tuning_curves() -> None:
@@ -122,8 +130,7 @@ def test_building_a_preset_imports_no_analysis_module() -> None:
     code = ("import sys, torch; from pe_iqa import PEDistance; m = PEDistance('pe_alex'); "
             "x = torch.rand(1, 3, 64, 64); float(m(x, x.flip(-1))); "
             "print([k for k in sys.modules if k == 'pe_iqa.analysis' or k.startswith('pe_iqa.analysis.')])")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=_env())
-    assert result.returncode == 0, result.stderr
+    result = _python(code)
     assert result.stdout.strip() == "[]", result.stdout
     assert result.stderr.strip() == ""  # nothing measured, nothing announced
 
@@ -132,8 +139,7 @@ def test_the_analysis_names_stay_public_and_load_lazily() -> None:
     code = ("import sys, pe_iqa; before = any(k.startswith('pe_iqa.analysis.') for k in sys.modules); "
             "from pe_iqa import get_ranking, measure_tuning, ChannelRanking, TuningCurves, perceptual_efficacy; "
             "print(before, get_ranking.__module__, ChannelRanking.__module__)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=_env())
-    assert result.returncode == 0, result.stderr
+    result = _python(code)
     assert result.stdout.split() == ["False", "pe_iqa.analysis.ranking_lookup", "pe_iqa.analysis.ranking"]
     with pytest.raises(AttributeError):
         pe_iqa.no_such_name  # noqa: B018
@@ -156,8 +162,7 @@ def test_a_first_time_analysis_says_once_what_it_measures_and_where_it_caches(tm
             "PEDistance(weights='random', layers=['relu1', 'relu2'], config=small); "
             "PEDistance(weights='random', layers=['relu1', 'relu2'], config=small)")
     env = _env() | {"PE_IQA_CACHE": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env)
-    assert result.returncode == 0, result.stderr
+    result = _python(code, env)
     lines = [line for line in result.stderr.splitlines() if line.startswith("pe-iqa: measuring")]
     assert len(lines) == 1, result.stderr
     assert "alexnet relu1, relu2" in lines[0] and str(tmp_path) in lines[0]
@@ -262,8 +267,7 @@ def test_no_module_changes_the_umask_and_new_files_follow_it(tmp_path: Path) -> 
             f"target = pathlib.Path({str(tmp_path)!r}) / 'f.txt'\n"
             "with safe_files.atomic_write(target) as handle:\n    handle.write('x')\n"
             "print(calls, oct(target.stat().st_mode & 0o777))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=_env())
-    assert result.returncode == 0, result.stderr
+    result = _python(code)
     assert result.stdout.split() == ["[]", "0o640"]
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "IndexCounts",
     "LiveIndex",
     "LiveRecord",
+    "first_per_reference",
     "load_live_index",
     "parse_label",
     "select_quick_records",
@@ -295,6 +296,18 @@ def load_live_index(
         labels_path=labels_path,
         label_column=label_column,
     )
+
+
+def first_per_reference(records: Sequence[_GroupedRecord], per_ref: int) -> list[_GroupedRecord]:
+    """The first ``per_ref`` records of every reference, in label-file order (a quick mode that keeps every
+    reference, so reference resampling still has its clusters)."""
+    seen: dict[str, int] = {}
+    kept = []
+    for record in records:
+        seen[record.ref_name] = seen.get(record.ref_name, 0) + 1
+        if seen[record.ref_name] <= per_ref:
+            kept.append(record)
+    return kept
 
 
 def select_quick_records(records: Sequence[_GroupedRecord], n_refs: int = 2,

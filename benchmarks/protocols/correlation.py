@@ -95,15 +95,11 @@ def _check_bool(name: str, value: object) -> bool:
     return bool(value)
 
 
-def srocc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """Spearman rank-order correlation coefficient (ties get average ranks).
-
-    Args:
-        x: Scores, shape (N,).
-        y: Labels, shape (N,).
+def _rank_or_linear(statistic, x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """A SciPy correlation ``statistic`` of scores ``x`` (shape (N,)) and labels ``y`` (shape (N,)).
 
     Returns:
-        The signed SROCC in [-1, 1]; NaN if either input is constant.
+        The signed coefficient in [-1, 1]; NaN if either input is constant.
 
     Raises:
         ValueError: If the inputs are not 1-D, differ in length, have fewer than 2 elements or are not finite.
@@ -111,7 +107,15 @@ def srocc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> f
     xa, ya = _as_pair(x, y)
     if np.ptp(xa) == 0 or np.ptp(ya) == 0:
         return math.nan
-    return float(stats.spearmanr(xa, ya)[0])
+    return float(statistic(xa, ya)[0])
+
+
+def srocc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Spearman rank-order correlation coefficient (ties get average ranks).
+
+    Same inputs, output and errors as :func:`_rank_or_linear`; NaN if either input is constant.
+    """
+    return _rank_or_linear(stats.spearmanr, x, y)
 
 
 def safe_srocc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
@@ -164,39 +168,17 @@ def rowwise_srocc(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def krcc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Kendall rank correlation coefficient (tau-b, which corrects for ties).
 
-    Args:
-        x: Scores, shape (N,).
-        y: Labels, shape (N,).
-
-    Returns:
-        The signed KRCC in [-1, 1]; NaN if either input is constant.
-
-    Raises:
-        ValueError: If the inputs are not 1-D, differ in length, have fewer than 2 elements or are not finite.
+    Same inputs, output and errors as :func:`_rank_or_linear`; NaN if either input is constant.
     """
-    xa, ya = _as_pair(x, y)
-    if np.ptp(xa) == 0 or np.ptp(ya) == 0:
-        return math.nan
-    return float(stats.kendalltau(xa, ya)[0])
+    return _rank_or_linear(stats.kendalltau, x, y)
 
 
 def plcc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Pearson linear correlation coefficient.
 
-    Args:
-        x: Scores, shape (N,).
-        y: Labels, shape (N,).
-
-    Returns:
-        The signed PLCC in [-1, 1]; NaN if either input is constant.
-
-    Raises:
-        ValueError: If the inputs are not 1-D, differ in length, have fewer than 2 elements or are not finite.
+    Same inputs, output and errors as :func:`_rank_or_linear`; NaN if either input is constant.
     """
-    xa, ya = _as_pair(x, y)
-    if np.ptp(xa) == 0 or np.ptp(ya) == 0:
-        return math.nan
-    return float(stats.pearsonr(xa, ya)[0])
+    return _rank_or_linear(stats.pearsonr, x, y)
 
 
 def rmse(prediction: Sequence[float] | np.ndarray, target: Sequence[float] | np.ndarray) -> float:

@@ -36,7 +36,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from benchmarks.datasets.live import DEFAULT_ROOT, LiveRecord, load_live_index
+from benchmarks.datasets.live import DEFAULT_ROOT, LiveRecord, first_per_reference, load_live_index
 from benchmarks.protocols.bootstrap import PairedBootstrap, compare_srocc
 from benchmarks.protocols.correlation import safe_srocc
 from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
@@ -176,13 +175,7 @@ def _records(root: str | os.PathLike[str], quick: bool) -> tuple[list[LiveRecord
     index = load_live_index(root)
     records = list(index.records)
     if quick:
-        per_ref: Counter[str] = Counter()
-        kept = []
-        for record in records:
-            per_ref[record.ref_name] += 1
-            if per_ref[record.ref_name] <= QUICK_PER_REF:
-                kept.append(record)
-        records = kept
+        records = first_per_reference(records, QUICK_PER_REF)
     return records, f"{index.summary()}; {len(records)} images used"
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.datasets.live import DEFAULT_ROOT, LiveRecord, load_live_index
+from benchmarks.datasets.live import DEFAULT_ROOT, LiveRecord, first_per_reference, load_live_index
 from benchmarks.protocols.bootstrap import PairedBootstrap
 from benchmarks.selection.candidates import cross_validate
 from benchmarks.selection.chromatic import chromatic_rankings, chromatic_responses
@@ -116,13 +115,7 @@ def run_selection_study(
     index = load_live_index(root)
     records = list(index.records)
     if quick:
-        per_ref: Counter[str] = Counter()
-        kept = []
-        for record in records:
-            per_ref[record.ref_name] += 1
-            if per_ref[record.ref_name] <= QUICK_PER_REF:
-                kept.append(record)
-        records = kept
+        records = first_per_reference(records, QUICK_PER_REF)
         percents, seeds, n_boot = QUICK_PERCENTS, min(seeds, QUICK_SEEDS), min(n_boot, QUICK_BOOT)
     if len({r.ref_name for r in records}) < 2:
         raise ValueError(f"need images of at least 2 references for cross-validation; {index.summary()}")

@@ -29,11 +29,17 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def _quick_tree(sandbox: Path, n_per_type: int, seed: int):
+    """A complete 3-reference LIVE tree, the sandbox's ``benchmarks/results`` and a snapshot of it."""
+    tree = make_live_tree(sandbox / "live", n_refs=3, n_per_type=n_per_type, n_missing_dist=0, n_missing_refs=0,
+                          seed=seed)
+    results = sandbox / "work" / "benchmarks" / "results"
+    return tree, results, _snapshot(results)
+
+
 @pytest.mark.slow
 def test_percentiles_quick_writes_to_a_temporary_folder(sandbox: Path) -> None:
-    tree = make_live_tree(sandbox / "live", n_refs=3, n_per_type=3, n_missing_dist=0, n_missing_refs=0, seed=2)
-    results = sandbox / "work" / "benchmarks" / "results"
-    before = _snapshot(results)
+    tree, results, before = _quick_tree(sandbox, n_per_type=3, seed=2)
     code = percentiles.main(["--quick", "--root", str(tree.root), "--weights", "random", "--configs", "alexnet:1",
                              "--random", "5", "--boot", "20"])
     assert code == 0
@@ -51,9 +57,7 @@ def test_percentiles_quick_writes_to_a_temporary_folder(sandbox: Path) -> None:
 
 @pytest.mark.slow
 def test_selection_quick_writes_to_a_temporary_folder(sandbox: Path) -> None:
-    tree = make_live_tree(sandbox / "live", n_refs=3, n_per_type=2, n_missing_dist=0, n_missing_refs=0, seed=4)
-    results = sandbox / "work" / "benchmarks" / "results"
-    before = _snapshot(results)
+    tree, results, before = _quick_tree(sandbox, n_per_type=2, seed=4)
     code = selection_cli.main(["--quick", "--root", str(tree.root), "--weights", "random", "--backbones", "alexnet",
                                "--chromatic-backbones", "--no-lpips", "--seeds", "2", "--boot", "20"])
     assert code == 0
