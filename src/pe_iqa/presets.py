@@ -24,9 +24,9 @@ PRESETS: Mapping[str, DistanceSpec] = MappingProxyType({
     # AlexNet relu3, H-10 by PE, unit-normalised, uniform weights: LIVE SROCC .936, chosen by leave-one-reference-out
     # CV at relu3 in 4/5 folds; conv3 computes only the 38 selected filters.
     "pe_alex": DistanceSpec("alexnet", ("relu3",), top_percent=10.0),
-    # VGG-16 relu2_2, H-50 by PE, unit-normalised. Measured on LIVE at native resolution (what PEDistance sees):
-    # H-10/25/50 = .902/.926/.932, F .934, L-50 .921; the raw-Eq. 1 H-10 cell that looked best on ×0.5 images
-    # (.939) drops to .866 at native size, so VGG selections are scale-sensitive and we keep the robust one.
+    # VGG-16 relu2_2, H-50 by PE, unit-normalised: shared LIVE SROCC .932 at native resolution (what PEDistance
+    # sees; benchmarks/results/live_fr_pe_vgg_native.md), .883 on ×0.5 images (live_table.md). VGG selections are
+    # scale-sensitive (README, "Choosing the defaults"); H-50 is kept as the less extreme choice, not a tuned one.
     "pe_vgg": DistanceSpec("vgg16", ("relu2_2",), top_percent=50.0),
     # The F control of pe_alex: every relu3 channel.
     "pe_alex_f": DistanceSpec("alexnet", ("relu3",), subset="all"),

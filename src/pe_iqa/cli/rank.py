@@ -47,15 +47,15 @@ def check_backbone_options(args: argparse.Namespace) -> None:
         UsageError: naming what is accepted.
     """
     from ..backbones import backbone_spec, check_weights
-    from ..efficacy import EFFICACY_SCORES
+    from ..analysis_config import SCORE_NAMES
 
     with usage_errors():
         spec = backbone_spec(args.backbone)
         if args.layers and args.layers != ["all"]:
             spec.check_layers(args.layers)
         check_weights(spec, args.weights)
-    if args.score not in EFFICACY_SCORES:
-        raise UsageError(f"--score must be one of {sorted(EFFICACY_SCORES)}, got {args.score!r}")
+    if args.score not in SCORE_NAMES:
+        raise UsageError(f"--score must be one of {sorted(SCORE_NAMES)}, got {args.score!r}")
 
 
 def chosen_layers(args: argparse.Namespace) -> list[str] | None:
