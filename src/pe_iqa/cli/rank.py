@@ -46,8 +46,8 @@ def check_backbone_options(args: argparse.Namespace) -> None:
     Raises:
         UsageError: naming what is accepted.
     """
-    from ..backbones import backbone_spec, check_weights
     from ..analysis_config import SCORE_NAMES
+    from ..backbones import backbone_spec, check_weights
 
     with usage_errors():
         spec = backbone_spec(args.backbone)
