@@ -195,6 +195,7 @@ def test_missing_torchvision_weights_offline(tmp_path: Path, monkeypatch: pytest
     assert not expected_file.exists()
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_missing_timm_weights_offline() -> None:
     import huggingface_hub.constants
     import timm
@@ -295,6 +296,7 @@ def test_prune_deepest_tap_keeps_selected_channels_identical(layers: list[str]) 
     assert _n_params(pruned) < _n_params(backbone)
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_prune_deepest_tap_declines_other_architectures() -> None:
     assert prune_deepest_tap(load_backbone("resnet18", ["layer1"], weights="random"), torch.tensor([0])) is None
     assert prune_deepest_tap(load_backbone("timm:resnet18", ["layer1"], weights="random"), torch.tensor([0])) is None

@@ -109,6 +109,7 @@ def test_when_the_only_pair_fails_the_summary_says_so_once(tmp_path, capsys) -> 
     assert re.search(r"^no pair scored: the only pair failed \(\d+\.\d\d s on cpu\)$", err, re.MULTILINE), err
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_v_names_distorted_and_reference_files_the_same_way(tmp_path, capsys) -> None:
     """Issue 20.8: ``-v`` showed the distorted file's base name but the reference's whole path. Base names for
     both when each names one file; paths for both when a base name stands for two files."""

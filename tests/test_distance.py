@@ -112,12 +112,14 @@ def test_reductions(alexnet, pair) -> None:
     torch.testing.assert_close(total, per_image.sum())
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_grayscale_equals_rgb_repeated(alexnet, pair) -> None:
     preds, target = (t.mean(dim=1, keepdim=True) for t in pair)
     metric = PEDistance(backbone=alexnet, layers=["relu2", "relu3"], reduction="none")
     torch.testing.assert_close(metric(preds, target), metric(preds.repeat(1, 3, 1, 1), target.repeat(1, 3, 1, 1)))
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_data_range_255_equals_division(alexnet, pair) -> None:
     preds, target = pair
     scaled = PEDistance(backbone=alexnet, layers=["relu3"], data_range=255, reduction="none")
@@ -258,6 +260,7 @@ def test_autocast_bfloat16_on_cpu_within_tolerance(alexnet) -> None:
 # --------------------------------------------------------------------------------- as a loss
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_loss_gradients_reach_the_input_not_the_backbone(alexnet, pair) -> None:
     preds, target = pair
     loss_fn = PELoss(backbone=alexnet, layers=["relu2", "relu3"], weighting="pe")

@@ -12,6 +12,7 @@ from pe_iqa.explain_figures import explanation_figure
 
 
 @pytest.mark.parametrize("size", [(64, 160), (128, 64)])  # a wide and a tall image
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_colour_bars_are_as_tall_as_their_image_and_clear_of_every_title(alexnet_weights_available: bool,
                                                                         size: tuple[int, int]) -> None:
     if not alexnet_weights_available:

@@ -73,6 +73,7 @@ def test_every_shipped_selection_equals_the_ranking_of_the_shipped_tuning_curves
         assert torch.equal(selection.channel_weights, channel_weights(len(channels), key.channel_norm, scores)), key
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_every_preset_is_shipped_for_its_layers_and_selects_the_analysis_channels(tmp_path: Path,
                                                                                   monkeypatch) -> None:
     from pe_iqa.resolver import rankings_of, resolve, selection_key
@@ -88,6 +89,7 @@ def test_every_preset_is_shipped_for_its_layers_and_selects_the_analysis_channel
     assert list(tmp_path.iterdir()) == []  # nothing measured, nothing cached
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_the_selections_file_is_up_to_date_and_checksummed(tmp_path: Path) -> None:
     from pe_iqa.analysis.export_selections import main, selections_document
 
@@ -100,6 +102,7 @@ def test_the_selections_file_is_up_to_date_and_checksummed(tmp_path: Path) -> No
     assert main(["--check", "--out", str(broken)]) == 1
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_a_damaged_selections_file_falls_back_to_the_analysis(tmp_path: Path, monkeypatch) -> None:
     from pe_iqa import selections
 
@@ -126,6 +129,7 @@ def test_a_selection_key_ignores_x_for_every_channel() -> None:
 
 # ---- building a preset imports no analysis ------------------------------------------------------------------------
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_building_a_preset_imports_no_analysis_module() -> None:
     code = ("import sys, torch; from pe_iqa import PEDistance; m = PEDistance('pe_alex'); "
             "x = torch.rand(1, 3, 64, 64); float(m(x, x.flip(-1))); "
@@ -135,6 +139,7 @@ def test_building_a_preset_imports_no_analysis_module() -> None:
     assert result.stderr.strip() == ""  # nothing measured, nothing announced
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_the_analysis_names_stay_public_and_load_lazily() -> None:
     code = ("import sys, pe_iqa; before = any(k.startswith('pe_iqa.analysis.') for k in sys.modules); "
             "from pe_iqa import get_ranking, measure_tuning, ChannelRanking, TuningCurves, perceptual_efficacy; "
@@ -156,6 +161,7 @@ def test_the_core_modules_of_a_distance_import_no_analysis_module() -> None:
                 assert node.module.split(".")[0] != "analysis", f"{name} imports {node.module} at module level"
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_a_first_time_analysis_says_once_what_it_measures_and_where_it_caches(tmp_path: Path) -> None:
     code = ("from pe_iqa import PEDistance, AnalysisConfig; "
             "small = AnalysisConfig(size=64, n_frequencies=6, n_orientations=6, n_phases=1); "
@@ -173,6 +179,7 @@ def test_a_first_time_analysis_says_once_what_it_measures_and_where_it_caches(tm
 
 @pytest.mark.parametrize(("name", "layers"), [("alexnet", None), ("alexnet", ["relu1"]), ("vgg16", ["relu2_2"]),
                                               ("resnet18", None), ("squeezenet1_1", None)])
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_the_min_input_size_from_geometry_equals_the_probed_one(name: str, layers: list[str] | None) -> None:
     backbone = load_backbone(name, layers, weights="random")
     assert geometric_min_input_size(backbone.extractor) == _smallest_valid_size(backbone)
@@ -187,6 +194,7 @@ def test_the_min_input_size_of_a_preset_runs_no_forward_pass(monkeypatch) -> Non
 
 # ---- what a distance is -------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_the_distance_says_which_way_is_better_and_its_range() -> None:
     metric = PEDistance(weights="random", layers=["relu1"])
     assert metric.lower_better is True and metric.higher_is_better is False
@@ -196,6 +204,7 @@ def test_the_distance_says_which_way_is_better_and_its_range() -> None:
     assert tm.PEFeatureDistance.higher_is_better == PEDistance.higher_is_better
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_rankings_of_a_shipped_preset_are_loaded_on_demand() -> None:
     metric = PEDistance("pe_alex")
     ranking = metric.rankings["relu3"]
@@ -205,6 +214,7 @@ def test_rankings_of_a_shipped_preset_are_loaded_on_demand() -> None:
 
 # ---- no hidden mutable state ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_pe_distance_never_returns_a_value_made_with_a_replaced_score(tmp_path: Path, monkeypatch) -> None:
     """The issue's repro: after re-registering a score, the functional form must agree with a fresh module."""
     from pe_iqa.analysis import efficacy
@@ -260,6 +270,7 @@ def test_reading_an_image_changes_no_pillow_setting(tmp_path: Path, monkeypatch)
         assert Image.MAX_IMAGE_PIXELS == before
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_no_module_changes_the_umask_and_new_files_follow_it(tmp_path: Path) -> None:
     code = ("import os, pathlib\nos.umask(0o027)\ncalls = []\nreal = os.umask\n"
             "os.umask = lambda mask: calls.append(mask) or real(mask)\n"
@@ -305,6 +316,7 @@ def test_a_replaced_spec_keeps_the_registry_frozen() -> None:
     assert dataclasses.replace(PRESETS["pe_alex"], score="mu1").score == "mu1"
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_the_removed_ranking_methods_are_deprecated_aliases() -> None:
     ranking = PEDistance("pe_alex").rankings["relu3"]
     with pytest.warns(FutureWarning, match="deprecated"):

@@ -40,6 +40,7 @@ def _stored(path: Path) -> dict:
         return json.loads(image.text[PROVENANCE_KEY])
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_every_pair_gets_its_own_map(colliding, pe_alex, tmp_path) -> None:
     """Item 7: one map held another pair's picture and a pair got none, exit 0."""
     names = map_file_names(colliding)
@@ -63,6 +64,7 @@ def test_long_names_are_shortened_not_failed(tmp_path, pe_alex) -> None:
     assert write_distance_maps(pairs, pe_alex, tmp_path / "maps").written == 1
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_stale_maps_are_redrawn_and_foreign_files_kept(colliding, pe_alex, tmp_path) -> None:
     """Item 7: maps on disk were "kept" after the metric or the distorted image changed."""
     folder = tmp_path / "maps"

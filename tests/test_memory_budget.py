@@ -19,6 +19,7 @@ def test_pe_alex_on_a_12000_pixel_pair_is_estimated_above_7_gb() -> None:
     assert estimate > 7e9
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_a_call_over_the_budget_fails_before_running(monkeypatch) -> None:
     metric = PEDistance("pe_alex")
     x = torch.rand(1, 3, 256, 256)
@@ -33,6 +34,7 @@ def test_a_call_over_the_budget_fails_before_running(monkeypatch) -> None:
     assert memory_budget() > 2**20 and float(metric(x, x)) == 0.0
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_the_engine_fails_that_pair_only(monkeypatch, tmp_path) -> None:
     small = ScorePair(SAMPLE_DIR / "distorted" / "blur_1.png", SAMPLE_DIR / "reference" / "blur_1.png")
     pairs = [small, small]

@@ -11,6 +11,7 @@ from pe_iqa import DistanceSpec, PEContextualLoss, PEDistance
 from pe_iqa.input_checks import check_image_pair
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_huge_layer_weights_normalise_like_equal_weights() -> None:
     spec = DistanceSpec("alexnet", ["relu1", "relu2"], weights="random", layer_weights=(1e308, 1e308))
     assert spec.layer_weights == (0.5, 0.5)

@@ -125,6 +125,7 @@ def test_registry_uses_the_shipped_vgg16_rankings_without_measuring(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_shipped_ranking_is_trusted_over_a_user_entry_for_its_key(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A user-cache entry for a key the package ships (here: the shipped AlexNet relu3 curves with channels permuted,

@@ -50,6 +50,7 @@ def test_a_layer_that_cannot_respond_is_refused_with_its_name(alexnet_state, tmp
         PEDistance("pe_alex", weights=path, layers=["relu2", "relu3"])
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_sane_weights_load(alexnet_state, tmp_path) -> None:
     half = {k: v.half() for k, v in alexnet_state.items()}  # float16 files are floating point: accepted
     backbone = load_backbone("alexnet", ["relu1", "relu5"], weights=_save(tmp_path, half, "half.safetensors"))

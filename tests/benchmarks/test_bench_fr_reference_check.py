@@ -52,6 +52,7 @@ def live_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_cli_exits_non_zero_when_the_reference_table_disagrees(tmp_path: Path, live_tree: Path, monkeypatch,
                                                                 capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setattr(run_fr_module, "score_with_engine", planted_scorer)

@@ -119,6 +119,7 @@ def test_as_loss_gives_gradients_to_the_input(images):
 
 
 @pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_scores_have_the_shape_of_pyiqa_deep_feature_metrics(batch: int, tmp_path, torch_home: Path) -> None:
     """Issue 20.5: ``pe_alex`` returned ``(N,)`` where ``lpips``, ``lpips-vgg`` and ``dists`` return ``(N, 1)``, so
     ``torch.cat`` of several metrics' scores failed. Checked against pyiqa's own metrics (their weights in
