@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from benchmarks.protocols.correlation import fit_logistic, srocc
-from pe_iqa.safe_files import atomic_write
+from pe_iqa.safe_files import write_figure
 
 __all__ = ["plot_high_minus_low", "plot_logistic_scatter", "plot_srocc_vs_percent"]
 
@@ -29,11 +29,7 @@ def _set_name(prefix: str, percent: float) -> str:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, dpi=_DPI, bbox_inches="tight", format="png")
-    return path
+    return write_figure(fig, path, dpi=_DPI, bbox_inches="tight", what="benchmark figure")
 
 
 def plot_srocc_vs_percent(table: SroccTable, percents: Sequence[float], path: str | Path, title: str = "") -> Path:

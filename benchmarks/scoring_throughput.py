@@ -46,6 +46,7 @@ from benchmarks.datasets.live import DEFAULT_ROOT
 from benchmarks.process_memory import reset_peak_rss, rss_status
 from benchmarks.report import environment_info, markdown_table, write_report
 from pe_iqa.image_io import read_pair
+from pe_iqa.safe_files import write_image, write_text_atomic
 from pe_iqa.scoring import ScorePair, read_pairs_manifest
 
 __all__ = ["CELLS", "load_pairs_in_memory", "main", "run_cell", "write_live_manifest"]
@@ -74,7 +75,7 @@ def write_live_manifest(root: Path, repeat: int, path: Path) -> int:
 
     index = load_live_index(root)
     rows = [f"{record.dist_path},{record.ref_path},{record.dist_type}\n" for record in index.records]
-    path.write_text("distorted,reference,dist_type\n" + "".join(rows * repeat), encoding="utf-8")
+    write_text_atomic(path, "distorted,reference,dist_type\n" + "".join(rows * repeat), what="scratch manifest")
     return len(rows) * repeat
 
 
@@ -159,11 +160,10 @@ def _engine(pairs: list[ScorePair], metric: str, workers: int | None, reuse: boo
 
 def _tiny_pairs(folder: Path) -> list[ScorePair]:
     import numpy as np
-    from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(folder / "tiny_ref.png")
-    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(folder / "tiny_dist.png")
+    for name, level in (("tiny_ref.png", 128), ("tiny_dist.png", 120)):
+        if not (folder / name).is_file():  # written once per scratch folder (the same pixels every time)
+            write_image(folder / name, np.full((64, 64, 3), level, np.uint8), what="scratch image")
     return [ScorePair(folder / "tiny_dist.png", folder / "tiny_ref.png")]
 
 
@@ -196,7 +196,7 @@ def _command_rate(pairs: list[ScorePair], manifest: Path, which: str) -> dict:
             else:
                 subset = Path(scratch) / f"pairs{n}.csv"
                 lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
-                subset.write_text("".join(lines[:n + 1]), encoding="utf-8")
+                write_text_atomic(subset, "".join(lines[:n + 1]), what="scratch manifest")
                 command = [str(bin_dir / "pe-iqa"), "score", "--pairs", str(subset), "--device", "cpu",
                            "--no-progress"]
             times[n] = _timed(command)
@@ -222,7 +222,6 @@ def run_cell(cell: str, manifest: Path, scratch: Path) -> dict:
 
 def _memory_rows(scratch: Path, threads: int | None) -> list[dict]:
     import numpy as np
-    from PIL import Image
 
     rows = []
     for side in (512, 1024, 2048):
@@ -232,12 +231,12 @@ def _memory_rows(scratch: Path, threads: int | None) -> list[dict]:
         rng = np.random.default_rng(side)
         for r in range(2):
             ref = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
-            Image.fromarray(ref).save(folder / f"r{r}.bmp")
+            write_image(folder / f"r{r}.bmp", ref, "BMP", what="scratch image")
             for d in range(4):
                 noisy = np.clip(ref.astype(np.int16) + rng.integers(-20, 21, ref.shape), 0, 255).astype(np.uint8)
-                Image.fromarray(noisy).save(folder / f"d{r}{d}.bmp")
+                write_image(folder / f"d{r}{d}.bmp", noisy, "BMP", what="scratch image")
                 lines.append(f"d{r}{d}.bmp,r{r}.bmp\n")
-        (folder / "pairs.csv").write_text("".join(lines), encoding="utf-8")
+        write_text_atomic(folder / "pairs.csv", "".join(lines), what="scratch manifest")
         result = _child("engine_memory", folder / "pairs.csv", scratch, threads)
         megapixels = side * side / 1e6
         rows.append({"side": side, "megapixels": megapixels, **result,
@@ -348,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = _engine(read_pairs_manifest(manifest), "pe_alex", 1, True, scratch / "memory.csv", memory=True)
         else:
             result = run_cell(args.cell, manifest, scratch)
-        Path(args.json).write_text(json.dumps(result), encoding="utf-8")
+        write_text_atomic(args.json, json.dumps(result), what="cell result", kind="json")
         return 0
     from tqdm.auto import tqdm
 

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from pe_iqa.provenance import Provenance, ProvenanceError, read_sidecar, sidecar_path
+from pe_iqa.safe_files import DestinationError
 from pe_iqa.scoring import ScorePair, ScoringMetric, build_metric, score_pairs
 from pe_iqa.scoring.output import JournalError, ResumeWarning, journal_path
 
@@ -135,9 +136,9 @@ def test_the_journal_never_follows_a_planted_link(transparent_pairs, pe_alex, tm
     out = tmp_path / "s.csv"
     journal_path(out).symlink_to(elsewhere)
     os.symlink(elsewhere, sidecar_path(journal_path(out)))
-    score_pairs(transparent_pairs, [_StopAfter(pe_alex, 99)], csv_path=out, alpha="drop", progress=False)
-    assert not elsewhere.exists() and out.is_file()
-    assert not journal_path(out).exists() and not os.path.lexists(journal_path(out))
+    with pytest.raises(DestinationError, match="is a symbolic link"):  # issue 25: never through a link, refused
+        score_pairs(transparent_pairs, [_StopAfter(pe_alex, 99)], csv_path=out, alpha="drop", progress=False)
+    assert not elsewhere.exists() and not out.exists()
 
 
 def test_a_binary_journal_names_the_file(transparent_pairs, pe_alex, tmp_path) -> None:

@@ -50,6 +50,7 @@ from benchmarks.protocols.correlation import safe_srocc
 from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
 from benchmarks.selection.distances import DEFAULT_PERCENTS, BackboneDistances, compute_backbone_distances, set_name
 from pe_iqa.backbones import canonical_name, load_backbone
+from pe_iqa.safe_files import save_npz
 
 __all__ = [
     "DEFAULT_CONFIGS",
@@ -207,13 +208,11 @@ def _distances(net_name: str, scale: float, records: Sequence[LiveRecord], perce
     dist = compute_backbone_distances(net, records, ("pe",), percents, n_random, scale, progress)
     if cache is not None:
         names = list(dist.norm)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial.npz")
-        np.savez_compressed(partial, names=np.array(names), layers=np.array(dist.layers),
-                            sizes=np.array([[dist.sizes[n][layer] for layer in dist.layers] for n in names]),
-                            n_channels=np.array([dist.n_channels[layer] for layer in dist.layers]),
-                            norm=np.stack([dist.norm[n] for n in names]), seconds=dist.seconds)
-        partial.replace(cache)
+        save_npz(cache, {"names": np.array(names), "layers": np.array(dist.layers),
+                         "sizes": np.array([[dist.sizes[n][layer] for layer in dist.layers] for n in names]),
+                         "n_channels": np.array([dist.n_channels[layer] for layer in dist.layers]),
+                         "norm": np.stack([dist.norm[n] for n in names]), "seconds": dist.seconds},
+                 what="distance cache")
     return dist
 
 

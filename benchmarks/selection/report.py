@@ -11,7 +11,7 @@ from benchmarks.report import environment_info, markdown_table, write_csv, write
 from benchmarks.selection.comparisons import COMPARISONS, selector_label, selector_variants
 from benchmarks.selection.distances import BackboneDistances, format_percent
 from benchmarks.selection.study import SelectionStudy
-from pe_iqa.safe_files import atomic_write
+from pe_iqa.safe_files import write_figure
 
 __all__ = ["significance_matrix", "write_outputs"]
 
@@ -214,8 +214,7 @@ def _plots(study: SelectionStudy, folder: Path) -> list[Path]:
         fig.legend(handles, names, loc="lower center", ncol=min(8, len(names)), fontsize=8)
         fig.tight_layout(rect=(0, 0.12, 1, 1))
         path = folder / f"selection_srocc_vs_x_{dist.backbone}.png"
-        with atomic_write(path, "wb") as handle:
-            fig.savefig(handle, dpi=110, format="png")
+        write_figure(fig, path, dpi=110, what="benchmark figure")
         plt.close(fig)
         paths.append(path)
 
@@ -246,8 +245,7 @@ def _plots(study: SelectionStudy, folder: Path) -> list[Path]:
         axes[0, 0].legend(fontsize=7, ncol=len(dist.percents))
         fig.tight_layout()
         path = folder / f"selection_differences_{dist.backbone}.png"
-        with atomic_write(path, "wb") as handle:
-            fig.savefig(handle, dpi=100, format="png")
+        write_figure(fig, path, dpi=100, what="benchmark figure")
         plt.close(fig)
         paths.append(path)
     return paths

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from benchmarks.report import write_text_atomic
-from pe_iqa.safe_files import atomic_write
+from pe_iqa.safe_files import save_torch
 
 from .data import HELD_OUT, TRAIN, PatchSampler, SRImage
 from .evaluate import DEFAULT_METRICS, MetricSet
@@ -81,9 +81,7 @@ def read_result(path: Path, digest: str) -> dict | None:
 
 
 def _save_state_atomic(state: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as handle:
-        torch.save(state, handle)
+    save_torch(state, path, what="SR checkpoint")
 
 
 def pretrain(config: SRConfig, seed: int, images: Sequence[SRImage],

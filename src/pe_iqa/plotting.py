@@ -27,7 +27,7 @@ from .analysis.csf import get_csf
 from .analysis.ranking import ChannelRanking
 from .analysis.tuning import peak_frequency
 from .backbones import Backbone
-from .safe_files import atomic_write
+from .safe_files import write_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -350,7 +350,8 @@ MAX_FIGURE_PIXELS = 200_000_000
 
 
 def save_figure(figure: Figure, path: str | Path, dpi: int = 100, metadata: dict[str, str] | None = None) -> Path:
-    """Write a figure as PNG (Agg renderer) atomically (:func:`~pe_iqa.safe_files.atomic_write`).
+    """Write a figure as PNG (Agg renderer) atomically (:func:`~pe_iqa.safe_files.write_figure`: the destination
+    is checked; a figure drawn earlier is replaced, any other image kept).
 
     Args:
         figure: the figure.
@@ -371,8 +372,4 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 100, metadata: dict
     if width * height > MAX_FIGURE_PIXELS:
         raise ValueError(f"dpi {dpi} would render a {width:.0f}×{height:.0f} image ({width * height / 1e6:.0f} "
                          f"megapixels, limit {MAX_FIGURE_PIXELS / 1e6:.0f}); lower the dpi")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as handle:
-        figure.savefig(handle, dpi=dpi, format="png", metadata=metadata)
-    return path
+    return write_figure(figure, path, dpi=dpi, metadata=metadata, what="figure")

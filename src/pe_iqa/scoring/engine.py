@@ -14,7 +14,7 @@ import torch
 
 from ..image_io import ALPHA_POLICIES
 from ..provenance import Provenance, sidecar_path, write_sidecar
-from ..safe_files import check_destination
+from ..safe_files import check_destination, output_name
 from .distributed import ProcessGroup, process_group, shard_range
 from .metrics import ScoringMetric, build_metric, check_metric_names
 from .output import (
@@ -296,7 +296,7 @@ def score_pairs(
     names = list(dict.fromkeys(m if isinstance(m, str) else m.name for m in metrics))
     _check_arguments(pairs, names, workers, batch_size, alpha, reference_cache_mb)
     check_metric_names([m for m in metrics if isinstance(m, str)])
-    csv_path = Path(csv_path) if csv_path is not None else None
+    csv_path = output_name(csv_path, "--csv") if csv_path is not None else None
     with process_group(device) as group:
         journal = None
         if csv_path is not None:

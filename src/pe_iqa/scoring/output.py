@@ -35,7 +35,7 @@ from typing import IO
 import numpy as np
 
 from ..provenance import Provenance, ProvenanceError, describe_difference, read_sidecar, sidecar_path, write_sidecar
-from ..safe_files import atomic_write, create_exclusive
+from ..safe_files import atomic_write, create_exclusive, open_in_place
 from .pairs import ScorePair, extra_columns
 
 __all__ = [
@@ -163,7 +163,7 @@ class ScoreJournal:
             path.unlink(missing_ok=True)  # a stale journal or a (dangling) link: never followed
             self._handle: IO[str] = create_exclusive(path)
         else:
-            self._handle = open(path, "a", newline="", encoding="utf-8", opener=_no_follow_opener)
+            self._handle = open_in_place(path, "a")
         self._writer = csv.writer(self._handle)
         if fresh:
             self._writer.writerow(_journal_header(self.metric_names))
@@ -189,13 +189,9 @@ class ScoreJournal:
             self._handle.close()
 
 
-def _no_follow_opener(name: str, flags: int) -> int:
-    return os.open(name, flags | getattr(os, "O_NOFOLLOW", 0))
-
-
 def _drop_torn_tail(path: Path) -> None:
     """Cut a journal after its last complete line (a crash can leave half a row)."""
-    with path.open("rb+") as handle:
+    with open_in_place(path, "rb+") as handle:
         size = handle.seek(0, os.SEEK_END)
         position = size
         while position > 0:
