@@ -35,6 +35,7 @@ from benchmarks.datasets.live import DEFAULT_ROOT, LiveRecord, load_live_index
 from benchmarks.protocols.bootstrap import PairedBootstrap, compare_srocc
 from benchmarks.protocols.correlation import safe_srocc
 from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
+from pe_iqa.safe_files import DestinationError, OutputPlan, check_file_stem
 
 __all__ = ["load_engine_scores", "main", "score_downscaled", "table_rows"]
 
@@ -155,6 +156,17 @@ def _resolutions(records: Sequence[LiveRecord], scales: Sequence[float]) -> dict
     return out
 
 
+def _plan_outputs(args: argparse.Namespace) -> None:
+    """Check every file this run writes (inside ``--out``, not an input, not an image) and create ``--out``."""
+    check_file_stem(args.name, "--name")
+    plan = OutputPlan(inputs=args.scores, within=args.out)
+    plan.add(args.out / f"{args.name}.csv", "table", "csv")
+    plan.add(args.out / f"{args.name}.md", "report", "markdown")
+    if args.downscaled:
+        plan.add(args.out / f"live_scores_x{args.scale:g}.csv", "downscaled scores", "csv")
+    plan.ready()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring); exit 1 with one line on an error."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.live_table", description=(__doc__ or "").split("\n")[0])
@@ -171,6 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.scale < 1:
         parser.error("--scale must be in (0, 1)")
+    try:
+        _plan_outputs(args)
+    except DestinationError as error:  # before any scoring: --name ../escaped, an image in the way, --out a file
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         index = load_live_index(args.root)
         records = list(index.records)
@@ -213,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                 "srocc 95% CI (references)", "− pe_alex [references]", "[images]",
                                                 "sign-flip p", "refs higher"], digits=3),
     ]) + "\n"
-    write_text_atomic(args.out / f"{args.name}.md", text)
+    write_text_atomic(args.out / f"{args.name}.md", text, what="report", kind="markdown", within=args.out)
     print(markdown_table(shown, ["metric", "resolution", "srocc", "− pe_alex [references]", "[images]"], digits=3))
     return 0
 

@@ -61,7 +61,7 @@ from pe_iqa.provenance import (
     sidecar_path,
     write_sidecar,
 )
-from pe_iqa.safe_files import check_file_stem
+from pe_iqa.safe_files import DestinationError, check_file_stem
 from pe_iqa.scoring.metrics import MetricRegistry, ScoringMetric
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "FRRun",
     "MetricScores",
     "ScoringOptions",
+    "check_run_name",
     "main",
     "run_fr",
     "score_with_engine",
@@ -197,6 +198,26 @@ class FRRun:
     seconds: float = 0.0
 
 
+#: Name parts that only pe-iqa's own file names use: a run's stem never contains them, so no run's table is
+#: another run's per-image file (``--name fr_scores_live`` wrote ``fr_scores_live.csv`` over run ``fr``'s scores).
+RESERVED_NAME_PARTS = ("_scores_", "_pyiqa_table")
+
+
+def check_run_name(name: object) -> str:
+    """``name`` if it can be a run's file stem: a plain stem (:func:`~pe_iqa.safe_files.check_file_stem`) holding
+    none of :data:`RESERVED_NAME_PARTS`, so its files never collide with another run's in the same ``--out``.
+
+    Raises:
+        DestinationError: otherwise.
+    """
+    stem = check_file_stem(name, "--name")
+    reserved = [part for part in RESERVED_NAME_PARTS if part in stem]
+    if reserved:
+        raise DestinationError(f"--name {stem!r} holds {reserved[0]!r}, which names another run's files "
+                               f"(<name>_scores_<dataset>.csv, <name>_pyiqa_table.csv); choose another name")
+    return stem
+
+
 def run_fr(
     datasets: Sequence[str],
     root: str | os.PathLike[str],
@@ -243,7 +264,7 @@ def run_fr(
     """
     if not datasets or not metrics:
         raise ValueError("give at least one dataset and one metric")
-    check_file_stem(name, "--name")  # before anything is written: --name ../../escaped wrote outside --out
+    check_run_name(name)  # before anything is written: --name ../../escaped wrote outside --out
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     scorer = partial(score_with_engine, registry=registry, built={}) if scorer is None else scorer
@@ -380,7 +401,7 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:
-        check_file_stem(args.name, "--name")
+        check_run_name(args.name)
     except ValueError as error:
         parser.error(str(error))  # exit status 2, before anything is written
     options = ScoringOptions(device=args.device, workers=args.workers, batch_size=args.batch_size,

@@ -428,7 +428,7 @@ class OutputPlan:
         self.inputs = InputSet(inputs)
         self.within = within
         self._taken: dict[str, str] = {}
-        self._folders: list[Path] = []
+        self._folders: dict[Path, str] = {}
 
     def _claim(self, path: Path, what: str) -> None:
         key = os.path.normcase(os.path.realpath(path))
@@ -442,7 +442,7 @@ class OutputPlan:
         path = check_destination(path, self.inputs, what, kind, within=self.within, replace_image=replace_image,
                                  create_folder=False)
         self._claim(path, what)
-        self._folders.append(path.parent if str(path.parent) else Path("."))
+        self._folders.setdefault(path.parent if str(path.parent) else Path("."), what)
         return path
 
     def add_folder(self, path: str | Path, what: str) -> Path:
@@ -452,16 +452,17 @@ class OutputPlan:
             raise DestinationError(f"{what} {path} is a file or a link, not a folder")
         check_destination(path / ".pe_iqa_write_check", self.inputs, what, within=self.within, create_folder=False)
         self._claim(path, what)
-        self._folders.append(path)
+        self._folders.setdefault(path, what)
         return path
 
     def ready(self) -> None:
         """Create the folders of every planned output (after all were checked)."""
-        for folder in dict.fromkeys(self._folders):
+        for folder, what in self._folders.items():
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as error:
-                raise DestinationError(f"cannot create the folder {folder}: {error.strerror or error}") from None
+                raise DestinationError(f"cannot create the folder of {what} {folder}: {error.strerror or error}"
+                                       ) from None
 
 
 def path_safe_name(name: str) -> str:

@@ -68,15 +68,17 @@ def run(args: argparse.Namespace) -> int:
     from ..explain_figures import explanation_figure
     from ..image_io import read_pair
     from ..plotting import require_matplotlib, save_figure
-    from ..safe_files import atomic_write, check_destination
+    from ..safe_files import OutputPlan, atomic_write
 
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     distorted, reference = _inputs(args)
     outputs = {"--csv": (args.csv, "csv"), "--json": (args.json, "json"), "--figure": (args.figure, "png")}
+    plan = OutputPlan([distorted, reference])  # every output checked, none sharing a path, before any is created
     for option, (path, kind) in outputs.items():
-        if path:
-            check_destination(path, [distorted, reference], option, kind=kind)
+        if path is not None:
+            plan.add(path, option, kind)
+    plan.ready()
     if args.figure:
         require_matplotlib()
     device = parse_device(args.device)
@@ -93,13 +95,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"these {len(rows)} of {len(why.contributions)} channels carry {100 * shown:.1f} % of the score")
     records = [c.as_dict() for c in why.contributions]
     if args.csv:
-        with atomic_write(args.csv) as handle:
+        with atomic_write(args.csv, what="--csv", kind="csv", inputs=plan.inputs) as handle:
             writer = csv.DictWriter(handle, fieldnames=list(records[0]))
             writer.writeheader()
             writer.writerows(records)
         info(f"wrote {args.csv}")
     if args.json:
-        with atomic_write(args.json) as handle:
+        with atomic_write(args.json, what="--json", kind="json", inputs=plan.inputs) as handle:
             json.dump({"metric": args.metric, "spec": metric.spec.describe(), "distorted": str(distorted),
                        "reference": str(reference), "score": why.score, "channels": records}, handle, indent=1)
         info(f"wrote {args.json}")

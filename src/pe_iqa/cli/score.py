@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     if args.maps:
         from ..scoring.maps import check_maps_folder
 
-        check_maps_folder(args.maps)  # before any scoring: a folder under a file, /proc, read-only
+        check_maps_folder(args.maps, args.csv)  # before any scoring: a folder under a file, /proc, the --csv
     rank, world_size = launch_rank()
     main_process = rank == 0
     workers = default_workers(device, len(pairs)) if args.workers is None else args.workers

@@ -10,8 +10,8 @@ and long stems are shortened the same way, so no name exceeds the file system's 
 Every map carries its provenance in PNG text chunks: the metric's :class:`~pe_iqa.provenance.Provenance` record
 (and the alpha policy) and the SHA-256 of both image files. A rerun keeps a map only when both still match;
 a map drawn by another metric or from a changed image is drawn again. A PNG in a map's place that is not a pe-iqa
-map is never overwritten (that pair's failure). Files are written atomically; under ``torchrun`` each process draws
-its own shard.
+map, or that is one of the run's inputs (an earlier map scored again), is never overwritten (that pair's failure).
+Files are written atomically; under ``torchrun`` each process draws its own shard.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 from ..image_io import read_pair
 from ..plotting import save_figure
 from ..provenance import Provenance, pe_provenance
-from ..safe_files import DestinationError, check_destination
+from ..safe_files import DestinationError, InputSet, OutputPlan, check_destination
 from .distributed import launch_rank, shard_range
 from .output import file_sha256
 from .pairs import ScorePair
@@ -78,16 +78,19 @@ def map_file_names(pairs: Sequence[ScorePair]) -> list[str]:
     return unique
 
 
-def check_maps_folder(folder: str | os.PathLike[str]) -> Path:
-    """Check (before any scoring) that maps can be written into ``folder``; create it.
+def check_maps_folder(folder: str | os.PathLike[str], csv: str | os.PathLike[str] | None = None) -> Path:
+    """Check (before any scoring) that maps can be written into ``folder`` and that it is not the run's ``--csv``
+    too; create it only once both passed (:class:`~pe_iqa.safe_files.OutputPlan`).
 
     Raises:
-        DestinationError: a file is in the way, the folder cannot be created (``/proc``, read-only, under a file)
-            or written.
+        DestinationError: a file or link is in the way, ``folder`` is also the CSV, the folder cannot be created
+            (``/proc``, read-only, under a file) or written.
     """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise DestinationError(f"--maps {folder} is a file, not a folder")
+    plan = OutputPlan()
+    folder = plan.add_folder(folder, "--maps")
+    if csv:
+        plan.add(csv, "--csv")
+    plan.ready()
     check_destination(folder / ".pe_iqa_write_check.png", what="--maps", kind="png")
     return folder
 
@@ -147,6 +150,7 @@ def write_distance_maps(
     folder = check_maps_folder(folder)
     names = map_file_names(pairs)
     record = pe_provenance(metric).with_options(alpha=alpha)
+    inputs = InputSet(path for pair in pairs for path in (pair.distorted, pair.reference))
     rank, world = launch_rank()
     written = skipped = redrawn = 0
     failures = []
@@ -161,6 +165,9 @@ def write_distance_maps(
             metadata = _metadata(record, pair)
             stale = False
             if os.path.lexists(path):
+                source = inputs.find(path, path.stat())
+                if source is not None:  # an earlier map used as an input is never drawn over
+                    raise DestinationError(f"{path} is one of the inputs ({source}); pe-iqa never writes onto an input")
                 found = _existing_metadata(path)
                 if found is None:
                     raise DestinationError(f"{path} exists and is not a pe-iqa map; it is left as it is")
