@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pe_iqa import PEDistance
+from pe_iqa import PEDistance, safe_files
 from pe_iqa.cli import SAMPLE_DIR, main
-from pe_iqa.safe_files import DestinationError, OutputPlan, check_destination, write_text_atomic
+from pe_iqa.safe_files import DestinationError, check_destination, write_text_atomic
 from pe_iqa.scoring.maps import map_file_names, write_distance_maps
 from pe_iqa.scoring.pairs import ScorePair
 
@@ -80,7 +80,7 @@ def test_outputs_of_one_command_never_share_a_path(tmp_path: Path, capsys) -> No
     err = capsys.readouterr().err
     assert err.count("is also --csv; give each output its own name") == 2 and "X is also --maps" in err
     assert not list(tmp_path.iterdir())
-    plan = OutputPlan()
+    plan = safe_files.OutputPlan()
     plan.add(tmp_path / "a" / "s.csv", "--csv", "csv")
     with pytest.raises(DestinationError, match="is also --csv"):
         plan.add(tmp_path / "a" / ".." / "a" / "s.csv", "--json")
@@ -155,7 +155,7 @@ def test_live_table_writes_only_inside_out_and_never_onto_an_image(live_table_of
 
 def test_a_run_fr_name_never_names_another_runs_files(tmp_path: Path) -> None:
     """Item 13: ``run_fr --name fr_scores_live`` replaced run ``fr``'s per-image file in the same ``--out``."""
-    from benchmarks.run_fr import check_run_name, main, run_fr
+    from benchmarks.run_fr import main, run_fr
 
     calls = []
     for name in ("fr_scores_live", "fr_pyiqa_table", "a_scores_b"):
@@ -166,4 +166,6 @@ def test_a_run_fr_name_never_names_another_runs_files(tmp_path: Path) -> None:
             main(["--dataset", "live", "--root", str(tmp_path), "--out", str(tmp_path), "--name", name])
         assert stopped.value.code == 2
     assert not calls and not list(tmp_path.iterdir())
+    from benchmarks.run_fr import check_run_name
+
     assert check_run_name("fr") == "fr" and check_run_name("live_fr_classic") == "live_fr_classic"
