@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from pe_iqa.safe_files import atomic_write, check_destination, check_file_stem, write_text_atomic
+from pe_iqa.safe_files import atomic_write, check_file_stem, write_text_atomic
 
 __all__ = ["ReportPaths", "environment_info", "format_value", "markdown_table", "write_csv", "write_report",
            "write_text_atomic"]
@@ -139,12 +139,14 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def write_csv(rows: Sequence[Mapping[str, object]], path: str | Path, columns: Sequence[str] | None = None) -> Path:
-    """Write rows to a CSV file (columns: ``columns`` or the union of the rows' keys in first-seen order)."""
-    path = check_destination(path, what="benchmark table", kind="csv")  # the output policy: never onto an image
+def write_csv(rows: Sequence[Mapping[str, object]], path: str | Path, columns: Sequence[str] | None = None,
+              within: str | Path | None = None) -> Path:
+    """Write rows to a CSV file (columns: ``columns`` or the union of the rows' keys in first-seen order) through the
+    one writer (:func:`~pe_iqa.safe_files.atomic_write`: never onto an image, never outside ``within``)."""
     if columns is None:
         columns = list(dict.fromkeys(key for row in rows for key in row))
-    with atomic_write(path) as handle:
+    path = Path(path)
+    with atomic_write(path, what="benchmark table", kind="csv", within=within) as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -179,11 +181,11 @@ def write_report(
     check_file_stem(name, "name")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    csv_path = write_csv(rows, out / f"{name}.csv")
+    csv_path = write_csv(rows, out / f"{name}.csv", within=out)
     env_rows = [{"key": k, "value": v} for k, v in environment.items()]
     text = [f"# {title}", "", "## Environment", "", markdown_table(env_rows, ["key", "value"]), ""]
     for section in sections:
         text += [section.rstrip(), ""]
-    md_path = check_destination(out / f"{name}.md", what="benchmark report", kind="markdown")
-    write_text_atomic(md_path, "\n".join(text))
+    md_path = write_text_atomic(out / f"{name}.md", "\n".join(text), what="benchmark report", kind="markdown",
+                                within=out)
     return ReportPaths(csv_path, md_path)

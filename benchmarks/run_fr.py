@@ -61,7 +61,7 @@ from pe_iqa.provenance import (
     sidecar_path,
     write_sidecar,
 )
-from pe_iqa.safe_files import DestinationError, check_file_stem
+from pe_iqa.safe_files import DestinationError, OutputPlan, check_file_stem
 from pe_iqa.scoring.metrics import MetricRegistry, ScoringMetric
 
 __all__ = [
@@ -218,6 +218,15 @@ def check_run_name(name: object) -> str:
     return stem
 
 
+def _plan_outputs(out: Path, name: str, datasets: Sequence[str]) -> None:
+    """Check every table and score file of the run inside ``out`` before any scoring (one writer's policy)."""
+    plan = OutputPlan(within=out)
+    plan.add(out / f"{name}.md", "report", "markdown")
+    for table in (f"{name}.csv", f"{name}_pyiqa_table.csv", *(f"{name}_scores_{d}.csv" for d in datasets)):
+        plan.add(out / table, "table", "csv")
+    plan.ready()
+
+
 def run_fr(
     datasets: Sequence[str],
     root: str | os.PathLike[str],
@@ -272,6 +281,8 @@ def run_fr(
     start = time.perf_counter()
     run = FRRun()
     out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        _plan_outputs(out, name, datasets)
     for dataset in dict.fromkeys(datasets):
         try:
             index = load_fr_dataset(dataset, root, layout)

@@ -154,7 +154,7 @@ def _kind_of(status: os.stat_result) -> str:
     return ""
 
 
-def _check_folder(path: Path, what: str, create: bool) -> None:
+def _check_folder(path: Path, what: str, create: bool, probe: bool) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if create:
         try:
@@ -169,6 +169,8 @@ def _check_folder(path: Path, what: str, create: bool) -> None:
             ancestor = ancestor.parent
         if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
             raise DestinationError(f"cannot create the folder of {what} {path}: {ancestor} is not a writable folder")
+        return
+    if not probe:
         return
     try:
         with tempfile.TemporaryFile(dir=folder):
@@ -233,7 +235,7 @@ def check_destination(path: str | Path, inputs: Iterable[str | Path] | InputSet 
         raise DestinationError(f"{what} {path} exists and holds an image; pe-iqa will not overwrite it")
     _check_suffix(path, kind, what)
     if probe or create_folder:
-        _check_folder(path, what, create_folder)
+        _check_folder(path, what, create_folder, probe)
     return path
 
 
