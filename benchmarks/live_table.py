@@ -168,7 +168,8 @@ def _plan_outputs(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (see the module docstring); exit 1 with one line on an error."""
+    """Command-line entry point (see the module docstring): exit 2 with one line when an output cannot be written
+    (checked before any work), 1 with one line on another error."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.live_table", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--scores", nargs="+", type=Path, required=True, help="run_fr *_scores_live.csv files")

@@ -52,6 +52,7 @@ from benchmarks.selection import (
     win_counts,
 )
 from pe_iqa.backbones import load_backbone
+from pe_iqa.safe_files import DestinationError, OutputPlan, check_file_stem
 
 __all__ = ["SelectionRun", "main", "run_fr_selection", "select_per_reference"]
 
@@ -180,16 +181,33 @@ def _pe_table(run: SelectionRun, backbone: str, channel_norm: bool) -> str:
     return markdown_table(table)
 
 
+_TABLES = ("srocc", "comparisons", "win_counts", "cv")
+
+
+def plan_selection_outputs(out: str | os.PathLike[str], name: str) -> Path:
+    """Check (before any work) every file :func:`write_selection_outputs` writes: a plain ``name``, inside ``out``,
+    no image in the way; create ``out``.
+
+    Raises:
+        DestinationError: otherwise.
+    """
+    check_file_stem(name, "--name")
+    folder = Path(out)
+    plan = OutputPlan(within=folder)
+    plan.add(folder / f"{name}.md", "report", "markdown")
+    for table in _TABLES:
+        plan.add(folder / f"{name}_{table}.csv", "table", "csv")
+    plan.ready()
+    return folder
+
+
 def write_selection_outputs(run: SelectionRun, out: str | os.PathLike[str], name: str, command: str = "") -> list[Path]:
     """Writes ``<name>_srocc.csv``, ``<name>_comparisons.csv``, ``<name>_win_counts.csv``, ``<name>_cv.csv`` and
     ``<name>.md`` into ``out``; returns the paths."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    files = [write_csv(run.srocc, folder / f"{name}_srocc.csv"),
-             write_csv(run.comparisons, folder / f"{name}_comparisons.csv"),
-             write_csv(run.wins_by_layer + run.wins_total, folder / f"{name}_win_counts.csv")]
-    if run.cv:
-        files.append(write_csv(run.cv, folder / f"{name}_cv.csv"))
+    folder = plan_selection_outputs(out, name)
+    tables = dict(zip(_TABLES, (run.srocc, run.comparisons, run.wins_by_layer + run.wins_total, run.cv), strict=True))
+    files = [write_csv(rows, folder / f"{name}_{table}.csv", within=folder) for table, rows in tables.items()
+             if rows or table != "cv"]
     extra = {f"time: {k}": f"{v:.1f} s" for k, v in run.timings.items()}
     extra["images used"] = len(run.records)
     env = environment_info("cpu", {run.index.dataset: run.index.summary()}, extra)
@@ -212,14 +230,14 @@ def write_selection_outputs(run: SelectionRun, out: str | os.PathLike[str], name
         lines += ["## Leave-one-reference-out cross-validation of the configuration choice", "",
                   markdown_table(run.cv, ["method", "candidates", "fold mean", "fold sd", "pooled mapped",
                                           "configs chosen"], digits=3), ""]
-    path = folder / f"{name}.md"
-    write_text_atomic(path, "\n".join(lines))
+    path = write_text_atomic(folder / f"{name}.md", "\n".join(lines), what="report", kind="markdown", within=folder)
     run.files = [*files, path]
     return run.files
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point: exit 0, 2 if the dataset was not found, 1 on another error (one line)."""
+    """Command-line entry point: exit 0, 2 if the dataset was not found or an output cannot be written (checked
+    before any work), 1 on another error (one line)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_fr_selection",
                                      description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--dataset", required=True, help="pyiqa dataset key, e.g. tid2013")
@@ -244,6 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    try:
+        plan_selection_outputs(args.out, args.name or f"selection_{args.dataset}")
+    except DestinationError as error:  # before any work: --name ../escaped, an image in the way
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         run = run_fr_selection(args.dataset, args.root, args.backbones, layout=args.layout, selectors=args.selectors,
                                percents=args.percents, seeds=args.seeds, n_boot=args.boot, weights=args.weights,

@@ -169,3 +169,14 @@ def test_a_run_fr_name_never_names_another_runs_files(tmp_path: Path) -> None:
     from benchmarks.run_fr import check_run_name
 
     assert check_run_name("fr") == "fr" and check_run_name("live_fr_classic") == "live_fr_classic"
+
+
+def test_run_fr_selection_checks_its_outputs_before_any_work(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Item 10's class: ``run_fr_selection --name ../escaped`` wrote outside ``--out`` after the whole study."""
+    from benchmarks import run_fr_selection
+
+    monkeypatch.setattr(run_fr_selection, "run_fr_selection", lambda *args, **kwargs: pytest.fail("ran first"))
+    out = tmp_path / "out"
+    assert run_fr_selection.main(["--dataset", "live", "--root", str(tmp_path), "--out", str(out),
+                                  "--name", "../escaped"]) == 2
+    assert "plain file stem" in capsys.readouterr().err and not list(tmp_path.iterdir())
