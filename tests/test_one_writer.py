@@ -122,3 +122,55 @@ def test_the_guard_finds_each_kind_of_write(code: str) -> None:
 def test_the_guard_lets_reads_pass(code: str) -> None:
     call = ast.parse(code).body[0].value
     assert isinstance(call, ast.Call) and not _writes(call)
+
+
+def _writers() -> dict[str, object]:
+    import numpy as np
+
+    from pe_iqa import safe_files
+
+    def atomic(path: Path) -> None:
+        with safe_files.atomic_write(path) as handle:
+            handle.write("x")
+
+    def figure(path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        safe_files.write_figure(Figure(figsize=(1, 1)), path)
+
+    return {
+        "atomic_write": atomic,
+        "write_text_atomic": lambda path: safe_files.write_text_atomic(path, "x"),
+        "write_bytes_atomic": lambda path: safe_files.write_bytes_atomic(path, b"x"),
+        "write_figure": figure,
+        "write_image": lambda path: safe_files.write_image(path, np.zeros((2, 2), np.uint8)),
+        "save_torch": lambda path: safe_files.save_torch({"a": 1}, path),
+        "save_npz": lambda path: safe_files.save_npz(path, {"a": np.zeros(2)}),
+        "create_exclusive": lambda path: safe_files.create_exclusive(path).close(),
+    }
+
+
+@pytest.mark.parametrize("writer", list(_writers()))
+def test_every_writer_checks_its_destination_itself(writer: str, tmp_path: Path) -> None:
+    """Issue 25: the check cannot be skipped — each writer of the module refuses a photo, a folder and a link."""
+    import numpy as np
+    from PIL import Image
+
+    from pe_iqa.safe_files import DestinationError
+
+    write = _writers()[writer]
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((4, 4, 3), 7, np.uint8)).save(photo)
+    before = photo.read_bytes()
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    for target, reason in ((photo, "holds an image"), (tmp_path / "folder", "is a folder"),
+                           (tmp_path / "link", "symbolic link")):
+        with pytest.raises(DestinationError, match=reason):
+            write(target)
+    assert photo.read_bytes() == before and not (tmp_path / "elsewhere").exists()
+    write(tmp_path / "new")
+    assert (tmp_path / "new").is_file()
