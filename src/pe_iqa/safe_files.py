@@ -103,27 +103,39 @@ def output_name(raw: str | os.PathLike[str], what: str = "output file") -> Path:
 class InputSet:
     """The files a run reads, indexed once so that many destinations are checked against them cheaply.
 
-    A destination is an input when its resolved path is one of theirs, or (for an existing destination) when it is
-    the same file by device and inode (hard links). Up to :data:`_MAX_INODE_CHECKS` inputs are compared by inode.
+    A destination is an input when it resolves to the same path as a same-named input (``./a/../a.png``, a link
+    named like its target), or, for an existing destination, when it is the same file by device and inode (hard
+    links, other links). Nothing is resolved up front: a million inputs cost no system call until a destination
+    exists; then up to :data:`_MAX_INODE_CHECKS` of them are compared by inode.
     """
 
     def __init__(self, inputs: Iterable[str | Path] = ()) -> None:
-        self._paths = [Path(p) for p in inputs]
-        self._resolved = {os.path.realpath(p): p for p in self._paths}
-        self._inodes: dict[tuple[int, int], Path] | None = None
+        self._paths = [os.fspath(p) for p in inputs]
+        self._by_name: dict[str, list[str]] | None = None
+        self._inodes: dict[tuple[int, int], str] | None = None
 
     def find(self, path: Path, existing: os.stat_result | None) -> Path | None:
         """The input that ``path`` is (``existing``: its ``stat``, ``None`` if absent), or ``None``."""
-        found = self._resolved.get(os.path.realpath(path))
-        if found is not None or existing is None:
-            return found
+        if self._by_name is None:
+            self._by_name = {}
+            basename = os.path.basename
+            for source in self._paths:
+                self._by_name.setdefault(basename(source), []).append(source)
+        resolved = os.path.realpath(path)
+        for name in dict.fromkeys((path.name, os.path.basename(resolved))):
+            for source in self._by_name.get(name, ()):
+                if os.path.realpath(source) == resolved:
+                    return Path(source)
+        if existing is None:
+            return None
         if self._inodes is None:
             self._inodes = {}
             for source in self._paths[:_MAX_INODE_CHECKS]:
                 with contextlib.suppress(OSError):
-                    status = source.stat()
+                    status = os.stat(source)
                     self._inodes.setdefault((status.st_dev, status.st_ino), source)
-        return self._inodes.get((existing.st_dev, existing.st_ino))
+        found = self._inodes.get((existing.st_dev, existing.st_ino))
+        return Path(found) if found is not None else None
 
 
 def is_drawn_figure(path: str | Path) -> bool:
@@ -219,7 +231,7 @@ def check_destination(path: str | Path, inputs: Iterable[str | Path] | InputSet 
             raise DestinationError(f"{what} {path} is outside the folder {within} it was given; name a file inside it")
     try:
         link_status = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # absent, under a file, or in an unreadable folder (the folder check below says which)
         link_status = None
     existing = None
     if link_status is not None:
