@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pe_iqa.provenance import Provenance, ProvenanceError, combine_records, sidecar_path
+from pe_iqa import provenance
+from pe_iqa.provenance import Provenance, ProvenanceError, sidecar_path
 from pe_iqa.scoring import ScorePair, ScoringMetric, build_metric, score_pairs
 from pe_iqa.scoring.output import ResumeWarning, journal_path
 
@@ -20,19 +21,20 @@ RECORD = Provenance("pe_alex", spec="1f", weights_id="ab", options={"alpha": "wh
 
 
 def test_same_records_combine_and_different_ones_are_refused_naming_the_difference() -> None:
-    assert combine_records(RECORD.to_dict(), RECORD, "a.csv", "fix it") == ""
-    assert combine_records({"pe_alex": RECORD, "lpips": RECORD}, {"pe_alex": RECORD}, "a.csv", "fix it") == ""
+    assert provenance.combine_records(RECORD.to_dict(), RECORD, "a.csv", "fix it") == ""
+    both = {"pe_alex": RECORD, "lpips": RECORD}
+    assert provenance.combine_records(both, {"pe_alex": RECORD}, "a.csv", "fix it") == ""
     with pytest.raises(ProvenanceError, match=r"^a\.csv holds pe_alex scores .*alpha: black ≠ white.*: fix it"):
-        combine_records(RECORD.with_options(alpha="black"), RECORD, "a.csv", "fix it")
+        provenance.combine_records(RECORD.with_options(alpha="black"), RECORD, "a.csv", "fix it")
 
 
 @pytest.mark.parametrize("saved", [None, {}, {"lpips": RECORD.to_dict()}, {"pe_alex": {"metric": 3}},
                                    {"pe_alex": "garbage"}])
 def test_missing_partial_or_unreadable_records_are_unknown(saved) -> None:
-    reason = combine_records(saved, {"pe_alex": RECORD}, "a.csv", "fix it")
+    reason = provenance.combine_records(saved, {"pe_alex": RECORD}, "a.csv", "fix it")
     assert reason.startswith("a.csv ") and "pe_alex" in reason
     with pytest.raises(ProvenanceError, match=r"^a\.csv .*pe_alex.*: fix it$"):
-        combine_records(saved, {"pe_alex": RECORD}, "a.csv", "fix it", refuse_unknown=True)
+        provenance.combine_records(saved, {"pe_alex": RECORD}, "a.csv", "fix it", refuse_unknown=True)
 
 
 @pytest.fixture(scope="module")
