@@ -16,6 +16,10 @@ Records are plain data (:meth:`Provenance.to_dict` / :meth:`Provenance.from_dict
 next to results: the CSV's sidecar ``<csv>.provenance.json`` (:func:`write_sidecar`), the journal's sidecar, the
 TorchMetrics states, the ``--maps`` PNG text chunk, the benchmarks' result files. :meth:`Provenance.diff` names the
 fields that differ, so a refusal is one line (:func:`describe_difference`).
+
+Where results meet — ``--resume`` over a CSV or journals, the benchmark tables, TorchMetrics' ``load_state_dict``,
+``merge_state`` and ``sync`` — they go through one function, :func:`combine_records`: same configuration → combine;
+different → one-line refusal; missing, partial or unreadable record → unknown, never trusted.
 """
 
 from __future__ import annotations
