@@ -4,17 +4,12 @@ missing, partial or unreadable record is unknown and never trusted; no other cod
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from pe_iqa import provenance
-from pe_iqa.provenance import Provenance, ProvenanceError, sidecar_path
-from pe_iqa.scoring import ScorePair, ScoringMetric, build_metric, score_pairs
-from pe_iqa.scoring.output import ResumeWarning, journal_path
+from pe_iqa.provenance import Provenance, ProvenanceError
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = Provenance("pe_alex", spec="1f", weights_id="ab", options={"alpha": "white"})
@@ -35,78 +30,6 @@ def test_missing_partial_or_unreadable_records_are_unknown(saved) -> None:
     assert reason.startswith("a.csv ") and "pe_alex" in reason
     with pytest.raises(ProvenanceError, match=r"^a\.csv .*pe_alex.*: fix it$"):
         provenance.combine_records(saved, {"pe_alex": RECORD}, "a.csv", "fix it", refuse_unknown=True)
-
-
-@pytest.fixture(scope="module")
-def pe_alex() -> ScoringMetric:
-    return build_metric("pe_alex", "cpu")
-
-
-@pytest.fixture(scope="module")
-def transparent_pairs(tmp_path_factory) -> list[ScorePair]:
-    """Three pairs whose distorted images are half transparent: alpha white and black give other scores."""
-    root = tmp_path_factory.mktemp("alpha")
-    rng = np.random.default_rng(2)
-    pairs = []
-    for k in range(3):
-        ref = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
-        Image.fromarray(ref).save(root / f"r{k}.png")
-        Image.fromarray(np.dstack([ref, np.full((64, 64), 128, np.uint8)]), "RGBA").save(root / f"d{k}.png")
-        pairs.append(ScorePair(root / f"d{k}.png", root / f"r{k}.png"))
-    return pairs
-
-
-def _edit_metrics(path: Path, metrics: dict) -> None:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    data["metrics"] = metrics
-    path.write_text(json.dumps(data), encoding="utf-8")
-
-
-@pytest.mark.parametrize("partial", ["empty", "another metric"])
-def test_a_csv_sidecar_emptied_or_left_partial_is_not_trusted(transparent_pairs, pe_alex, tmp_path, partial) -> None:
-    """Item 1: ``--alpha white``, empty the record, ``--alpha black --resume`` kept the white values (exit 0)."""
-    out = tmp_path / "s.csv"
-    white = score_pairs(transparent_pairs, [pe_alex], csv_path=out, alpha="white", progress=False)
-    black = score_pairs(transparent_pairs, [pe_alex], alpha="black", progress=False)
-    assert white.scores("pe_alex").tolist() != black.scores("pe_alex").tolist()
-    record = json.loads(sidecar_path(out).read_text(encoding="utf-8"))["metrics"]["pe_alex"]
-    _edit_metrics(sidecar_path(out), {} if partial == "empty" else {"lpips": {**record, "metric": "lpips"}})
-    with pytest.warns(ResumeWarning, match=r"s\.csv has no record for pe_alex"):
-        again = score_pairs(transparent_pairs, [pe_alex], csv_path=out, alpha="black", resume=True, progress=False)
-    assert again.resumed == 0 and again.scores("pe_alex").tolist() == black.scores("pe_alex").tolist()
-
-
-def test_a_journal_sidecar_left_partial_is_not_trusted(transparent_pairs, pe_alex, tmp_path) -> None:
-    """Item 1, journals: an interrupted white run whose journal record was emptied, resumed black."""
-    out = tmp_path / "s.csv"
-    calls = [0]
-
-    def stop_at_third(dist, ref):
-        calls[0] += 1
-        if calls[0] == 3:
-            raise KeyboardInterrupt
-        return pe_alex.score(dist, ref)
-
-    stopping = ScoringMetric("pe_alex", True, score=stop_at_third, provenance=pe_alex.provenance,
-                             valid_range=pe_alex.valid_range)
-    with pytest.raises(KeyboardInterrupt):
-        score_pairs(transparent_pairs, [stopping], csv_path=out, alpha="white", progress=False)
-    _edit_metrics(sidecar_path(journal_path(out)), {})
-    black = score_pairs(transparent_pairs, [pe_alex], alpha="black", progress=False)
-    with pytest.warns(ResumeWarning, match=r"s\.csv\.partial has no record for pe_alex"):
-        again = score_pairs(transparent_pairs, [pe_alex], csv_path=out, alpha="black", resume=True, progress=False)
-    assert again.resumed == 0 and again.scores("pe_alex").tolist() == black.scores("pe_alex").tolist()
-
-
-def test_a_deeply_nested_sidecar_is_refused_in_one_line_naming_it(transparent_pairs, pe_alex, tmp_path) -> None:
-    """Item 16: such a sidecar raised a RecursionError naming no file."""
-    out = tmp_path / "s.csv"
-    score_pairs(transparent_pairs, [pe_alex], csv_path=out, alpha="white", progress=False)
-    sidecar_path(out).write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
-    with pytest.raises(ProvenanceError) as caught:
-        score_pairs(transparent_pairs, [pe_alex], csv_path=out, alpha="white", resume=True, progress=False)
-    message = str(caught.value)
-    assert str(sidecar_path(out)) in message and "nested too deeply" in message and "\n" not in message
 
 
 # --- no other code compares records -------------------------------------------------------------------------------
