@@ -55,7 +55,9 @@ def test_ci_runs_the_readme_test_command_verbatim_and_sets_no_environment() -> N
         assert command.startswith(full[0]), command  # a tier is the full command plus a selection
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert full[0] in ci  # a line of its own, exactly as the README writes it
-    assert any('-e ".[test]"' in line and not line.startswith("#") for line in ci)
+    installs = [re.search(r'-e "\.\[([a-z,]+)\]"', line) for line in ci if not line.startswith("#")]
+    extras = [set(found.group(1).split(",")) for found in installs if found]
+    assert extras and {"test", "docs"} <= extras[0], extras  # the tests' extra, and the docs build's
     exported = [line for line in ci if re.match(r"\s*export\s", line)]
     assert not exported, exported  # the test command must not need what only CI knows
 
@@ -94,3 +96,17 @@ def test_the_main_command_runs_as_written_on_the_bundled_sample(torch_home: Path
     assert header == ["image", "pe_alex", "lpips", "ssim"]
     assert re.search(r"^mean \(6 pairs\)(\s+\d\.\d{6}){3}$", result.stdout, re.MULTILINE), result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_ci_builds_the_documentation_site_with_warnings_as_errors() -> None:
+    ci = [line for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    build = [line for line in ci if line.startswith("python -m sphinx ")]
+    assert len(build) == 1, build
+    words = build[0].split()
+    assert "-W" in words and words[-2:] == ["docs", "docs/_build/html"] and "html" in words
+    assert ci.index(build[0]) < ci.index("python -m pytest -q")  # a broken site fails CI before the long tests
+    extras = (REPO / "pyproject.toml").read_text(encoding="utf-8").split("\ndocs = [", 1)[1].split("]", 1)[0]
+    for needed in ("sphinx", "myst-parser", "furo"):
+        assert f'"{needed}' in extras, needed
+    conf = (REPO / "docs" / "conf.py").read_text(encoding="utf-8")
+    assert "sphinx.ext.intersphinx" not in conf  # the build fetches nothing
