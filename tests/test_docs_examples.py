@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +118,28 @@ def test_the_python_examples_run_as_printed(page: Path, torch_home: Path, tmp_pa
     check = CHECKS.get(page.relative_to(REPO).as_posix())
     if check is not None:
         check(namespace, capsys.readouterr().out)
+
+
+@pytest.mark.slow  # builds TorchMetrics' LPIPS: about 3 s
+def test_the_lpips_note_holds_torchmetrics_lpips_takes_unit_range_input_silently_and_scores_it_differently(
+        torch_home: Path) -> None:
+    """The TorchMetrics guide says: without ``normalize=True`` LPIPS accepts [0, 1] input with no warning and
+    returns another value than with it (0.151 vs 0.187 on the sample's jpeg_2)."""
+    pytest.importorskip("torchmetrics")
+    if not (torch_home / "hub" / "checkpoints" / WEIGHTS[0]).is_file():
+        pytest.skip(f"pretrained AlexNet weights not in {torch_home}")
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    from pe_iqa.image_io import read_image
+
+    sample = REPO / "src" / "pe_iqa" / "sample"
+    dist, ref = (read_image(sample / part / "jpeg_2.png").reshape(1, 3, 256, 256)
+                 for part in ("distorted", "reference"))
+    assert 0 <= float(dist.min()) and float(dist.max()) <= 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # silently: no warning
+        unnormalised = LearnedPerceptualImagePatchSimilarity(net_type="alex")(dist, ref).item()
+    normalised = LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True)(dist, ref).item()
+    assert (round(unnormalised, 3), round(normalised, 3)) == (0.151, 0.187)
+    note = (REPO / "docs" / "guide" / "torchmetrics.md").read_text(encoding="utf-8")
+    assert "0.151 instead of 0.187 for `jpeg_2`" in " ".join(note.split())

@@ -38,8 +38,12 @@ def _two_commands() -> tuple[str, list[str]]:
 
 
 def test_the_install_section_installs_what_the_test_command_needs_before_it() -> None:
+    """Issue 27: the CPU-or-GPU choice comes first (the CPU wheel index before pe-iqa), then the developer install."""
     install = _section_block("Install")
-    assert install[0] == 'pip install -e ".[test]"'  # the first install line a developer meets
+    assert install == ["pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu",
+                       'pip install -e ".[test]"'], install
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("\n## Install\n", 1)[1]
+    assert section.index("CPU only") < section.index("NVIDIA GPU") < section.index("```bash")
     text = (REPO / "README.md").read_text(encoding="utf-8")
     assert text.index('pip install -e ".[test]"') < text.index("python -m pytest")
     extras = (REPO / "pyproject.toml").read_text(encoding="utf-8").split('test = [', 1)[1].split("]", 1)[0]
