@@ -143,3 +143,15 @@ def test_the_lpips_note_holds_torchmetrics_lpips_takes_unit_range_input_silently
     assert (round(unnormalised, 3), round(normalised, 3)) == (0.151, 0.187)
     note = (REPO / "docs" / "guide" / "torchmetrics.md").read_text(encoding="utf-8")
     assert "0.151 instead of 0.187 for `jpeg_2`" in " ".join(note.split())
+
+
+def test_every_relative_link_of_the_readme_and_the_pages_leads_to_a_file() -> None:
+    """The README's pointers into docs/ (and the pages' links and images) name files that exist."""
+    broken = []
+    for page in documentation_pages():
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z]+://|^#|^mailto:", target):
+                continue
+            if not (page.parent / target.split("#", 1)[0]).exists():
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert not broken, broken
