@@ -20,10 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
-def _section_block(title: str) -> list[str]:
+def _section_block(title: str, level: int = 2) -> list[str]:
     """The command lines (no comments, no blanks) of the first fenced block under the README heading ``title``."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+    marks = "#" * level
+    section = text.split(f"\n{marks} {title}\n", 1)[1].split(f"\n{marks} ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert block, f"no bash block under '## {title}'"
     return [line.strip() for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
@@ -114,3 +115,32 @@ def test_ci_builds_the_documentation_site_with_warnings_as_errors() -> None:
         assert f'"{needed}' in extras, needed
     conf = (REPO / "docs" / "conf.py").read_text(encoding="utf-8")
     assert "sphinx.ext.intersphinx" not in conf  # the build fetches nothing
+
+
+@pytest.mark.slow  # four commands on the bundled sample
+def test_the_command_line_quickstart_runs_as_written_on_the_sample_as_the_readers_folders(
+        torch_home: Path, tmp_path: Path) -> None:
+    """Issue 27: the README's command-line quickstart, run line by line where its folders and manifest are the
+    bundled sample's pairs."""
+    pytest.importorskip("pyiqa")
+    if not (torch_home / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth").is_file():
+        pytest.skip(f"pretrained AlexNet weights not in {torch_home}")
+    sample = REPO / "src" / "pe_iqa" / "sample"
+    for part in ("distorted", "reference"):
+        shutil.copytree(sample / part, tmp_path / part)
+    names = sorted(p.name for p in (sample / "distorted").glob("*.png"))
+    (tmp_path / "pairs.csv").write_text("distorted,reference\n" + "".join(f"distorted/{n},reference/{n}\n"
+                                                                        for n in names), encoding="utf-8")
+    lines = _section_block("Command line", level=3)
+    assert [shlex.split(line)[1] for line in lines] == ["score", "score", "explain", "rank"]
+    for line in lines:
+        words = shlex.split(line.split("  #", 1)[0])
+        program = shutil.which(words[0])
+        command = [program, *words[1:]] if program else [sys.executable, "-m", "pe_iqa", *words[1:]]
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, (line, result.stderr[-3000:])
+        assert "Traceback" not in result.stderr, line
+        for word in words:
+            if word.endswith(".csv") and word != "pairs.csv":
+                rows = (tmp_path / word).read_text(encoding="utf-8").splitlines()
+                assert len(rows) == 1 + len(names), (line, rows)
