@@ -10,13 +10,25 @@ from pathlib import Path
 import pytest
 import torch
 
+from pe_iqa.backbones import Backbone, load_backbone
 from pe_iqa_torchmetrics import PEFeatureDistance
 
-OPTIONS = {"weights": "random", "layers": ["relu1"]}
+pytestmark = pytest.mark.slow  # the random AlexNet's relu1 analysed once (~9 s on 2 shared cores), then ~1 s a test
 
 
-def _metric(top_percent: int = 25, **kwargs) -> PEFeatureDistance:
-    return PEFeatureDistance("pe_alex", top_percent=top_percent, **OPTIONS, **kwargs)
+@pytest.fixture(scope="module")
+def network() -> Backbone:
+    return load_backbone("alexnet", ["relu1"], weights="random")
+
+
+@pytest.fixture()
+def make(network: Backbone):
+    """Cheap metrics: ``make(top_percent, **options)`` on the module's random AlexNet relu1 (shared)."""
+
+    def build(top_percent: int = 25, **kwargs) -> PEFeatureDistance:
+        return PEFeatureDistance("pe_alex", backbone=network, layers=["relu1"], top_percent=top_percent, **kwargs)
+
+    return build
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +38,13 @@ def images() -> tuple[torch.Tensor, torch.Tensor]:
     return (target + 0.1 * torch.randn(4, 3, 64, 64, generator=generator)).clamp(0, 1), target
 
 
-def test_a_non_persistent_metric_refuses_states_of_another_configuration(images) -> None:
+def test_a_non_persistent_metric_refuses_states_of_another_configuration(make, images) -> None:
     """Item 2: a non-persistent metric accepted another configuration's persistent states and computed their mean;
     a later ``merge_state`` mixed both."""
-    other = _metric(50)
+    other = make(50)
     other.persistent(True)
     other.update(*images)
-    mine = _metric(25)  # states not persistent
+    mine = make(25)  # states not persistent
     mine.update(images[1], images[1])
     with pytest.raises(ValueError, match=r"^cannot load: the state dict holds pe_alex scores made under another "
                                          r"configuration \(spec: .*build the metric with the same options"):
@@ -47,35 +59,35 @@ def test_a_non_persistent_metric_refuses_states_of_another_configuration(images)
         mine.merge_state({"sum_scores": other.sum_scores, "total": other.total})
 
 
-def test_states_of_the_same_configuration_load_whatever_their_persistence(images) -> None:
-    saved = _metric()
+def test_states_of_the_same_configuration_load_whatever_their_persistence(make, images) -> None:
+    saved = make()
     saved.persistent(True)
     saved.update(*images)
     for persistent in (False, True):
-        mine = _metric()
+        mine = make()
         mine.persistent(persistent)
         mine.load_state_dict(saved.state_dict())
         assert float(mine.compute()) == float(saved.compute()) and int(mine.total) == 4
 
 
-def test_compute_after_loading_data_does_not_warn_before_update(images) -> None:
+def test_compute_after_loading_data_does_not_warn_before_update(make, images) -> None:
     """Issue 27: ``compute()`` after ``load_state_dict`` warned "called before update" although the value is right."""
-    saved = _metric(per_sample=True)
+    saved = make(per_sample=True)
     saved.persistent(True)
     saved.update(*images)
     for per_sample in (True, False):
-        source = saved if per_sample else _metric()
+        source = saved if per_sample else make()
         if not per_sample:
             source.persistent(True)
             source.update(*images)
-        mine = _metric(per_sample=per_sample)
+        mine = make(per_sample=per_sample)
         mine.load_state_dict(source.state_dict())
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             torch.testing.assert_close(mine.compute(), source.compute())
-    empty = _metric()
+    empty = make()
     empty.persistent(True)
-    fresh = _metric()
+    fresh = make()
     fresh.load_state_dict(empty.state_dict())
     with pytest.warns(UserWarning, match="before the ``update`` method"):
         fresh.compute()  # nothing loaded: TorchMetrics' warning stays
@@ -102,20 +114,20 @@ def _gather_with(other: PEFeatureDistance):
     return gather
 
 
-def test_sync_refuses_processes_of_another_configuration(images) -> None:
+def test_sync_refuses_processes_of_another_configuration(make, images) -> None:
     """Item 2: a DDP-like sync of mixed configurations averaged silently."""
-    mine = _metric(25)
+    mine = make(25)
     mine.update(*images)
     before = float(mine.sum_scores)
     with pytest.raises(ValueError, match=r"^cannot sync: process 1 holds pe_alex scores made under another"):
-        mine._sync_dist(_gather_with(_metric(50)))
+        mine._sync_dist(_gather_with(make(50)))
     assert float(mine.sum_scores) == before
-    mine._sync_dist(_gather_with(_metric(25)))
+    mine._sync_dist(_gather_with(make(25)))
     assert float(mine.sum_scores) == pytest.approx(2 * before)
 
 
-@pytest.mark.slow  # two spawned interpreters importing torch, torchmetrics and pe_iqa
 def test_two_process_sync_of_mixed_configurations_is_refused_on_every_rank(images, tmp_path) -> None:
+    """Two spawned interpreters (gloo) whose metrics keep other channel shares: both refuse the synced compute."""
     import torch.multiprocessing as mp
 
     worker_dir = str(Path(__file__).parent)
