@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "guarantees.md"
-_REFERENCE = re.compile(r"(tests/[\w/]+\.py)::(test_\w+)")
+#: ``tests/x.py::test_y``, or ``::test_y`` for a test of the file named last before it on the page.
+_REFERENCE = re.compile(r"(tests/[\w/]+\.py)?::(test_\w+)")
 #: Sections whose bullets state limits, not guarantees (nothing to test).
 _UNTESTED_SECTIONS = ("**Not guaranteed**",)
 
@@ -61,8 +62,9 @@ def test_every_guarantee_names_an_existing_test() -> None:
     untested = [s for s in sentences if not _REFERENCE.search(s)]
     assert not untested, "sentences naming no test:\n" + "\n".join(untested)
     known: dict[str, set[str]] = {}
-    missing = []
-    for file, name in _REFERENCE.findall(text):
+    missing, file = [], ""
+    for named, name in _REFERENCE.findall(text):
+        file = named or file
         path = ROOT / file
         if file not in known:
             known[file] = _test_names(path) if path.is_file() else set()
