@@ -27,7 +27,7 @@ ALLOWED = {
 }
 
 _ALWAYS = {"write_text", "write_bytes", "savefig", "save", "to_csv", "savez", "savez_compressed", "savetxt", "tofile",
-           "rename", "NamedTemporaryFile", "TemporaryFile", "SpooledTemporaryFile", "mkstemp"}
+           "rename", "touch", "NamedTemporaryFile", "TemporaryFile", "SpooledTemporaryFile", "mkstemp"}
 _MODULE_ONLY = {("os", "replace"), ("os", "rename"), ("os", "renames"), *(
     ("shutil", name) for name in ("copy", "copy2", "copyfile", "copytree", "copyfileobj", "move"))}
 _WRITE_FLAGS = {"O_WRONLY", "O_RDWR", "O_CREAT", "O_APPEND", "O_TRUNC"}
@@ -108,7 +108,7 @@ def test_every_file_write_goes_through_the_writer_module() -> None:
     "p.write_bytes(b'')", "fig.savefig(p)", "torch.save(s, p)", "image.save(p)", "frame.to_csv(p)",
     "np.savez_compressed(p, a=a)", "np.save(p, a)", "shutil.copy(a, b)", "shutil.move(a, b)", "os.replace(a, b)",
     "os.rename(a, b)", "p.rename(q)", "tempfile.NamedTemporaryFile('w', delete=False)", "tempfile.mkstemp()",
-    "os.open(p, os.O_WRONLY | os.O_CREAT)", "os.fdopen(d, 'w')",
+    "os.open(p, os.O_WRONLY | os.O_CREAT)", "os.fdopen(d, 'w')", "p.touch()",
 ])
 def test_the_guard_finds_each_kind_of_write(code: str) -> None:
     call = ast.parse(code).body[0].value
