@@ -87,6 +87,12 @@ def test_outputs_of_one_command_never_share_a_path(tmp_path: Path, capsys) -> No
     assert not (tmp_path / "a").exists()  # nothing created while checking
     plan.ready()
     assert (tmp_path / "a").is_dir()
+    (tmp_path / "real").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path / "real", target_is_directory=True)
+    assert plan.add_folder(tmp_path / "linked", "--maps") == tmp_path / "linked"  # a folder the user linked: fine
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DestinationError, match="is a file, not a folder"):
+        plan.add_folder(tmp_path / "afile", "--figures")
 
 
 @pytest.mark.slow  # draws two maps with pe_alex

@@ -460,10 +460,11 @@ class OutputPlan:
         return path
 
     def add_folder(self, path: str | Path, what: str) -> Path:
-        """Check one output folder (absent or a folder, not a link, inside ``within``) and claim its path."""
+        """Check one output folder (absent or a folder — a link to a folder is the folder the user chose — inside
+        ``within``) and claim its path."""
         path = output_name(path, what) if isinstance(path, str) else Path(path)
-        if os.path.lexists(path) and (os.path.islink(path) or not path.is_dir()):
-            raise DestinationError(f"{what} {path} is a file or a link, not a folder")
+        if os.path.lexists(path) and not path.is_dir():
+            raise DestinationError(f"{what} {path} is a file, not a folder")
         check_destination(path / ".pe_iqa_write_check", self.inputs, what, within=self.within, create_folder=False)
         self._claim(path, what)
         self._folders.setdefault(path, what)
