@@ -29,6 +29,7 @@ new temporary folder unless ``--out`` names one: it never replaces the committed
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import math
 import os
@@ -54,9 +55,11 @@ from pe_iqa.backbones import canonical_name, load_backbone
 __all__ = [
     "DEFAULT_CONFIGS",
     "PercentileStudy",
+    "append_to_earlier",
     "combined_tests",
     "main",
     "percentile_cells",
+    "read_earlier_rows",
     "run_percentile_study",
     "write_percentile_outputs",
 ]
@@ -189,7 +192,7 @@ def _cache_file(cache_dir: Path, backbone: str, scale: float, records: Sequence[
 
 
 def _distances(net_name: str, scale: float, records: Sequence[LiveRecord], percents: Sequence[float], n_random: int,
-               weights: str, cache_dir: Path | None, progress: bool) -> BackboneDistances:
+               weights: str, cache_dir: Path | None, progress: bool, all_sets: bool = False) -> BackboneDistances:
     """Distances of H/L-x (PE), F and the random subsets; read from / written to ``cache_dir`` when given."""
     cache = _cache_file(cache_dir, net_name, scale, records, percents, n_random, weights) if cache_dir else None
     if cache is not None and cache.exists():
@@ -204,7 +207,7 @@ def _distances(net_name: str, scale: float, records: Sequence[LiveRecord], perce
                        for n, row in zip(names, sizes_arr, strict=True)},
                 norm={n: data["norm"][q] for q, n in enumerate(names)}, raw={}, seconds=float(data["seconds"]))
     net = load_backbone(net_name, weights=weights)
-    dist = compute_backbone_distances(net, records, ("pe",), percents, n_random, scale, progress)
+    dist = compute_backbone_distances(net, records, ("pe",), percents, n_random, scale, progress, all_sets=all_sets)
     if cache is not None:
         names = list(dist.norm)
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +231,7 @@ def run_percentile_study(
     quick: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    all_sets: bool = False,
 ) -> PercentileStudy:
     """Run the study on a LIVE copy (see the module docstring); nothing is written but the optional cache.
 
@@ -241,6 +245,8 @@ def run_percentile_study(
         quick: 6 images per reference, x ∈ {10, 50}, at most 20 random subsets and 200 resamples.
         cache_dir: keep the per-image distances there (keyed by images, sets, weights and scale).
         progress: progress bars.
+        all_sets: score all channel sets of a layer at once (:func:`benchmarks.channel_sets.indicator_set_distances`,
+            equal to the per-set kernel to float64 rounding); the VGG-16 native row was computed this way.
 
     Raises:
         ValueError: on an out-of-range argument or fewer than 2 references.
@@ -264,7 +270,7 @@ def run_percentile_study(
         start = time.perf_counter()
         name = canonical_name(backbone)
         dist = _distances(name, float(scale), records, percents, n_random, weights,
-                          Path(cache_dir) if cache_dir is not None else None, progress)
+                          Path(cache_dir) if cache_dir is not None else None, progress, all_sets)
         cells += percentile_cells(dist, labels, groups, image_boot, reference_boot, _resolution(dist, records))
         timings[f"{name} ×{float(scale):g} (distances computed or read, cells)"] = time.perf_counter() - start
         if progress:
@@ -296,9 +302,60 @@ def _conclusion(study: PercentileStudy) -> str:
     return "\n".join(lines)
 
 
+def _typed(text: str) -> object:
+    """A CSV field as :func:`~benchmarks.report.write_csv` wrote it, back to its int, float or text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_earlier_rows(out_dir: str | os.PathLike[str], name: str = "selection_percentiles",
+                      ) -> tuple[list[dict[str, object]], list[dict[str, object]], str]:
+    """The cells, combined rows and environment text of a committed study, to append a configuration to.
+
+    Ints and floats read back from their ``repr`` are the same numbers, so rewritten rows are byte-identical.
+
+    Returns:
+        ``(cells, combined, environment markdown)``; empty when ``<name>.csv`` does not exist.
+    """
+    out = Path(out_dir)
+    if not (out / f"{name}.csv").exists():
+        return [], [], ""
+    tables = []
+    for stem in (name, f"{name}_combined"):
+        with open(out / f"{stem}.csv", newline="", encoding="utf-8") as handle:
+            tables.append([{k: _typed(v) for k, v in row.items()} for row in csv.DictReader(handle)])
+    text = (out / f"{name}.md").read_text(encoding="utf-8") if (out / f"{name}.md").exists() else ""
+    environment = text.split("## Environment\n\n", 1)[-1].split("\n\n## ", 1)[0] if "## Environment" in text else ""
+    return tables[0], tables[1], environment
+
+
+def append_to_earlier(study: PercentileStudy, out_dir: str | os.PathLike[str],
+                      name: str = "selection_percentiles") -> str:
+    """Put a committed study's rows before ``study``'s (in place) and return its environment text.
+
+    Raises:
+        ValueError: if a (backbone, scale) of ``study`` is already among the committed rows.
+    """
+    cells, combined, environment = read_earlier_rows(out_dir, name)
+    done = {(str(c["backbone"]), float(c["scale"])) for c in combined}  # type: ignore[arg-type]
+    again = sorted(done & {(str(c["backbone"]), float(c["scale"])) for c in study.combined})  # type: ignore[arg-type]
+    if again:
+        raise ValueError(f"--append: {again} already in {Path(out_dir) / name}.csv; remove those rows first")
+    study.cells[:0], study.combined[:0] = cells, combined
+    return environment
+
+
 def write_percentile_outputs(study: PercentileStudy, out_dir: str | os.PathLike[str], command: str,
-                             name: str = "selection_percentiles") -> list[Path]:
-    """Write ``<name>.csv`` (cells), ``<name>_combined.csv`` and ``<name>.md`` (environment, tables, reading)."""
+                             name: str = "selection_percentiles", earlier_environment: str = "") -> list[Path]:
+    """Write ``<name>.csv`` (cells), ``<name>_combined.csv`` and ``<name>.md`` (environment, tables, reading).
+
+    ``earlier_environment``: the environment table of the rows appended to (:func:`append_to_earlier`), kept
+    beside this run's.
+    """
     out = Path(out_dir)
     files = [write_csv(study.cells, out / f"{name}.csv"), write_csv(study.combined, out / f"{name}_combined.csv")]
     env = environment_info("cpu", {"LIVE": study.index_summary}, {
@@ -306,7 +363,9 @@ def write_percentile_outputs(study: PercentileStudy, out_dir: str | os.PathLike[
         **{f"time: {k}": f"{v:.1f} s" for k, v in study.timings.items()}, "command": command})
     text = "\n\n".join([
         "# Is H-x better than random subsets of the same size? (PE selector, unit-normalised)",
-        "## Environment\n\n" + markdown_table([{"key": k, "value": v} for k, v in env.items()]),
+        ("## Environment (rows added by the last run)\n\n" if earlier_environment else "## Environment\n\n")
+        + markdown_table([{"key": k, "value": v} for k, v in env.items()]),
+        *(["## Environment of the earlier rows\n\n" + earlier_environment] if earlier_environment else []),
         "## How to read this\n\n" + (__doc__ or "").split("Usage::")[0].split("\n\n", 1)[1].strip(),
         f"## Combined over cells\n\n`H>L`, `H>F`: cells with a higher SROCC (point), then cells whose 95 % "
         f"interval resampling the {study.n_references} references (`ref`) or the images (`image`, shown for "
@@ -341,6 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="output folder (default benchmarks/results; with --quick a new temporary folder)")
     parser.add_argument("--quick", action="store_true", help="smoke run: few images, x in {10, 50}, 20 subsets")
     parser.add_argument("--cache", type=Path, default=None, help="keep per-image distances here for reruns")
+    parser.add_argument("--all-sets", action="store_true",
+                        help="score all channel sets of a layer at once (indicator-matrix products)")
+    parser.add_argument("--append", action="store_true",
+                        help="add the configurations' rows to the study already in --out, keeping its rows")
     parser.add_argument("--weights", default="DEFAULT")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--progress", action="store_true")
@@ -356,8 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         study = run_percentile_study(args.root, configs, n_random=args.random, n_boot=args.boot,
                                      weights=args.weights, quick=args.quick, cache_dir=args.cache,
-                                     progress=args.progress)
-        files = write_percentile_outputs(study, out, command.strip())
+                                     progress=args.progress, all_sets=args.all_sets)
+        earlier = append_to_earlier(study, out) if args.append else ""
+        files = write_percentile_outputs(study, out, command.strip(), earlier_environment=earlier)
     except Exception as error:  # a CLI user sees one line
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
