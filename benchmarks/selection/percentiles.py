@@ -12,15 +12,23 @@ Over the cells of one (backbone, scale) two combined tests are reported:
 * **Fisher's method** on the per-cell permutation p-values (``−2 Σ ln p ~ χ²(2·cells)``).
 
 Both treat the cells as independent; they are not (the same 99 images in every cell, the x of one layer nested), so
-both p-values are optimistic — a count near chance is evidence of no effect, a small p-value is weaker evidence of
-one than it looks. H-x is also compared with L-x and F (:func:`benchmarks.protocols.bootstrap.compare_srocc`):
-intervals resampling images and resampling references (5 references on the shared LIVE subset), and the exact
-sign-flip test over references, whose smallest attainable two-sided p-value with 5 references is .0625.
+both p-values are optimistic: a small p-value is weaker evidence of an effect than it looks, and a count near chance
+says that H-x is not *distinguishable* from random subsets on these images — not that PE has no effect (20
+dependent cells have little power for a small one). H-x is also compared with L-x and F
+(:func:`benchmarks.protocols.bootstrap.compare_srocc`): intervals resampling images and resampling references (5
+references on the shared LIVE subset; with 5 the reference bootstrap is too narrow), and the exact two-sided
+sign-flip test over references, whose smallest attainable p-value with 5 references is .0625 (one-sided, for a
+direction fixed in advance: 1/32 = .031).
+
+The VGG-16 native row scores all channel sets of a layer at once (``--all-sets``:
+:func:`benchmarks.channel_sets.indicator_set_distances`, three products of the per-position features with the
+channels × sets indicator matrix; equal to the per-set kernel to float64 rounding); the other rows were computed set
+by set and are kept byte-identical (``--append`` adds rows to the committed files).
 
 Usage::
 
     python -m benchmarks.selection.percentiles [--root LIVE] [--configs alexnet:1 alexnet:0.5 vgg16:0.5 vgg16:1]
-        [--random 100] [--boot 1000] [--out benchmarks/results] [--quick] [--cache DIR]
+        [--random 100] [--boot 1000] [--out benchmarks/results] [--quick] [--cache DIR] [--all-sets] [--append]
 
 ``--quick`` (6 images per reference, AlexNet at native size and ×0.5, x ∈ {10, 50}, 20 random subsets) writes to a
 new temporary folder unless ``--out`` names one: it never replaces the committed results by default.
@@ -297,8 +305,9 @@ def _conclusion(study: PercentileStudy) -> str:
                      f"{row['above p95']}/{row['cells']} cells (chance: {0.05 * int(row['cells']):.0f}; binomial "
                      f"p = {p_value:.2g}), median percentile {float(row['median percentile']):.2f}; "
                      f"H > L {row['H>L']}; H > F {row['H>F']}.")
-    lines.append(f"- With {study.n_references} references the exact sign-flip test over references cannot go below "
-                 f"p = {2 / 2 ** study.n_references:.3g} (two-sided): no single cell is significant by it at 5 %.")
+    lines.append(f"- With {study.n_references} references the exact two-sided sign-flip test over references cannot "
+                 f"go below p = {2 / 2 ** study.n_references:.3g}: no single cell is significant by it at 5 %; "
+                 f"one-sided (a direction fixed in advance) the floor is {1 / 2 ** study.n_references:.3g}.")
     return "\n".join(lines)
 
 
