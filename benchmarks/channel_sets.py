@@ -55,6 +55,9 @@ __all__ = [
 ]
 
 ChannelSets = Mapping[str, torch.Tensor]
+#: Largest ``positions × sets`` whose reference norms :func:`evaluate_variants` keeps (float64: 400 MB); beyond it
+#: (VGG-16 relu1_2 at 768×512 with 409 sets: 1.3 GB) they are recomputed for every distorted image.
+REFERENCE_NORMS_MAX = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,10 @@ def reference_set_norms(b: torch.Tensor, sets: Sequence[ChannelSet], chunk: int 
     keys = [_check_set(s, b.shape[1]) for s in sets]
     indicator = _set_matrices(sets, keys, b.shape[1])[0].to(b.device)
     flat_b = b.to(torch.float64)[0].flatten(1).T
-    return torch.cat([flat_b[i:i + chunk].square() @ indicator for i in range(0, flat_b.shape[0], chunk)])
+    out = torch.empty(flat_b.shape[0], len(sets), dtype=torch.float64, device=b.device)
+    for start in range(0, flat_b.shape[0], chunk):
+        torch.matmul(flat_b[start:start + chunk].square(), indicator, out=out[start:start + chunk])
+    return out
 
 
 @torch.inference_mode()
@@ -405,7 +411,8 @@ def evaluate_variants(
     for ref_path, indices in group_by_reference(records).items():
         reference = features(ref_path)
         norms = {layer: reference_set_norms(reference[layer], sets[(layer, True)])
-                 for layer in layers if all_sets and groups[True]}
+                 for layer in layers if all_sets and groups[True]
+                 and reference[layer][0, 0].numel() * len(groups[True]) <= REFERENCE_NORMS_MAX}
         for i in indices:
             distorted = features(Path(records[i].dist_path))
             for k, layer in enumerate(layers):
@@ -416,7 +423,7 @@ def evaluate_variants(
                     if rows:
                         result[rows, i, k] = (
                             indicator_set_distances(a, b, sets[(layer, norm)], norm,
-                                                    reference_norms=norms[layer] if norm else None)
+                                                    reference_norms=norms.get(layer) if norm else None)
                             if all_sets else set_distances(a, b, sets[(layer, norm)], norm)).numpy()
             bar.update(1)
     bar.close()

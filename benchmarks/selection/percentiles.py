@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import math
 import os
 import statistics
@@ -58,6 +57,13 @@ from benchmarks.protocols.bootstrap import PairedBootstrap, compare_srocc
 from benchmarks.protocols.correlation import safe_srocc
 from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
 from benchmarks.selection.distances import DEFAULT_PERCENTS, BackboneDistances, compute_backbone_distances, set_name
+from benchmarks.selection.percentile_cache import (
+    assemble_shards,
+    cache_file,
+    load_distances,
+    save_distances,
+    shard_records,
+)
 from pe_iqa.backbones import canonical_name, load_backbone
 
 __all__ = [
@@ -190,41 +196,24 @@ def _records(root: str | os.PathLike[str], quick: bool) -> tuple[list[LiveRecord
     return records, f"{index.summary()}; {len(records)} images used"
 
 
-def _cache_file(cache_dir: Path, backbone: str, scale: float, records: Sequence[LiveRecord],
-                percents: Sequence[float], n_random: int, weights: str) -> Path:
-    """A cache file named by everything the distances depend on (images, sets, backbone, weights, scale)."""
-    key = "|".join([backbone, weights, f"{scale:g}", ",".join(f"{x:g}" for x in percents), str(n_random),
-                    *(f"{Path(r.dist_path).resolve()}>{Path(r.ref_path).resolve()}" for r in records)])
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir / f"percentile_distances_{backbone}_x{scale:g}_{digest}.npz"
-
-
 def _distances(net_name: str, scale: float, records: Sequence[LiveRecord], percents: Sequence[float], n_random: int,
-               weights: str, cache_dir: Path | None, progress: bool, all_sets: bool = False) -> BackboneDistances:
-    """Distances of H/L-x (PE), F and the random subsets; read from / written to ``cache_dir`` when given."""
-    cache = _cache_file(cache_dir, net_name, scale, records, percents, n_random, weights) if cache_dir else None
+               weights: str, cache_dir: Path | None, progress: bool, all_sets: bool = False,
+               shards: int = 0) -> BackboneDistances:
+    """Distances of H/L-x (PE), F and the random subsets; read from / written to ``cache_dir`` when given (and
+    assembled from ``shards`` shard caches there, :mod:`benchmarks.selection.percentile_cache`)."""
+    cache = cache_file(cache_dir, net_name, scale, records, percents, n_random, weights) if cache_dir else None
     if cache is not None and cache.exists():
-        with np.load(cache, allow_pickle=False) as data:
-            names = [str(n) for n in data["names"]]
-            layers = tuple(str(x) for x in data["layers"])
-            sizes_arr, channels = data["sizes"], data["n_channels"]
-            return BackboneDistances(
-                backbone=net_name, layers=layers, scale=scale, selectors=("pe",), percents=tuple(percents),
-                seeds=n_random, n_channels={layer: int(c) for layer, c in zip(layers, channels, strict=True)},
-                sizes={n: {layer: int(s) for layer, s in zip(layers, row, strict=True)}
-                       for n, row in zip(names, sizes_arr, strict=True)},
-                norm={n: data["norm"][q] for q, n in enumerate(names)}, raw={}, seconds=float(data["seconds"]))
+        return load_distances(cache, net_name, scale, percents, n_random)
+    if cache is not None and shards:
+        dist = assemble_shards(cache.parent, net_name, scale, records, percents, n_random, weights, shards)
+        if dist is None:
+            raise ValueError(f"--shards {shards}: not every shard cache of {net_name} ×{scale:g} is in {cache.parent}")
+        save_distances(dist, cache)
+        return dist
     net = load_backbone(net_name, weights=weights)
     dist = compute_backbone_distances(net, records, ("pe",), percents, n_random, scale, progress, all_sets=all_sets)
     if cache is not None:
-        names = list(dist.norm)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial.npz")
-        np.savez_compressed(partial, names=np.array(names), layers=np.array(dist.layers),
-                            sizes=np.array([[dist.sizes[n][layer] for layer in dist.layers] for n in names]),
-                            n_channels=np.array([dist.n_channels[layer] for layer in dist.layers]),
-                            norm=np.stack([dist.norm[n] for n in names]), seconds=dist.seconds)
-        partial.replace(cache)
+        save_distances(dist, cache)
     return dist
 
 
@@ -240,6 +229,7 @@ def run_percentile_study(
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
     all_sets: bool = False,
+    shards: int = 0,
 ) -> PercentileStudy:
     """Run the study on a LIVE copy (see the module docstring); nothing is written but the optional cache.
 
@@ -255,6 +245,8 @@ def run_percentile_study(
         progress: progress bars.
         all_sets: score all channel sets of a layer at once (:func:`benchmarks.channel_sets.indicator_set_distances`,
             equal to the per-set kernel to float64 rounding); the VGG-16 native row was computed this way.
+        shards: assemble each configuration's distances from this many shard caches in ``cache_dir``
+            (``--shard K/N`` runs) when its full cache is not there.
 
     Raises:
         ValueError: on an out-of-range argument or fewer than 2 references.
@@ -278,7 +270,7 @@ def run_percentile_study(
         start = time.perf_counter()
         name = canonical_name(backbone)
         dist = _distances(name, float(scale), records, percents, n_random, weights,
-                          Path(cache_dir) if cache_dir is not None else None, progress, all_sets)
+                          Path(cache_dir) if cache_dir is not None else None, progress, all_sets, shards)
         cells += percentile_cells(dist, labels, groups, image_boot, reference_boot, _resolution(dist, records))
         timings[f"{name} ×{float(scale):g} (distances computed or read, cells)"] = time.perf_counter() - start
         if progress:
@@ -396,6 +388,26 @@ def _config(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"expected backbone:scale, e.g. vgg16:0.5, got {text!r}") from error
 
 
+def _fill_shard(args: argparse.Namespace, configs: Sequence[tuple[str, float]]) -> int:
+    """``--shard K/N``: compute one shard's distances into ``--cache``; nothing else is written."""
+    try:
+        shard, _, shards = str(args.shard).partition("/")
+        if args.cache is None:
+            raise ValueError("--shard needs --cache")
+        records, _ = _records(args.root, args.quick)
+        part = shard_records(records, int(shard), int(shards))
+        percents, n_random = (QUICK_PERCENTS, min(args.random, QUICK_RANDOM)) if args.quick else (DEFAULT_PERCENTS,
+                                                                                                   args.random)
+        for backbone, scale in configs:
+            _distances(canonical_name(backbone), float(scale), part, percents, n_random, args.weights, args.cache,
+                       args.progress, args.all_sets)
+    except Exception as error:  # a CLI user sees one line
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(f"shard {args.shard}: distances of {len(part)} images in {args.cache}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring); exit 2 on a usage error, 1 on any other error."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.selection.percentiles",
@@ -413,6 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="score all channel sets of a layer at once (indicator-matrix products)")
     parser.add_argument("--append", action="store_true",
                         help="add the configurations' rows to the study already in --out, keeping its rows")
+    parser.add_argument("--shard", default=None, metavar="K/N",
+                        help="only fill --cache with the distances of every N-th reference from the K-th (0-based)")
+    parser.add_argument("--shards", type=int, default=0, metavar="N",
+                        help="assemble missing distances from N --shard caches in --cache")
     parser.add_argument("--weights", default="DEFAULT")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--progress", action="store_true")
@@ -424,11 +440,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("every scale must be in (0, 1]")
     out = args.out or (Path(tempfile.mkdtemp(prefix="pe_percentiles_")) if args.quick else Path("benchmarks/results"))
     torch.set_num_threads(args.threads)
+    if args.shard is not None:
+        return _fill_shard(args, configs)
     command = "python -m benchmarks.selection.percentiles " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         study = run_percentile_study(args.root, configs, n_random=args.random, n_boot=args.boot,
                                      weights=args.weights, quick=args.quick, cache_dir=args.cache,
-                                     progress=args.progress, all_sets=args.all_sets)
+                                     progress=args.progress, all_sets=args.all_sets, shards=args.shards)
         earlier = append_to_earlier(study, out) if args.append else ""
         files = write_percentile_outputs(study, out, command.strip(), earlier_environment=earlier)
     except Exception as error:  # a CLI user sees one line
