@@ -85,6 +85,13 @@ def _check_set(channel_set: ChannelSet, n_channels: int) -> tuple[int, ...]:
     return key
 
 
+def _checked_pair(a: torch.Tensor, b: torch.Tensor, sets: Sequence[ChannelSet]) -> list[tuple[int, ...]]:
+    """Every set's channel indices, after checking that ``a`` and ``b`` are one ``(1, C, H, W)`` pair."""
+    if a.shape != b.shape or a.ndim != 4 or a.shape[0] != 1:
+        raise ValueError(f"a and b must both have shape (1, C, H, W), got {tuple(a.shape)} and {tuple(b.shape)}")
+    return [_check_set(s, a.shape[1]) for s in sets]
+
+
 @torch.inference_mode()
 def set_distances(a: torch.Tensor, b: torch.Tensor, sets: Sequence[ChannelSet], channel_norm: bool) -> torch.Tensor:
     """Distances of one pair of activations for many channel sets and weightings, by the core's Eq. 1 kernel.
@@ -107,9 +114,7 @@ def set_distances(a: torch.Tensor, b: torch.Tensor, sets: Sequence[ChannelSet], 
     Raises:
         ValueError: mismatched shapes, or a set with invalid indices or weights.
     """
-    if a.shape != b.shape or a.ndim != 4 or a.shape[0] != 1:
-        raise ValueError(f"a and b must both have shape (1, C, H, W), got {tuple(a.shape)} and {tuple(b.shape)}")
-    keys = [_check_set(s, a.shape[1]) for s in sets]
+    keys = _checked_pair(a, b, sets)
     wide_a, wide_b = a.to(torch.float64), b.to(torch.float64)
     out = torch.empty(len(sets), dtype=torch.float64)
     if not channel_norm:  # raw sets share one per-channel error vector (the kernel's channel_errors)
@@ -186,9 +191,7 @@ def indicator_set_distances(a: torch.Tensor, b: torch.Tensor, sets: Sequence[Cha
     Raises:
         ValueError: mismatched shapes, or a set with invalid indices or weights.
     """
-    if a.shape != b.shape or a.ndim != 4 or a.shape[0] != 1:
-        raise ValueError(f"a and b must both have shape (1, C, H, W), got {tuple(a.shape)} and {tuple(b.shape)}")
-    keys = [_check_set(s, a.shape[1]) for s in sets]
+    keys = _checked_pair(a, b, sets)
     indicator, weights = _set_matrices(sets, keys, a.shape[1])
     wide_a, wide_b = a.to(torch.float64), b.to(torch.float64)
     indicator, weights = indicator.to(wide_a.device), weights.to(wide_a.device)

@@ -21,6 +21,7 @@ from benchmarks.channel_sets import (
 from benchmarks.datasets.live import load_live_index
 from tests.fixtures.planted import LiveFixture
 
+from benchmarks import channel_sets
 from pe_iqa import PEDistance, get_rankings, load_backbone
 from pe_iqa.feature_distance import channel_weights, layer_distance, prepare_features
 from pe_iqa.image_io import read_image
@@ -252,7 +253,11 @@ def test_all_sets_at_once_equal_the_per_set_kernel(channel_norm: bool, signed: b
         indicator_set_distances(a, b, [ChannelSet(torch.tensor([1, 1]), channel_weights(2, True))], True)
 
 
-def test_all_sets_path_of_evaluate_variants_equals_the_per_set_path(net, records) -> None:
+@pytest.mark.parametrize("keep_reference_norms", [True, False])
+def test_all_sets_path_of_evaluate_variants_equals_the_per_set_path(net, records, keep_reference_norms: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    if not keep_reference_norms:  # as for VGG-16 relu1_2 at 768×512: recomputed for every distorted image
+        monkeypatch.setattr(channel_sets, "REFERENCE_NORMS_MAX", 0)
     gen = torch.Generator().manual_seed(3)
     channels = {f"s{k}": {layer: torch.sort(torch.randperm(64, generator=gen)[:k]).values for layer in net.layers}
                 for k in (3, 17, 64)}
