@@ -20,10 +20,10 @@ references on the shared LIVE subset; with 5 the reference bootstrap is too narr
 sign-flip test over references, whose smallest attainable p-value with 5 references is .0625 (one-sided, for a
 direction fixed in advance: 1/32 = .031).
 
-The VGG-16 native row scores all channel sets of a layer at once (``--all-sets``:
-:func:`benchmarks.channel_sets.indicator_set_distances`, three products of the per-position features with the
-channels × sets indicator matrix; equal to the per-set kernel to float64 rounding); the other rows were computed set
-by set and are kept byte-identical (``--append`` adds rows to the committed files).
+``--all-sets`` (for VGG-16 at native resolution) scores all channel sets of a layer at once
+(:func:`benchmarks.channel_sets.indicator_set_distances`, three products of the per-position features with the
+channels × sets indicator matrix; equal to the per-set kernel to float64 rounding); ``--append`` adds such a row to
+the committed files and keeps the rows computed set by set byte-identical.
 
 Usage::
 
