@@ -362,8 +362,8 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
                         help="dataset layout under --root: pyiqa's, LIVE's official release, or auto = whichever "
                              "is there (default: %(default)s)")
     parser.add_argument("--out", default=None,
-                        help="folder for the tables and per-image score CSVs (default: benchmarks/results; with "
-                             "--limit, a smoke run, a new temporary folder)")
+                        help="folder for the tables and per-image score CSVs; with --limit (a smoke run) a new "
+                             "temporary folder unless given (default: benchmarks/results)")
     parser.add_argument("--name", default="fr", help="output file stem (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=0,
