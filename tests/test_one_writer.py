@@ -77,6 +77,8 @@ def _writes(call: ast.Call) -> str | None:
         return "fdopen" if _writes_in_mode(_mode(call, 1)) else None
     if (owner, name) in _MODULE_ONLY:
         return f"{owner}.{name}"
+    if name == "replace" and len(call.args) == 1 and not call.keywords:  # Path.replace(target); str.replace has 2
+        return "Path.replace"
     return name if name in _ALWAYS else None
 
 
@@ -107,8 +109,8 @@ def test_every_file_write_goes_through_the_writer_module() -> None:
     "open(p, 'w')", "open(p, mode='a')", "p.open('x')", "p.open(mode='r+')", "open(p, m)", "p.write_text('x')",
     "p.write_bytes(b'')", "fig.savefig(p)", "torch.save(s, p)", "image.save(p)", "frame.to_csv(p)",
     "np.savez_compressed(p, a=a)", "np.save(p, a)", "shutil.copy(a, b)", "shutil.move(a, b)", "os.replace(a, b)",
-    "os.rename(a, b)", "p.rename(q)", "tempfile.NamedTemporaryFile('w', delete=False)", "tempfile.mkstemp()",
-    "os.open(p, os.O_WRONLY | os.O_CREAT)", "os.fdopen(d, 'w')", "p.touch()",
+    "os.rename(a, b)", "p.rename(q)", "partial.replace(path)", "tempfile.NamedTemporaryFile('w', delete=False)",
+    "tempfile.mkstemp()", "os.open(p, os.O_WRONLY | os.O_CREAT)", "os.fdopen(d, 'w')", "p.touch()",
 ])
 def test_the_guard_finds_each_kind_of_write(code: str) -> None:
     call = ast.parse(code).body[0].value
@@ -118,6 +120,7 @@ def test_the_guard_finds_each_kind_of_write(code: str) -> None:
 @pytest.mark.parametrize("code", [
     "open(p)", "open(p, 'rb')", "p.open(newline='')", "Image.open(p)", "Image.open(p, 'r')", "text.replace('a', 'b')",
     "os.open(p, os.O_RDONLY)", "os.open(os.devnull, os.O_WRONLY)", "tempfile.mkdtemp()", "json.dumps(x)",
+    "text.replace(old, new)", "frame.replace(to_replace=1)",
 ])
 def test_the_guard_lets_reads_pass(code: str) -> None:
     call = ast.parse(code).body[0].value
