@@ -186,3 +186,21 @@ def test_run_fr_selection_checks_its_outputs_before_any_work(tmp_path: Path, mon
     assert run_fr_selection.main(["--dataset", "live", "--root", str(tmp_path), "--out", str(out),
                                   "--name", "../escaped"]) == 2
     assert "plain file stem" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_the_percentile_cache_round_trips_through_the_writer(tmp_path: Path) -> None:
+    """The selection study's distance cache is written by :func:`pe_iqa.safe_files.save_npz` and reads back equal."""
+    from benchmarks.selection.distances import BackboneDistances
+    from benchmarks.selection.percentile_cache import load_distances, save_distances
+
+    norm = {"F": np.arange(6.0).reshape(3, 2), "H-10": np.ones((3, 2)) / 3}
+    dist = BackboneDistances(backbone="alexnet", layers=("relu1", "relu2"), scale=0.5, selectors=("pe",),
+                             percents=(10.0,), seeds=0, n_channels={"relu1": 64, "relu2": 192},
+                             sizes={"F": {"relu1": 64, "relu2": 192}, "H-10": {"relu1": 6, "relu2": 19}},
+                             norm=norm, raw={}, seconds=1.5)
+    path = tmp_path / "cache" / "d.npz"
+    save_distances(dist, path)
+    back = load_distances(path, "alexnet", 0.5, (10.0,), 0)
+    assert back.sizes == dist.sizes and back.n_channels == dist.n_channels and back.seconds == 1.5
+    assert all(np.array_equal(back.norm[name], norm[name]) for name in norm)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["d.npz"]  # no temporary file left
