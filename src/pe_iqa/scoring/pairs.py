@@ -117,11 +117,12 @@ def _manifest_rows(manifest: Path, base: Path) -> Iterator[tuple[int, ScorePair]
 
 
 class _ManifestText:
-    """A manifest opened as UTF-8 text whose decoding errors name the file and the byte (``with`` + iteration)."""
+    """A manifest read as UTF-8 text line by line (a byte-order mark accepted); a line that is not UTF-8 is refused
+    with one message naming the file and the line (``with`` and iteration, like a text file)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._handle = path.open(newline="", encoding="utf-8-sig")
+        self._handle = path.open("rb")
         self._lines = 0
 
     def __enter__(self) -> _ManifestText:
@@ -134,13 +135,13 @@ class _ManifestText:
         return self
 
     def __next__(self) -> str:
-        try:
-            line = next(self._handle)
-        except UnicodeDecodeError as error:
-            raise ValueError(f"{self.path}, line {self._lines + 1} or soon after: not UTF-8 text (byte "
-                             f"{error.object[error.start]:#04x}); is it a CSV file? Save it as UTF-8 CSV") from None
+        raw = next(self._handle)
         self._lines += 1
-        return line
+        try:
+            return raw.decode("utf-8-sig" if self._lines == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{self.path}, line {self._lines}: not UTF-8 text (byte {raw[error.start]:#04x}); is it "
+                             f"a CSV file? Save it as UTF-8 CSV") from None
 
 
 class PairSource:
