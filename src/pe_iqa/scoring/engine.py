@@ -60,9 +60,10 @@ class ScoringResult:
             reading earlier results and writing the final CSV).
         world_size: processes that shared the work (torchrun); device: this process's device.
         features_computed, features_reused: reference encodings computed vs. served from the cache (this process).
-        timings: this process's seconds by stage: ``network`` (the metrics), ``decode_wait`` (waiting for decoded
-            pairs), ``resume`` (reading earlier results), ``merge`` (the final CSV), ``loop`` (the scoring loop);
-            the engine's own time per pair is ``(loop - network - decode_wait) / scored``.
+        timings: this process's seconds by stage: ``check`` (the output checks), ``resume`` (reading earlier
+            results), ``loop`` (the scoring loop), within it ``network`` (the metrics) and ``decode_wait`` (waiting
+            for decoded pairs), ``merge`` (writing the final CSV, process 0); the engine's own time in the loop per
+            pair is ``(loop - network - decode_wait) / scored``.
     """
 
     pairs: list[ScorePair] | None
@@ -365,6 +366,7 @@ def score_pairs(
     csv_path = Path(csv_path) if csv_path is not None else None
     with process_group(device) as group:
         shard = shard_range(len(source), group.rank, group.world_size)
+        checking = time.perf_counter()
         if csv_path is not None:
             _check_output(csv_path, source, resume, group, [*protect, *source.protect])
         started = time.perf_counter()
@@ -373,7 +375,7 @@ def score_pairs(
         loaded = time.perf_counter()
         records = run_records(built, alpha)
         output = _open_output(csv_path, source, shard, built, resume, group, records) if csv_path else None
-        timings = {"resume": time.perf_counter() - loaded}
+        timings = {"check": started - checking, "resume": time.perf_counter() - loaded}
         scorer = _Scorer(built, group.device, reuse_references, int(reference_cache_mb * 2**20))
         summary, collected = RunSummary(names), ({} if collect and csv_path is None else None)
         try:
