@@ -17,13 +17,16 @@ process reports:
 
 ``--metric`` picks what is computed: ``pe_alex`` (AlexNet: the network dominates) or ``mad`` (a mean absolute
 difference, no network: what the engine and decoding alone cost, so that a 10⁶-row run fits in minutes on this
-machine). ``--kill-rows N`` runs the kill cell: a process group is killed (SIGKILL) once about half of the N pairs
-are in its journals, resumed with ``--resume``, and the resumed CSV is compared with a single uninterrupted run's.
+machine). ``--bounded-rows`` adds manifests of which only ``--bounded-scored`` rows name existing images (the rest
+go through the whole engine as failed pairs: streamed, sharded, journaled, merged, but neither decoded nor scored).
+``--kill ROWS:PROCESSES`` runs a kill cell: the processes are killed (SIGKILL to the group) once about half of the
+pairs are in their journals, the run is resumed with ``--resume``, and its CSV is compared with an uninterrupted
+single-process run's; ``scored_twice`` counts pairs journaled before the kill and scored again.
 
 Usage::
 
-    python -m benchmarks.scale --rows 1000 10000 100000 1000000 --processes 1 2 4 --metric mad \\
-        --kill-rows 100000 --out benchmarks/results --name scale_cpu
+    python -m benchmarks.scale --rows 1000 10000 100000 --processes 1 2 4 --metric mad \\
+        --bounded-rows 1000000 --bounded-scored 10000 --kill 100000:1 10000:4 --out benchmarks/results --name scale_cpu
     python -m benchmarks.scale --quick --out /tmp/scale        # seconds: 200 rows, 1 and 2 processes
     python -m benchmarks.scale --device cuda ...               # GPU cells (torchrun puts rank r on cuda:r)
 """
@@ -54,9 +57,11 @@ __all__ = ["main", "run_cell", "write_manifest"]
 _MIB = 2**20
 
 
-def write_manifest(folder: Path, rows: int, images: int, size: int) -> Path:
+def write_manifest(folder: Path, rows: int, images: int, size: int, scored: int | None = None) -> Path:
     """``folder/pairs_<rows>.csv`` over ``images`` distorted and ``images`` reference PNGs of random bytes (made
-    once); row ``i`` pairs distorted ``i % images`` with reference ``(i // 10) % images``."""
+    once); row ``i`` pairs distorted ``i % images`` with reference ``(i // 10) % images``. With ``scored``, rows from
+    ``scored`` on name a distorted file that does not exist (``pairs_<rows>_scored<scored>.csv``): they go through
+    the whole engine (stream, shard, journal, merge) as failed pairs, without decoding or network."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -65,9 +70,11 @@ def write_manifest(folder: Path, rows: int, images: int, size: int) -> Path:
             path = folder / f"{kind}{k}.png"
             if not path.exists():
                 Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
-    manifest = folder / f"pairs_{rows}.csv"
+    manifest = folder / (f"pairs_{rows}.csv" if scored is None else f"pairs_{rows}_scored{scored}.csv")
     if not manifest.exists():
-        lines = "".join(f"d{i % images}.png,r{(i // 10) % images}.png,{i}\n" for i in range(rows))
+        limit = rows if scored is None else scored
+        lines = "".join(f"{'' if i < limit else 'missing/'}d{i % images}.png,r{(i // 10) % images}.png,{i}\n"
+                        for i in range(rows))
         write_text_atomic(manifest, "distorted,reference,row\n" + lines)
     return manifest
 
@@ -189,8 +196,8 @@ def kill_and_resume(manifest: Path, rows: int, processes: int, reference: Path, 
     resumed = run_cell(manifest, processes, out, metric, device, batch_size, resume=True)
     same = out.read_bytes() == reference.read_bytes()
     return {"rows": rows, "processes": processes, "journaled_at_kill": at_kill, "taken_on_resume": resumed["resumed"],
-            "scored_on_resume": resumed["scored"], "scored_twice": at_kill - resumed["resumed"]
-            if at_kill >= resumed["resumed"] else 0, "resume_s": resumed["wall_s"],
+            "scored_on_resume": resumed["scored"], "scored_twice": max(0, at_kill - resumed["resumed"]),
+            "taken_plus_scored": resumed["resumed"] + resumed["scored"], "resume_s": resumed["wall_s"],
             "same_bytes_as_uninterrupted": same}
 
 
@@ -200,26 +207,35 @@ def _machine() -> str:
 
 
 def measure(args: argparse.Namespace, scratch: Path) -> tuple[list[dict], list[dict]]:
-    """Every cell of the grid, then the kill cell."""
-    cells, kills = [], []
-    for rows in args.rows:
-        manifest = write_manifest(scratch, rows, args.images, args.size)
-        single = None
+    """Every cell of the grid, the bounded cells, then the kill cells."""
+    cells, kills, singles = [], [], {}
+    grid = [(rows, None) for rows in args.rows] + [(rows, args.bounded_scored) for rows in args.bounded_rows]
+    for rows, scored in grid:
+        manifest = write_manifest(scratch, rows, args.images, args.size, scored)
         for processes in args.processes:
-            out = scratch / f"scores_{rows}_{processes}.csv"
-            cell = run_cell(manifest, processes, out, args.metric, args.device, args.batch_size)
-            single = single or out
+            out = scratch / f"scores_{manifest.stem}_{processes}.csv"
+            cell = {"scored_rows": rows if scored is None else scored,
+                    **run_cell(manifest, processes, out, args.metric, args.device, args.batch_size)}
+            single = singles.setdefault(manifest, out)
             cell["same_bytes_as_1_process"] = out.read_bytes() == single.read_bytes()
             cells.append(cell)
             print(json.dumps(cell), flush=True)
             if out != single:
                 out.unlink()
-        if rows in args.kill_rows:
-            for processes in args.kill_processes:
-                kill = kill_and_resume(manifest, rows, processes, single, args.metric, args.device, args.batch_size)
-                kills.append(kill)
-                print(json.dumps(kill), flush=True)
+    for rows, processes in args.kill:
+        manifest = write_manifest(scratch, rows, args.images, args.size)
+        reference = singles.get(manifest) or scratch / f"scores_{manifest.stem}_1.csv"
+        if not reference.exists():
+            run_cell(manifest, 1, reference, args.metric, args.device, args.batch_size)
+        kill = kill_and_resume(manifest, rows, processes, reference, args.metric, args.device, args.batch_size)
+        kills.append(kill)
+        print(json.dumps(kill), flush=True)
     return cells, kills
+
+
+def _kill_cell(text: str) -> tuple[int, int]:
+    rows, _, processes = text.partition(":")
+    return int(rows), int(processes or 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -235,15 +251,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--images", type=int, default=4, help="distorted and reference images (each)")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
-    parser.add_argument("--kill-rows", type=int, nargs="*", default=[], help="row counts with a kill-and-resume cell")
-    parser.add_argument("--kill-processes", type=int, nargs="+", default=[1])
+    parser.add_argument("--kill", type=_kill_cell, nargs="*", default=[], metavar="ROWS:PROCESSES",
+                        help="kill-and-resume cells, e.g. 100000:1 10000:4")
+    parser.add_argument("--bounded-rows", type=int, nargs="*", default=[], metavar="ROWS",
+                        help="manifests of which only --bounded-scored rows name existing images")
+    parser.add_argument("--bounded-scored", type=int, default=10000)
     parser.add_argument("--quick", action="store_true", help="200 rows, 1 and 2 processes, a kill cell (seconds)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results folder (default: benchmarks/results; with --quick a new temporary folder)")
     parser.add_argument("--name", default="scale_cpu")
     parser.add_argument("--note", default="", help="a line about the machine (load, sharing) for the report")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rows, args.processes, args.kill_rows, args.images, args.size = [200], [1, 2], [200], 2, 16
+        args.rows, args.processes, args.kill, args.images, args.size = [200], [1, 2], [(200, 2)], 2, 16
+        args.bounded_rows, args.bounded_scored = [400], 100
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="pe_iqa_scale_quick_")) if args.quick else Path("benchmarks/results")
     for suffix, kind in ((".md", "markdown"), (".csv", "csv")):
         check_destination(args.out / f"{args.name}{suffix}", what=f"--out {suffix} file", kind=kind)
     with tempfile.TemporaryDirectory(prefix="pe_iqa_scale_") as folder:

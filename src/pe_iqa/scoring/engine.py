@@ -248,10 +248,12 @@ def _protected_inputs(source: PairSource, destinations: Sequence[Path], protect:
     name is an output's (what :func:`~pe_iqa.safe_files.check_destination` compares for long input lists)."""
     names = {d.name for d in destinations} | {Path(os.path.realpath(d)).name for d in destinations}
     every = len(source) <= _INODE_CHECKED_PAIRS
-    found = [Path(p) for p in protect]
-    for _, pair in source.iterate():
-        found += [path for path in (pair.distorted, pair.reference) if every or path.name in names]
-    return found
+    found = dict.fromkeys(str(p) for p in protect)  # each file once: a reference serves many pairs
+    for _, distorted, reference, _ in source.cells():
+        for text in (distorted, reference):
+            if text not in found and (every or (any(name in text for name in names) and Path(text).name in names)):
+                found[text] = None
+    return [Path(text) for text in found]
 
 
 def _check_output(csv_path: Path, source: PairSource, resume: bool, group: ProcessGroup,

@@ -57,17 +57,21 @@ class ScorePair:
         return hash((self.distorted, self.reference, tuple(self.extra.items())))
 
 
-def _resolve(root: Path, text: str, what: str, line: int, manifest: Path) -> Path:
+def _resolve(root: str, text: str, what: str, line: int, manifest: Path) -> str:
+    """``str(root / text)`` (``text`` if absolute) — what :class:`~pathlib.Path` makes of it, without building one
+    for the common case of a plain relative name."""
     if not text.strip():  # the path itself is taken as written: " lead.png" is a file name
         raise ValueError(f"{manifest}, line {line}: empty {what} path")
-    path = Path(text)
-    return path if path.is_absolute() else root / path
+    if text.startswith("/") or "//" in text or "/./" in text or text.startswith("./") or text.endswith(("/", "/.")) \
+            or text == "." or root in ("", "."):
+        path = Path(text)
+        return str(path if path.is_absolute() else Path(root) / path)
+    return (root if root.endswith("/") else root + "/") + text
 
 
-def _header(reader: csv.DictReader, manifest: Path) -> tuple[str, str, bool, list[str], list[str]]:
-    """``(distorted key, reference key, keep path columns, header, extra columns)`` of a manifest's header."""
-    header = [name.strip() for name in (reader.fieldnames or [])]
-    reader.fieldnames = header
+def _header(first: list[str] | None, manifest: Path) -> tuple[str, str, bool, list[str], list[str]]:
+    """``(distorted key, reference key, keep path columns, header, extra columns)`` of a manifest's first row."""
+    header = [name.strip() for name in (first or [])]
     if {"distorted", "reference"} <= set(header):
         dist_key, ref_key, keep_paths = "distorted", "reference", False
     elif set(_PYIQA_COLUMNS) <= set(header):
@@ -88,32 +92,37 @@ def _header(reader: csv.DictReader, manifest: Path) -> tuple[str, str, bool, lis
     return dist_key, ref_key, keep_paths, header, extras
 
 
-def _manifest_rows(manifest: Path, base: Path) -> Iterator[tuple[int, ScorePair]]:
-    """``(line, pair)`` of every non-blank row, checked as read; the first item is ``(0, extras)`` (the header)."""
+#: ``(line, distorted, reference, extra values)`` of one manifest row.
+Cells = tuple[int, str, str, tuple[str, ...]]
+
+
+def _manifest_rows(manifest: Path, base: Path) -> Iterator[Cells]:
+    """The cells of every non-blank row, checked as read; the first item is ``(0, "", "", extras)`` (the header)."""
+    root = str(base)
     with _ManifestText(manifest) as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.reader(handle)
         try:
-            dist_key, ref_key, _, header, extras = _header(reader, manifest)
-            yield 0, extras  # type: ignore[misc]
+            dist_key, ref_key, _, header, extras = _header(next(reader, None), manifest)
+            yield 0, "", "", tuple(extras)
+            width, unnamed = len(header), [k for k, name in enumerate(header) if not name]
+            where = [header.index(name) for name in (dist_key, ref_key, *extras)]
             for row in reader:
                 line = reader.line_num
-                if None in row:
+                if len(row) > width:
                     raise ValueError(f"{manifest}, line {line}: more cells than header columns")
-                if not any((value or "").strip() for value in row.values()):
+                if not any(value.strip() for value in row):
                     continue  # blank line
-                if "" in header and (row.get("") or "").strip():
+                if any(k < len(row) and row[k].strip() for k in unnamed):
                     raise ValueError(f"{manifest}, line {line}: a value under a column without a name in the "
                                      f"header (name the column, or remove the trailing comma)")
-                yield line, ScorePair(
-                    _resolve(base, row[dist_key] or "", dist_key, line, manifest),
-                    _resolve(base, row[ref_key] or "", ref_key, line, manifest),
-                    {c: (row[c] or "") for c in extras},
-                )
+                cells = [row[k] if k < len(row) else "" for k in where]
+                yield (line, _resolve(root, cells[0], dist_key, line, manifest),
+                       _resolve(root, cells[1], ref_key, line, manifest), tuple(cells[2:]))
         except csv.Error as error:
-            where = f"line {reader.line_num + 1}" if reader.line_num else "its first line"
+            place = f"line {max(1, reader.line_num)}"
             reason = (f"a cell longer than {csv.field_size_limit()} characters (is it a CSV file?)"
                       if "field limit" in str(error) else str(error))
-            raise ValueError(f"{manifest}, {where}: not a readable CSV row: {reason}") from None
+            raise ValueError(f"{manifest}, {place}: not a readable CSV row: {reason}") from None
 
 
 class _ManifestText:
@@ -159,9 +168,15 @@ class PairSource:
     def __len__(self) -> int:
         raise NotImplementedError
 
+    def cells(self, start: int = 0, stop: int | None = None) -> Iterator[Cells]:
+        """``(index, distorted, reference, extra values)`` for ``start <= index < stop``, in order: the paths as
+        ``str(pair.distorted)``, the values in :attr:`extras` order (``""`` where a pair has none)."""
+        raise NotImplementedError
+
     def iterate(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, ScorePair]]:
         """``(index, pair)`` for ``start <= index < stop``, in order."""
-        raise NotImplementedError
+        for index, distorted, reference, values in self.cells(start, stop):
+            yield index, ScorePair(distorted, reference, dict(zip(self.extras, values, strict=True)))
 
 
 class ListSource(PairSource):
@@ -180,6 +195,10 @@ class ListSource(PairSource):
         for index in range(start, stop):
             yield index, self.pairs[index]
 
+    def cells(self, start: int = 0, stop: int | None = None) -> Iterator[Cells]:
+        for index, pair in self.iterate(start, stop):
+            yield index, str(pair.distorted), str(pair.reference), tuple(pair.extra.get(c, "") for c in self.extras)
+
 
 class ManifestSource(PairSource):
     """A :class:`PairSource` reading a manifest (see :func:`read_pairs_manifest`) as a stream: memory does not grow
@@ -189,7 +208,7 @@ class ManifestSource(PairSource):
         self.path, self.base = path, base
         self.protect = [path]
         rows = _manifest_rows(path, base)
-        self.extras = list(next(rows)[1])  # type: ignore[arg-type]
+        self.extras = list(next(rows)[3])
         self._count = sum(1 for _ in rows)
         if not self._count:
             raise ValueError(f"{path} lists no pairs")
@@ -197,15 +216,15 @@ class ManifestSource(PairSource):
     def __len__(self) -> int:
         return self._count
 
-    def iterate(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, ScorePair]]:
+    def cells(self, start: int = 0, stop: int | None = None) -> Iterator[Cells]:
         stop = self._count if stop is None else stop
         rows = _manifest_rows(self.path, self.base)
         next(rows)
-        for index, (_, pair) in enumerate(rows):
+        for index, (_, distorted, reference, values) in enumerate(rows):
             if index >= stop:
                 return
             if index >= start:
-                yield index, pair
+                yield index, distorted, reference, values
 
 
 def open_pairs_manifest(path: str | Path, root: str | Path | None = None) -> ManifestSource:

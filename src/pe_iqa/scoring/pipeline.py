@@ -92,10 +92,10 @@ class ShardDataset(IterableDataset):
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         batch: list[tuple[int, str, str]] = []
         number = 0
-        for index, pair in self.source.iterate(self.start, self.stop):
+        for index, distorted, reference, _ in self.source.cells(self.start, self.stop):
             if self.done is not None and self.done[index - self.start]:
                 continue
-            batch.append((index, str(pair.distorted), str(pair.reference)))
+            batch.append((index, distorted, reference))
             if len(batch) == self.batch_size:
                 if number % workers == worker:
                     yield [decode_item(*item, self.alpha) for item in batch]

@@ -37,7 +37,7 @@ from .output import (
     output_columns,
     parse_score,
 )
-from .pairs import PairSource, ScorePair
+from .pairs import Cells, PairSource
 from .pipeline import image_stamp
 
 __all__ = ["BLOCK", "RunSummary", "find_done", "previous_sources", "read_final_rows", "write_final_csv"]
@@ -208,23 +208,23 @@ def previous_sources(csv_path: Path, records: Mapping[str, Provenance]) -> list[
 
 
 class _PairCursor:
-    """Pairs of ``source`` in ``[lo, hi)`` by index, read forward as a stream (read again from ``lo`` when asked
-    for an earlier index)."""
+    """The cells of the pairs of ``source`` in ``[lo, hi)`` by index, read forward as a stream (read again from
+    ``lo`` when asked for an earlier index)."""
 
     def __init__(self, source: PairSource, lo: int, hi: int) -> None:
         self.source, self.lo, self.hi = source, lo, hi
         self._restart()
 
     def _restart(self) -> None:
-        self._rows = self.source.iterate(self.lo, self.hi)
-        self.index, self.pair = self.lo - 1, None
+        self._rows = self.source.cells(self.lo, self.hi)
+        self.current: Cells = (self.lo - 1, "", "", ())
 
-    def get(self, index: int) -> ScorePair:
-        if index < self.index:
+    def get(self, index: int) -> Cells:
+        if index < self.current[0]:
             self._restart()
-        while self.index < index:
-            self.index, self.pair = next(self._rows)
-        return self.pair
+        while self.current[0] < index:
+            self.current = next(self._rows)
+        return self.current
 
 
 class _Stamps:
@@ -247,11 +247,11 @@ def _block_digest() -> hashlib.blake2b:
     return hashlib.blake2b(digest_size=8)
 
 
-def _mismatch(source: Path, index: int, pair: ScorePair, dist: str, ref: str) -> JournalError:
-    return JournalError(
-        f"{source}: pair {index} is {dist} | {ref} there but {pair.distorted} | {pair.reference} in this run's "
-        f"input; it belongs to another run: delete it (and its .partial files) to start over"
-    )
+def _check_same(source: Path, index: int, cells: Cells, dist: str, ref: str) -> None:
+    if dist != cells[1] or ref != cells[2]:
+        raise JournalError(
+            f"{source}: pair {index} is {dist} | {ref} there but {cells[1]} | {cells[2]} in this run's input; it "
+            f"belongs to another run: delete it (and its .partial files) to start over")
 
 
 def _valid(values: Sequence[float | None], error: str, checks: Sequence[Callable[[float], str]]) -> bool:
@@ -276,9 +276,7 @@ def find_done(sources: Sequence[Path], csv_path: Path, pairs: PairSource, start:
         for index, dist, ref, stamps, values, error in _journal_rows(path, metric_names, len(pairs)):
             if not start <= index < stop or done[index - start]:
                 continue
-            pair = cursor.get(index)
-            if dist != str(pair.distorted) or ref != str(pair.reference):
-                raise _mismatch(path, index, pair, dist, ref)
+            _check_same(path, index, cursor.get(index), dist, ref)
             if (_valid(values, error, checks) and stamps[0] and stamps[1]
                     and stamps == (stamp(dist), stamp(ref))):
                 done[index - start] = number
@@ -318,9 +316,7 @@ def _done_from_csv(path: Path, number: int, done: np.ndarray, stamp: _Stamps, pa
             continue
         if index >= hi or index >= len(pairs):
             break
-        pair = cursor.get(index)
-        if dist != str(pair.distorted) or ref != str(pair.reference):
-            raise _mismatch(path, index, pair, dist, ref)
+        _check_same(path, index, cursor.get(index), dist, ref)
         digest.update(f"{stamp(dist)}/{stamp(ref)}\n".encode("utf-8", "surrogateescape"))
         if start <= index < stop and _valid(values, error, checks):
             pending.append(index)
@@ -377,13 +373,12 @@ def write_final_csv(csv_path: Path, pairs: PairSource, metric_names: Sequence[st
     with atomic_write(csv_path, **ENCODING) as handle:
         writer = csv.writer(handle)
         writer.writerow(output_columns(pairs.extras, metric_names))
-        for index, pair in pairs.iterate():
+        for index, dist, ref, extra in pairs.cells():
             number = int(choice[index])
             if number:
                 found = earlier[number - 1].get(index)
             else:
                 found = next((cursor.get(index) for cursor, lo, hi in own if lo <= index < hi), None)
-            dist, ref = str(pair.distorted), str(pair.reference)
             if found is None:
                 values, error, stamps = [None] * len(metric_names), "not scored", None
             else:
@@ -393,7 +388,7 @@ def write_final_csv(csv_path: Path, pairs: PairSource, metric_names: Sequence[st
             if index % BLOCK == BLOCK - 1 or index == n - 1:
                 digests.append(digest.hexdigest())
                 digest = _block_digest()
-            writer.writerow([dist, ref, *(pair.extra.get(c, "") for c in pairs.extras),
+            writer.writerow([dist, ref, *extra,
                              *(format_score(v, v is not None) for v in values), error])
             summary.add(index, dist, ref, values, error)
     if records is not None:
