@@ -1,4 +1,5 @@
-"""The README's plain-PyTorch training example runs as printed (losses, validation metric, training steps)."""
+"""The plain-PyTorch training example of the losses guide (moved from the README) runs as printed (losses,
+validation metric, training steps)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "guide" / "losses.md"
 
 
 def training_example() -> str:
-    section = README.read_text(encoding="utf-8").split("## PE as a training loss", 1)[1]
+    section = PAGE.read_text(encoding="utf-8").split("# PE as a training loss", 1)[1]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     return next(block for block in blocks if "optimiser.step()" in block)
 
@@ -24,7 +25,7 @@ def test_the_training_example_trains_and_validates(torch_home: Path, capsys: pyt
         pytest.skip("pretrained VGG-16 weights not in $TORCH_HOME")
     torch.manual_seed(0)
     namespace: dict = {}
-    exec(compile(training_example(), str(README), "exec"), namespace)
+    exec(compile(training_example(), str(PAGE), "exec"), namespace)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
     assert len(lines) == 2
     values = [[float(v) for v in re.findall(r"\d+\.\d+", line)] for line in lines]
