@@ -176,6 +176,17 @@ def _journal_rows(csv_path: Path) -> int:
     return total
 
 
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant (torchrun starts its workers in sessions of their own)."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(signal.SIGKILL)
+
+
 def kill_and_resume(manifest: Path, rows: int, processes: int, reference: Path, metric: str, device: str,
                     batch_size: int) -> dict:
     """Kill a run (SIGKILL to its process group) once about half the pairs are journaled, resume it, compare."""
@@ -189,8 +200,7 @@ def kill_and_resume(manifest: Path, rows: int, processes: int, reference: Path, 
         while process.poll() is None and _journal_rows(out) < rows // 2:
             time.sleep(0.05)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        _kill_tree(process.pid)
         process.wait()
     at_kill = _journal_rows(out)
     resumed = run_cell(manifest, processes, out, metric, device, batch_size, resume=True)
@@ -244,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["_worker"]:
         return _worker(argv[1:])
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--rows", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--metric", default="mad", help="mad (no network) or a preset such as pe_alex")
     parser.add_argument("--device", default="cpu")

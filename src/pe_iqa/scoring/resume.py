@@ -123,31 +123,12 @@ class RunSummary:
         return whole
 
 
-class _Text:
-    """A result file read as text (names losslessly decoded), its header checked (``with`` and iteration)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle = path.open(newline="", **ENCODING)
-
-    def __enter__(self) -> _Text:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._handle.close()
-
-    def __iter__(self) -> _Text:
-        return self
-
-    def __next__(self) -> str:
-        return next(self._handle)
-
-    def not_ours(self) -> JournalError:
-        return JournalError(f"{self.path} is not a pe-iqa CSV or journal; delete it to start over")
+def _not_ours(path: Path) -> JournalError:
+    return JournalError(f"{path} is not a pe-iqa CSV or journal; delete it to start over")
 
 
 def _journal_rows(path: Path, metric_names: Sequence[str], n_pairs: int) -> Iterator[Record]:
-    with _Text(path) as handle:
+    with path.open(newline="", **ENCODING) as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader, None)
@@ -155,7 +136,7 @@ def _journal_rows(path: Path, metric_names: Sequence[str], n_pairs: int) -> Iter
                 return
             if header != journal_header(metric_names):
                 if header[:1] != ["index"] or "\0" in "".join(header):
-                    raise handle.not_ours()
+                    raise _not_ours(path)
                 if header[3:5] != ["distorted_stamp", "reference_stamp"]:
                     warnings.warn(f"{path} was written by an older pe-iqa and does not say which image files its "
                                   f"scores come from: its pairs are scored again", ResumeWarning, stacklevel=4)
@@ -176,12 +157,12 @@ def _journal_rows(path: Path, metric_names: Sequence[str], n_pairs: int) -> Iter
                                        f"{n_pairs} pairs; delete it to start over")
                 yield index, row[1], row[2], (row[3], row[4]), values, row[-1]
         except csv.Error:
-            raise handle.not_ours() from None
+            raise _not_ours(path) from None
 
 
 def read_final_rows(path: Path, metric_names: Sequence[str]) -> Iterator[Record]:
     """The rows of a final CSV (index = row number; no stamps); nothing if its header lacks a column of this run."""
-    with _Text(path) as handle:
+    with path.open(newline="", **ENCODING) as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader, None) or []
@@ -198,7 +179,7 @@ def read_final_rows(path: Path, metric_names: Sequence[str]) -> Iterator[Record]
                     continue
                 yield index, cells[0], cells[1], None, values, cells[-1]
         except csv.Error:
-            raise handle.not_ours() from None
+            raise _not_ours(path) from None
 
 
 def previous_sources(csv_path: Path, records: Mapping[str, Provenance]) -> list[Path]:
