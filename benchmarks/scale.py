@@ -132,7 +132,10 @@ def _command(processes: int, arguments: list[str]) -> list[str]:
 
 
 def _environment() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    """The cells' environment: one thread per process, and this checkout importable from any working folder."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
 
 def run_cell(manifest: Path, processes: int, csv_path: Path, metric: str, device: str, batch_size: int,
@@ -284,10 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup = (f"Machine: {_machine()}{'; ' + args.note if args.note else ''}. Images: {args.images} distorted and "
              f"{args.images} reference random-bytes PNGs of {args.size}×{args.size} pixels; metric {args.metric}; "
              f"batch {args.batch_size}; decoding in the scoring process (workers 0); OMP_NUM_THREADS=1 per process.")
-    sections = [setup, "## Grid\n\n" + markdown_table(cells, digits=3)]
+    sections = [setup] + (["## Grid\n\n" + markdown_table(cells, digits=3)] if cells else [])
     if kills:
         sections.append("## Kill at about half, then --resume\n\n" + markdown_table(kills, digits=3))
-    paths = write_report(args.name, args.out, cells, f"Scoring at scale ({args.metric}, {args.device})", sections,
+    rows = [{"cell": "grid", **cell} for cell in cells] + [{"cell": "kill", **kill} for kill in kills]
+    paths = write_report(args.name, args.out, rows, f"Scoring at scale ({args.metric}, {args.device})", sections,
                          environment_info(args.device, extra={"metric": args.metric, "image side": args.size}))
     print(paths)
     failed = [c for c in cells if not c["same_bytes_as_1_process"]] + [
