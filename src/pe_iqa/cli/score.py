@@ -124,7 +124,8 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
 
 
 def _pairs(args: argparse.Namespace):
-    from ..scoring import pairs_from_paths, read_pairs_manifest
+    from ..scoring import pairs_from_paths
+    from ..scoring.pairs import open_pairs_manifest
 
     given = [name for name, value in (("--sample", args.sample), ("--pairs", args.pairs),
                                       ("-t/-r", args.target or args.ref)) if value]
@@ -135,7 +136,7 @@ def _pairs(args: argparse.Namespace):
     if args.sample:
         return pairs_from_paths(SAMPLE_DIR / "distorted", SAMPLE_DIR / "reference"), []
     if args.pairs:
-        return read_pairs_manifest(args.pairs, root=args.root), [Path(args.pairs)]
+        return open_pairs_manifest(args.pairs, root=args.root), [Path(args.pairs)]  # a stream: any number of rows
     if not args.target or not args.ref:
         raise UsageError("give the distorted images with -t DIST and the references with -r REF (files or "
                          "folders), a pairs manifest with --pairs FILE.csv, or --sample for the bundled sample")
@@ -156,17 +157,18 @@ def _display_names(pairs) -> tuple[list[str], list[str]]:
 
 def _print_results(result, verbose: bool, sample: bool) -> None:
     names = result.metric_names
-    dist_names, ref_names = _display_names(result.pairs)
+    # a streamed manifest (no rows kept) is shown with both key columns
+    dist_names, ref_names = _display_names(result.pairs) if result.pairs is not None else ([], [None])
     same = dist_names == ref_names
     keys_header = ["image"] if same else ["distorted", "reference"]
-    flag = verbose and bool(result.table.errors)  # a last column marks failed pairs
+    flag = verbose and bool(result.n_failed)  # a last column marks failed pairs
     rows = []
     if verbose:
         for index in range(len(result.pairs)):
             keys = [dist_names[index]] if same else [dist_names[index], ref_names[index]]
             values = [format_value(v) for v in result.table.row_values(index)]
             rows.append([*keys, *values, *(["failed" if index in result.table.errors else ""] if flag else [])])
-    total, ok = len(result.pairs), result.n_ok
+    total, ok = result.n_pairs, result.n_ok
     label = f"mean ({plural(total, 'pair')})" if ok == total else f"mean ({ok} of {plural(total, 'pair')})"
     means = result.means()
     rows.append([label, *([] if same else [""]), *(format_value(means[name]) for name in names),
@@ -189,7 +191,7 @@ def _summary_line(result) -> str:
     of the means``; ``no pair scored: the only pair failed (0.02 s on cpu)``. The speed counts the pairs that
     scored in this run (not failures, not pairs taken from an earlier run).
     """
-    total, ok, failed = len(result.pairs), result.n_ok, len(result.failures)
+    total, ok, failed = result.n_pairs, result.n_ok, result.n_failed
     new_ok = max(0, ok - result.resumed)
     processes = f" by {result.world_size} processes" if result.world_size > 1 else ""
     where = f" (see the error column of {result.csv_path})" if result.csv_path else ""
@@ -213,8 +215,8 @@ def _summary(result, listed_live: bool) -> None:
         if not listed_live:
             for index, pair, message in failures[:_LISTED_FAILURES]:
                 info(f"  pair {index} ({pair.distorted} | {pair.reference}): {message}")
-            if len(failures) > _LISTED_FAILURES:
-                info(f"  ... and {len(failures) - _LISTED_FAILURES} more")
+            if result.n_failed > _LISTED_FAILURES:
+                info(f"  ... and {result.n_failed - _LISTED_FAILURES} more")
     if result.csv_path is not None:
         info(f"wrote {result.csv_path}")
 
@@ -285,9 +287,10 @@ def run(args: argparse.Namespace) -> int:
         pairs, names, device=device, workers=workers, batch_size=batch_size, reuse_references=not args.no_reuse,
         csv_path=args.csv, resume=args.resume, progress=progress, alpha=args.alpha,
         reference_cache_mb=args.reference_cache_mb, protect=protect,
+        collect=bool(args.verbose or args.sample or maps_metric),  # else only counts and means: any number of rows
     )
-    map_failures = _write_maps(args, pairs, result, maps_metric, device) if maps_metric else 0
-    failed = bool(result.failures or map_failures)
+    map_failures = _write_maps(args, result.pairs, result, maps_metric, device) if maps_metric else 0
+    failed = bool(result.n_failed or map_failures)
     # torchrun reports any non-zero status as a crash (a ChildFailedError banner): failed pairs, reported in the
     # summary and the CSV's error column, leave every process with status 0 there
     status = EXIT_FAILED if failed and world_size == 1 else 0

@@ -2,8 +2,10 @@
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) each process takes one contiguous block of the pairs
 (contiguous, so a reference's distortions — adjacent in dataset manifests — stay on one process and its features
-are computed once), scores it on its own device (``cuda:<LOCAL_RANK>`` on GPUs), and the per-pair results are
-gathered so every process holds the whole table; process 0 writes the output. Without ``torchrun`` nothing here
+are computed once), reads only that block of a manifest while scoring, and scores it on its own device
+(``cuda:<LOCAL_RANK>`` on GPUs) into its own journal; at the end the processes exchange counts and one byte per pair
+(which earlier file a resumed pair comes from), process 0 merges the journals into the output, and per-pair rows
+are gathered only when the caller asked for them. Without ``torchrun`` nothing here
 touches ``torch.distributed``.
 """
 

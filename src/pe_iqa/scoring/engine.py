@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,116 +15,43 @@ import torch
 
 from ..image_io import ALPHA_POLICIES
 from ..provenance import Provenance, sidecar_path, write_sidecar
-from ..safe_files import check_destination, output_name
+from ..safe_files import MAX_NAME_BYTES, DestinationError, check_destination, output_name
 from .distributed import ProcessGroup, process_group, shard_range
 from .metrics import ScoringMetric, build_metric, check_metric_names
 from .output import (
+    JOURNAL_SUFFIX,
     JournalError,
     ScoreJournal,
     ScoreTable,
     existing_journals,
     journal_path,
-    read_previous_scores,
+    next_segment,
     remove_journals,
-    write_scores_csv,
 )
-from .pairs import ScorePair, extra_columns
+from .pairs import ListSource, PairSource, ScorePair
 from .pipeline import (
     DecodedPair,
-    PairDataset,
     ReferenceFeatureCache,
+    ShardDataset,
     describe_error,
     pair_batches,
     same_size_groups,
     stack_group,
 )
+from .result import ScoringResult
+from .resume import RunSummary, find_done, previous_sources, read_final_rows, write_final_csv
 
 __all__ = ["ScoringResult", "run_records", "score_pairs"]
 
 _SHOWN_FAILURES = 10
 
 
-@dataclass
-class ScoringResult:
-    """Scores of every pair, in input order.
-
-    Attributes:
-        pairs: the pairs, as given.
-        metric_names: one output column per metric.
-        metric_directions: ``{name: lower_better}``.
-        table: the per-pair values (see :class:`~pe_iqa.scoring.output.ScoreTable`).
-        scored: pairs scored by this call (all processes); ``resumed``: pairs taken from an earlier run.
-        load_s, score_s: seconds spent building the metrics and scoring (this process).
-        world_size: processes that shared the work (torchrun); device: this process's device.
-        features_computed, features_reused: reference encodings computed vs. served from the cache (this process).
-    """
-
-    pairs: list[ScorePair]
-    metric_names: list[str]
-    metric_directions: dict[str, bool]
-    table: ScoreTable
-    scored: int = 0
-    resumed: int = 0
-    load_s: float = 0.0
-    score_s: float = 0.0
-    world_size: int = 1
-    device: str = "cpu"
-    csv_path: Path | None = None
-    features_computed: int = 0
-    features_reused: int = 0
-    _rows: list[dict] | None = field(default=None, repr=False)
-
-    @property
-    def rows(self) -> list[dict]:
-        """One dict per pair: ``distorted``, ``reference``, the extra columns, one float per metric (``None``
-        where it did not score) and ``error`` (``""`` when the pair scored)."""
-        if self._rows is None:
-            extras = extra_columns(self.pairs)
-            self._rows = []
-            for index, pair in enumerate(self.pairs):
-                row: dict = {"distorted": pair.distorted, "reference": pair.reference}
-                row.update({name: pair.extra.get(name, "") for name in extras})
-                row.update(zip(self.metric_names, self.table.row_values(index), strict=True))
-                row["error"] = self.table.error_text(index)
-                self._rows.append(row)
-        return self._rows
-
-    @property
-    def failures(self) -> list[tuple[int, ScorePair, str]]:
-        """``(index, pair, message)`` of every pair that did not score with all metrics."""
-        mask = self.table.ok_mask()
-        return [(int(i), self.pairs[int(i)], self.table.errors.get(int(i), "not scored"))
-                for i in np.flatnonzero(~mask)]
-
-    @property
-    def n_ok(self) -> int:
-        """Pairs scored by every metric without error."""
-        return int(self.table.ok_mask().sum())
-
-    def scores(self, name: str) -> np.ndarray:
-        """``(n,)`` float64 values of metric ``name`` (NaN where it did not score)."""
-        column = self.metric_names.index(name)
-        return np.where(self.table.present[:, column], self.table.values[:, column], np.nan)
-
-    def means(self) -> dict[str, float]:
-        """Mean of each metric over the pairs every metric scored (exactly rounded: any process count agrees)."""
-        mask = self.table.ok_mask()
-        count = int(mask.sum())
-        return {name: (math.fsum(self.table.values[mask, j].tolist()) / count if count else math.nan)
-                for j, name in enumerate(self.metric_names)}
-
-    @property
-    def pairs_per_s(self) -> float:
-        """Pairs scored per second of scoring (this call, all processes together)."""
-        return self.scored / self.score_s if self.score_s > 0 else math.nan
-
-
 class _Scorer:
     """Runs the metrics on decoded items: same-size batches, cached reference features, per-pair isolation."""
 
-    def __init__(self, metrics: Sequence[ScoringMetric], pairs: Sequence[ScorePair], device: torch.device,
-                 reuse_references: bool, cache_bytes: int) -> None:
-        self.metrics, self.pairs, self.device = list(metrics), pairs, device
+    def __init__(self, metrics: Sequence[ScoringMetric], device: torch.device, reuse_references: bool,
+                 cache_bytes: int) -> None:
+        self.metrics, self.device = list(metrics), device
         self.reuse = reuse_references
         self.cache = ReferenceFeatureCache(cache_bytes)
         self.features_computed = self.features_reused = 0
@@ -131,7 +59,7 @@ class _Scorer:
     def score(self, items: Sequence[DecodedPair]) -> list[tuple[int, list[float | None], str]]:
         finished = [(item.index, [None] * len(self.metrics), item.error) for item in items if item.error]
         for group in same_size_groups(items):
-            keys = [str(self.pairs[item.index].reference) for item in group]
+            keys = [item.ref_path for item in group]
             try:
                 dist, ref = stack_group(group, self.device)
             except Exception as error:
@@ -192,9 +120,9 @@ class _Scorer:
         return [torch.cat([found[key][part] for key in keys]) for part in range(len(found[keys[0]]))]
 
 
-def _check_arguments(pairs: Sequence[ScorePair], names: list[str], workers: int, batch_size: int,
+def _check_arguments(source: PairSource, names: list[str], workers: int, batch_size: int,
                      alpha: str, reference_cache_mb: float) -> None:
-    if not pairs:
+    if not len(source):
         raise ValueError("no pairs to score")
     if not names:
         raise ValueError("no metrics to compute")
@@ -206,19 +134,43 @@ def _check_arguments(pairs: Sequence[ScorePair], names: list[str], workers: int,
     if isinstance(reference_cache_mb, bool) or not isinstance(reference_cache_mb, (int, float)) or not (
             math.isfinite(reference_cache_mb) and reference_cache_mb >= 0):
         raise ValueError(f"reference_cache_mb must be a finite number >= 0, got {reference_cache_mb!r}")
-    clash = sorted(set(names) & set(extra_columns(pairs)))
+    clash = sorted(set(names) & set(source.extras))
     if clash:
         raise ValueError(f"the pairs carry columns named like metrics {clash}; rename those columns")
 
 
-def _check_output(csv_path: Path, pairs: list[ScorePair], resume: bool, group: ProcessGroup,
+#: Up to this many pairs every image is compared with the outputs by inode too; beyond, only same-named ones.
+_INODE_CHECKED_PAIRS = 50_000
+
+
+def _protected_inputs(source: PairSource, destinations: Sequence[Path], protect: Sequence[str | Path]) -> list[Path]:
+    """The inputs the outputs must not be, read as a stream: every image of a small run, else the images whose
+    name is an output's (what :func:`~pe_iqa.safe_files.check_destination` compares for long input lists)."""
+    names = {d.name for d in destinations} | {Path(os.path.realpath(d)).name for d in destinations}
+    every = len(source) <= _INODE_CHECKED_PAIRS
+    found = dict.fromkeys(str(p) for p in protect)  # each file once: a reference serves many pairs
+    for _, distorted, reference, _ in source.cells():
+        for text in (distorted, reference):
+            if text not in found and (every or (any(name in text for name in names) and Path(text).name in names)):
+                found[text] = None
+    return [Path(text) for text in found]
+
+
+def _check_output(csv_path: Path, source: PairSource, resume: bool, group: ProcessGroup,
                   protect: Sequence[str | Path]) -> None:
     """Everything about the output that can be checked before a model is built."""
-    inputs = [*protect, *(p.distorted for p in pairs), *(p.reference for p in pairs)]
+    longest = f".rank{group.rank}.99{JOURNAL_SUFFIX}.provenance.json" if group.world_size > 1 else (
+        f".99{JOURNAL_SUFFIX}.provenance.json")
+    if len(csv_path.name.encode("utf-8", "surrogateescape")) + len(longest) > MAX_NAME_BYTES:
+        raise DestinationError(f"CSV file {str(csv_path)[:60]}…: the file name is longer than "
+                               f"{MAX_NAME_BYTES - len(longest)} bytes (files named like it with up to {len(longest)} "
+                               f"more bytes are written beside it); give a shorter name")
     own_journal = journal_path(csv_path, group.rank, group.world_size)
-    for path, what, kind in ((csv_path, "CSV file", "csv"), (own_journal, "journal", None),
-                             (sidecar_path(csv_path), "provenance file", "json"),
-                             (sidecar_path(own_journal), "provenance file", "json")):
+    outputs = [(csv_path, "CSV file", "csv"), (own_journal, "journal", None),
+               (sidecar_path(csv_path), "provenance file", "json"),
+               (sidecar_path(own_journal), "provenance file", "json")]
+    inputs = _protected_inputs(source, [path for path, _, _ in outputs], protect)
+    for path, what, kind in outputs:
         check_destination(path, inputs, what, kind=kind)
     if not resume:
         journals = existing_journals(csv_path)
@@ -235,22 +187,32 @@ def run_records(metrics: Sequence[ScoringMetric], alpha: str) -> dict[str, Prove
     return {m.name: m.record().with_options(alpha=alpha, reader=f"pe-iqa {__version__}") for m in metrics}
 
 
-def _open_output(csv_path: Path, pairs: list[ScorePair], metrics: Sequence[ScoringMetric], resume: bool,
-                 group: ProcessGroup, records: dict[str, Provenance]) -> tuple[ScoreTable, ScoreJournal]:
+@dataclass
+class _Output:
+    """The CSV side of a run on this process: earlier results, the done record of its shard, its journal."""
+
+    csv_path: Path
+    sources: list[Path]
+    done: np.ndarray
+    segment: int
+    journal: ScoreJournal
+
+
+def _open_output(csv_path: Path, source: PairSource, shard: range, metrics: Sequence[ScoringMetric], resume: bool,
+                 group: ProcessGroup, records: dict[str, Provenance]) -> _Output:
     names = [m.name for m in metrics]
-    own_journal = journal_path(csv_path, group.rank, group.world_size)
-    if resume:
-        table = read_previous_scores(csv_path, pairs, names, records, [m.check_value for m in metrics])
-    else:
-        table = ScoreTable(len(pairs), names)
-    append = resume and sidecar_path(own_journal).is_file()  # a journal without one was not trusted: start it anew
-    group.barrier()  # every process has read the old journals before any appends to its own
+    sources = previous_sources(csv_path, records, names) if resume else []
+    done = (find_done(sources, csv_path, source, shard.start, shard.stop, names, [m.check_value for m in metrics])
+            if sources else np.zeros(len(shard), dtype=np.uint8))
+    segment = next_segment(csv_path)
+    group.barrier()  # every process has listed and read the earlier results before any journal is created
+    own_journal = journal_path(csv_path, group.rank, group.world_size, segment)
     write_sidecar(own_journal, records)
-    return table, ScoreJournal(own_journal, names, append=append)
+    return _Output(csv_path, sources, done, segment, ScoreJournal(own_journal, names))
 
 
 def score_pairs(
-    pairs: Sequence[ScorePair],
+    pairs: Sequence[ScorePair] | PairSource,
     metrics: Sequence[str | ScoringMetric],
     *,
     device: torch.device | str = "cpu",
@@ -263,14 +225,17 @@ def score_pairs(
     alpha: str = "error",
     reference_cache_mb: float = 1024.0,
     protect: Sequence[str | Path] = (),
+    collect: bool | None = None,
 ) -> ScoringResult:
     """Score every pair with every metric; a pair that fails is reported in its row and the others still score.
 
-    Under ``torchrun`` (``WORLD_SIZE`` > 1) each process scores one contiguous block of the pairs and the results
-    are gathered: every process returns the whole result, process 0 writes ``csv_path``.
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) each process scores one contiguous block of the pairs, reading only
+    its own block of a manifest as a stream; with ``csv_path`` each writes its own journal and process 0 merges
+    them into the CSV as streams: memory does not grow with the number of pairs (one byte per pair for resume).
 
     Args:
-        pairs: what to score (see :func:`~pe_iqa.scoring.read_pairs_manifest`).
+        pairs: what to score: a list (see :func:`~pe_iqa.scoring.read_pairs_manifest`) or a stream
+            (:func:`~pe_iqa.scoring.pairs.open_pairs_manifest`, for millions of rows).
         metrics: pe-iqa presets (``"pe_alex"`` ...), names of installed metric providers (``"lpips"`` with the
             pyiqa extra), or :class:`~pe_iqa.scoring.metrics.ScoringMetric` objects.
         device: where the metrics run (``"cuda"`` is ``cuda:<LOCAL_RANK>`` under torchrun).
@@ -278,96 +243,140 @@ def score_pairs(
         batch_size: pairs per batch; pairs of different sizes in a batch are split into same-size groups.
         reuse_references: encode a reference once per run for metrics that support it (same scores).
         csv_path: stream finished pairs to a journal next to it and write it, in input order, at the end.
-        resume: continue an interrupted run of the same ``csv_path`` (also re-scores pairs that failed).
+        resume: continue an interrupted run of the same ``csv_path`` (also re-scores pairs that failed and pairs
+            whose image files changed since: size or modification time).
         progress: show a progress bar (pairs/s, ETA) and the first failures on standard error.
         alpha: the image reader's alpha policy (:data:`pe_iqa.image_io.ALPHA_POLICIES`).
         reference_cache_mb: memory budget for cached reference features (on ``device``).
         protect: further files ``csv_path`` must not be (e.g. the manifest); the images are always protected.
+        collect: keep every pair's row in the result (default: for a list, not for a stream) — every process
+            then returns the whole table.
 
     Returns:
-        A :class:`ScoringResult` in input order.
+        A :class:`ScoringResult` (rows in input order when collected).
 
     Raises:
         ValueError: bad arguments, an unavailable metric (``MetricUnavailableError``), a ``csv_path`` that may
             not be written (``DestinationError``), or journals of another run (``JournalError``) — all before
             any pair is scored.
     """
-    pairs = list(pairs)
+    source = pairs if isinstance(pairs, PairSource) else ListSource(pairs)
+    collect = not isinstance(pairs, PairSource) if collect is None else bool(collect)
     names = list(dict.fromkeys(m if isinstance(m, str) else m.name for m in metrics))
-    _check_arguments(pairs, names, workers, batch_size, alpha, reference_cache_mb)
+    _check_arguments(source, names, workers, batch_size, alpha, reference_cache_mb)
     check_metric_names([m for m in metrics if isinstance(m, str)])
     csv_path = output_name(csv_path, "--csv") if csv_path is not None else None
     with process_group(device) as group:
-        journal = None
+        shard = shard_range(len(source), group.rank, group.world_size)
+        checking = time.perf_counter()
         if csv_path is not None:
-            _check_output(csv_path, pairs, resume, group, protect)
+            _check_output(csv_path, source, resume, group, [*protect, *source.protect])
         started = time.perf_counter()
         given = {m.name: m for m in metrics if isinstance(m, ScoringMetric)}
         built = [given.get(name) or build_metric(name, group.device) for name in names]
         loaded = time.perf_counter()
         records = run_records(built, alpha)
-        if csv_path is not None:
-            table, journal = _open_output(csv_path, pairs, built, resume, group, records)
-        else:
-            table = ScoreTable(len(pairs), names)
-        resumed = int(table.ok_mask().sum())
+        output = _open_output(csv_path, source, shard, built, resume, group, records) if csv_path else None
+        timings = {"check": started - checking, "resume": time.perf_counter() - loaded}
+        scorer = _Scorer(built, group.device, reuse_references, int(reference_cache_mb * 2**20))
+        summary, collected = RunSummary(names), ({} if collect and csv_path is None else None)
         try:
-            todo = [i for i in shard_range(len(pairs), group.rank, group.world_size) if not table.is_ok(i)]
-            scorer = _Scorer(built, pairs, group.device, reuse_references, int(reference_cache_mb * 2**20))
-            new_rows = _run(scorer, pairs, todo, table, journal, group, workers, batch_size, alpha, progress)
+            scored = _run(scorer, source, shard, output, summary, collected, group, workers, batch_size, alpha,
+                          progress, timings)
         finally:
-            if journal is not None:
-                journal.close()
-        done = time.perf_counter()
-        scored = len(new_rows)
-        if group.world_size > 1:
-            gathered = group.all_gather(new_rows)
-            scored = sum(len(rows) for rows in gathered)
-            for rank, rows in enumerate(gathered):
-                if rank != group.rank:
-                    for index, (values, error) in rows.items():
-                        table.record(index, values, error)
+            if output is not None:
+                output.journal.close()
         result = ScoringResult(
-            pairs=pairs, metric_names=names, metric_directions={m.name: bool(m.lower_better) for m in built},
-            table=table, scored=scored, resumed=resumed, load_s=loaded - started, score_s=done - loaded,
-            world_size=group.world_size, device=str(group.device), csv_path=csv_path,
-            features_computed=scorer.features_computed, features_reused=scorer.features_reused,
+            pairs=[pair for _, pair in source.iterate()] if collect else None, metric_names=names,
+            metric_directions={m.name: bool(m.lower_better) for m in built}, summary=summary,
+            load_s=loaded - started, world_size=group.world_size, device=str(group.device), csv_path=csv_path,
+            features_computed=scorer.features_computed, features_reused=scorer.features_reused, timings=timings,
         )
-        if csv_path is not None and group.is_main:
-            write_scores_csv(csv_path, pairs, table, records)
-            remove_journals(csv_path)
+        _finish(result, source, output, scored, collected, group, records)
+        result.score_s = time.perf_counter() - loaded
         group.barrier()
     return result
 
 
-def _run(scorer: _Scorer, pairs: list[ScorePair], todo: list[int], table: ScoreTable, journal: ScoreJournal | None,
-         group: ProcessGroup, workers: int, batch_size: int, alpha: str, progress: bool) -> dict:
+def _finish(result: ScoringResult, source: PairSource, output: _Output | None, scored: int,
+            collected: dict | None, group: ProcessGroup, records: dict[str, Provenance]) -> None:
+    """Gather the processes' counts; write the final CSV (process 0) or combine the summaries; fill the table."""
+    names = result.metric_names
+    done = output.done if output is not None else None
+    gathered = group.all_gather((scored, 0 if done is None else int(np.count_nonzero(done)), done,
+                                 result.summary if output is None else None, collected))
+    result.scored = sum(part[0] for part in gathered)
+    result.resumed = sum(part[1] for part in gathered)
+    if output is not None:
+        summary = None
+        if group.is_main:
+            started = time.perf_counter()
+            world = group.world_size
+            shards = [shard_range(len(source), rank, world) for rank in range(world)]
+            journals = [(journal_path(output.csv_path, rank, world, output.segment), shard.start, shard.stop)
+                        for rank, shard in enumerate(shards)]
+            summary = write_final_csv(output.csv_path, source, names, np.concatenate([part[2] for part in gathered]),
+                                      output.sources, journals, records)
+            remove_journals(output.csv_path)
+            result.timings["merge"] = time.perf_counter() - started
+        result.summary = group.all_gather(summary)[0]
+    else:
+        result.summary = RunSummary.combine([part[3] for part in gathered])
+    if result.pairs is not None:
+        result.table = ScoreTable(len(source), names)
+        rows = (((i, v, e) for i, _, _, _, v, e in read_final_rows(output.csv_path, names)) if output is not None
+                else ((i, v, e) for part in gathered for i, (v, e) in part[4].items()))
+        for index, values, error in rows:
+            result.table.record(index, values, error)
+
+
+def _run(scorer: _Scorer, source: PairSource, shard: range, output: _Output | None, summary: RunSummary,
+         collected: dict | None, group: ProcessGroup, workers: int, batch_size: int, alpha: str, progress: bool,
+         timings: dict[str, float]) -> int:
+    """Score this process's shard (the pairs not done); returns how many pairs it scored."""
     from tqdm.auto import tqdm
 
-    new_rows: dict[int, tuple[list[float | None], str]] = {}
+    done = output.done if output is not None else None
+    todo = len(shard) - (int(np.count_nonzero(done)) if done is not None else 0)
+    timings.update(network=0.0, decode_wait=0.0, loop=0.0)
     if not todo:
-        return new_rows
+        return 0
     label = "scoring" if group.world_size == 1 else f"scoring (process 0 of {group.world_size})"
-    bar = tqdm(total=len(todo), desc=label, unit="pair", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
+    bar = tqdm(total=todo, desc=label, unit="pair", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
                disable=not (progress and group.is_main) or None, leave=False)
-    shown = 0
-    dataset = PairDataset(pairs, todo, alpha=alpha)  # uint8 crosses processes: 4× fewer bytes
+    shown = count = 0
+    dataset = ShardDataset(source, shard.start, shard.stop, done if done is not None and done.any() else None,
+                           batch_size, alpha)
+    batches = iter(pair_batches(dataset, workers, pin_memory=scorer.device.type == "cuda"))
+    started = time.perf_counter()
     try:
         with torch.inference_mode():
-            for items in pair_batches(dataset, batch_size, workers, pin_memory=scorer.device.type == "cuda"):
+            while True:
+                asked = time.perf_counter()
+                items: list[DecodedPair] | None = next(batches, None)
+                got = time.perf_counter()
+                timings["decode_wait"] += got - asked
+                if items is None:
+                    break
                 finished = scorer.score(items)
-                for index, values, error in finished:
-                    table.record(index, values, error)
-                    new_rows[index] = (values, error)
+                timings["network"] += time.perf_counter() - got
+                by_index = {item.index: item for item in items}
+                rows = sorted((index, by_index[index].dist_path, by_index[index].ref_path, by_index[index].stamps,
+                               values, error) for index, values, error in finished)
+                for index, dist, ref, _, values, error in rows:
+                    if collected is not None:
+                        collected[index] = (values, error)
+                    if output is None:
+                        summary.add(index, dist, ref, values, error)
                     if error and progress and shown < _SHOWN_FAILURES:
                         shown += 1
-                        pair = pairs[index]
                         where = "" if group.world_size == 1 else f"[process {group.rank}] "
-                        tqdm.write(f"{where}pair {index} ({pair.distorted} | {pair.reference}) failed: {error}",
-                                   file=sys.stderr)
-                if journal is not None:
-                    journal.write([(i, pairs[i], v, e) for i, v, e in finished])
+                        tqdm.write(f"{where}pair {index} ({dist} | {ref}) failed: {error}", file=sys.stderr)
+                if output is not None:
+                    output.journal.write(rows)
+                count += len(rows)
                 bar.update(len(items))
     finally:
         bar.close()
-    return new_rows
+        timings["loop"] = time.perf_counter() - started
+    return count

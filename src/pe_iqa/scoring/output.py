@@ -1,11 +1,17 @@
 """Scores of a run in memory (:class:`ScoreTable`), the streamed journal, resume, and the final CSV.
 
-While a run with ``csv_path`` goes on, each process appends every finished pair to a **journal** next to the CSV
-(``scores.csv.partial``, or ``scores.csv.rank<R>.partial`` per torchrun process), flushed after each batch and
-fsynced every few seconds: an interrupted run loses at most the batch in flight. The final ``scores.csv`` is
-written once, atomically, in input order, and the journals are then removed. ``resume=True`` reads the final
-CSV (if a previous run completed) and every journal, keeps the pairs that scored, and scores the rest (failed
-pairs are retried) — the final file equals an uninterrupted run's.
+While a run with ``csv_path`` goes on, each process appends every finished pair to its own **journal** next to the
+CSV (``scores.csv.partial``, or ``scores.csv.rank<R>.partial`` per torchrun process; a resumed run writes new
+journals ``scores.csv[.rank<R>].<N>.partial`` beside the old ones), flushed after each batch and fsynced every few
+seconds: an interrupted run loses at most the batch in flight. A journal row holds the pair's index, its files, the
+files' size and modification time (``size:mtime_ns``, taken when they were read) and the scores; a journal is in
+index order. The final ``scores.csv`` is written once, atomically, in input order, by merging the journals as
+streams (:mod:`.resume`), and the journals are then removed. ``resume=True`` keeps the pairs of the previous final
+CSV and of every journal that scored and whose files are unchanged, and scores the rest (failed pairs are retried)
+— the final file equals an uninterrupted run's.
+
+Names are written losslessly: a file name that is not valid UTF-8 (``d\\xff.png``) is written with its raw bytes
+(``surrogateescape``) and read back to the same name.
 
 CSV columns: ``distorted, reference, <extra columns>, <one per metric>, error``. Scores are written with
 ``repr`` (shortest text that reads back to the same float); a failed pair has an ``error`` message and empty
@@ -26,17 +32,17 @@ import glob
 import hashlib
 import math
 import os
+import re
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
-from ..provenance import Provenance, combine_records, read_sidecar, sidecar_path, write_sidecar
-from ..safe_files import atomic_write, create_exclusive, open_in_place
-from .pairs import ScorePair, extra_columns
+from ..provenance import Provenance, combine_records, read_sidecar, sidecar_path
+from ..safe_files import create_exclusive
 
 __all__ = [
     "JOURNAL_SUFFIX",
@@ -46,15 +52,17 @@ __all__ = [
     "ScoreTable",
     "existing_journals",
     "file_sha256",
+    "journal_header",
     "journal_path",
+    "next_segment",
     "output_columns",
-    "read_previous_scores",
     "remove_journals",
-    "write_scores_csv",
 ]
 
 JOURNAL_SUFFIX = ".partial"
 _FSYNC_EVERY_S = 5.0
+#: How every result file is encoded: UTF-8, a name's undecodable bytes kept as they were (lossless round trip).
+ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
 
 
 class JournalError(ValueError):
@@ -79,11 +87,13 @@ def output_columns(extras: Sequence[str], metric_names: Sequence[str]) -> list[s
     return ["distorted", "reference", *extras, *metric_names, "error"]
 
 
-def _format(value: float | None, present: bool) -> str:
+def format_score(value: float | None, present: bool) -> str:
+    """A score cell: ``repr`` (the shortest text that reads back to the same float), ``""`` when absent."""
     return repr(float(value)) if present else ""
 
 
-def _parse(text: str) -> float | None:
+def parse_score(text: str) -> float | None:
+    """A score cell read back (``None`` for an empty cell; ``ValueError`` for text that is no number)."""
     text = text.strip()
     return None if not text else float(text)
 
@@ -132,159 +142,83 @@ class ScoreTable:
         return mask
 
 
-def journal_path(csv_path: Path, rank: int = 0, world_size: int = 1) -> Path:
-    """This process's journal next to ``csv_path``."""
-    suffix = JOURNAL_SUFFIX if world_size == 1 else f".rank{rank}{JOURNAL_SUFFIX}"
-    return csv_path.with_name(csv_path.name + suffix)
+def journal_path(csv_path: Path, rank: int = 0, world_size: int = 1, segment: int = 0) -> Path:
+    """This process's journal next to ``csv_path`` (``segment`` > 0: the journal of a resumed run)."""
+    middle = ("" if world_size == 1 else f".rank{rank}") + (f".{segment}" if segment else "")
+    return csv_path.with_name(csv_path.name + middle + JOURNAL_SUFFIX)
+
+
+_JOURNAL_NAME = re.compile(r"(?:\.rank(\d+))?(?:\.(\d+))?" + re.escape(JOURNAL_SUFFIX))
+
+
+def _journal_key(csv_path: Path, path: Path) -> tuple[int, int] | None:
+    match = _JOURNAL_NAME.fullmatch(path.name[len(csv_path.name):])
+    if not path.name.startswith(csv_path.name) or match is None:
+        return None
+    return int(match.group(2) or 0), int(match.group(1) or 0)
 
 
 def existing_journals(csv_path: Path) -> list[Path]:
-    """Every journal of ``csv_path`` on disk (from single-process or torchrun runs of any size)."""
-    pattern = glob.escape(str(csv_path)) + ".rank*" + JOURNAL_SUFFIX
-    found = sorted(Path(p) for p in glob.glob(pattern))
-    single = journal_path(csv_path)
-    return ([single] if single.is_file() else []) + found
+    """Every journal of ``csv_path`` on disk (from single-process or torchrun runs of any size), oldest run first."""
+    found = []
+    for name in glob.glob(glob.escape(str(csv_path)) + "*" + JOURNAL_SUFFIX):
+        key = _journal_key(csv_path, Path(name))
+        if key is not None and Path(name).is_file():
+            found.append((key, Path(name)))
+    return [path for _, path in sorted(found)]
 
 
-def _journal_header(metric_names: Sequence[str]) -> list[str]:
-    return ["index", "distorted", "reference", *metric_names, "error"]
+def next_segment(csv_path: Path) -> int:
+    """The journal segment number of a run starting now (one more than any journal's on disk; 0 if none)."""
+    keys = [_journal_key(csv_path, path) for path in existing_journals(csv_path)]
+    return 1 + max(key[0] for key in keys if key) if keys else 0
+
+
+def journal_header(metric_names: Sequence[str]) -> list[str]:
+    """A journal's header: ``index, distorted, reference, distorted_stamp, reference_stamp, <metrics>, error``."""
+    return ["index", "distorted", "reference", "distorted_stamp", "reference_stamp", *metric_names, "error"]
 
 
 class ScoreJournal:
-    """Append-only CSV of finished pairs (``index, distorted, reference, <metrics>, error``), flushed per write."""
+    """Append-only CSV of finished pairs (see :func:`journal_header`), created anew, flushed per write.
 
-    def __init__(self, path: Path, metric_names: Sequence[str], append: bool) -> None:
+    Created exclusively without following links (:func:`~pe_iqa.safe_files.create_exclusive`): a stale file or a
+    planted link at ``path`` is removed first, never followed.
+    """
+
+    def __init__(self, path: Path, metric_names: Sequence[str]) -> None:
         self.path = path
         self.metric_names = list(metric_names)
-        if append and path.is_file():
-            _drop_torn_tail(path)
-        fresh = not (append and path.is_file() and not path.is_symlink() and path.stat().st_size > 0)
-        if fresh:
-            path.unlink(missing_ok=True)  # a stale journal or a (dangling) link: never followed
-            self._handle: IO[str] = create_exclusive(path)
-        else:
-            self._handle = open_in_place(path, "a")
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        self._handle: IO[str] = create_exclusive(path, **ENCODING)
         self._writer = csv.writer(self._handle)
-        if fresh:
-            self._writer.writerow(_journal_header(self.metric_names))
+        self._writer.writerow(journal_header(self.metric_names))
+        self.rows = 0
         self._synced = time.monotonic()
         self.flush(sync=True)
 
-    def write(self, rows: Sequence[tuple[int, ScorePair, Sequence[float | None], str]]) -> None:
-        """Append finished pairs and flush them to the operating system (fsync every few seconds)."""
-        for index, pair, values, error in rows:
-            cells = [_format(v, v is not None) for v in values]
-            self._writer.writerow([index, str(pair.distorted), str(pair.reference), *cells, error])
+    def write(self, rows: Sequence[tuple[int, str, str, tuple[str, str], Sequence[float | None], str]]) -> None:
+        """Append finished pairs ``(index, distorted, reference, stamps, values, error)`` and flush them to the
+        operating system (fsync every few seconds)."""
+        for index, distorted, reference, stamps, values, error in rows:
+            cells = [format_score(v, v is not None) for v in values]
+            self._writer.writerow([index, distorted, reference, *stamps, *cells, error])
+        self.rows += len(rows)
         self.flush(sync=time.monotonic() - self._synced > _FSYNC_EVERY_S)
 
     def flush(self, sync: bool = False) -> None:
+        """Hand written rows to the operating system; ``sync``: to the disk too."""
         self._handle.flush()
         if sync:
             os.fsync(self._handle.fileno())
             self._synced = time.monotonic()
 
     def close(self) -> None:
+        """Flush, fsync and close."""
         if not self._handle.closed:
             self.flush(sync=True)
             self._handle.close()
-
-
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a journal after its last complete line (a crash can leave half a row)."""
-    with open_in_place(path, "rb+") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        position = size
-        while position > 0:
-            step = min(65536, position)
-            handle.seek(position - step)
-            chunk = handle.read(step)
-            newline = chunk.rfind(b"\n")
-            if newline >= 0:
-                end = position - step + newline + 1
-                if end != size:
-                    handle.truncate(end)
-                return
-            position -= step
-        handle.truncate(0)
-
-
-def _mismatch(source: Path, line: int, index: int, pair: ScorePair, dist: str, ref: str) -> JournalError:
-    return JournalError(
-        f"{source}, line {line}: pair {index} is {dist} | {ref} there but {pair.distorted} | {pair.reference} in "
-        f"this run's input; it belongs to another run: delete it (and its .partial files) to start over"
-    )
-
-
-def _read_journal(path: Path, pairs: Sequence[ScorePair], metric_names: Sequence[str]) -> Iterator[tuple]:
-    with _Text(path) as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            return
-        if header != _journal_header(metric_names):
-            raise JournalError(
-                f"{path} was written for metrics {header[3:-1]}, not {list(metric_names)}; resume with the same "
-                f"metrics, or delete it to start over"
-            )
-        width = len(header)
-        for row in reader:
-            if len(row) != width:
-                continue  # a torn last line
-            try:
-                index = int(row[0])
-                values = [_parse(cell) for cell in row[3:-1]]
-            except ValueError:
-                continue
-            if not 0 <= index < len(pairs):
-                raise JournalError(f"{path}, line {reader.line_num}: pair {index} does not exist in this run's "
-                                   f"{len(pairs)} pairs; delete it to start over")
-            pair = pairs[index]
-            if row[1] != str(pair.distorted) or row[2] != str(pair.reference):
-                raise _mismatch(path, reader.line_num, index, pair, row[1], row[2])
-            yield index, values, row[-1]
-
-
-def _read_final_csv(path: Path, pairs: Sequence[ScorePair], metric_names: Sequence[str]) -> Iterator[tuple]:
-    with _Text(path) as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        if not {"distorted", "reference", "error", *metric_names} <= set(header):
-            return  # another metric set (or not ours): everything is scored again
-        for index, row in enumerate(reader):
-            if index >= len(pairs):
-                break
-            pair = pairs[index]
-            if row["distorted"] != str(pair.distorted) or row["reference"] != str(pair.reference):
-                raise _mismatch(path, reader.line_num, index, pair, row["distorted"], row["reference"])
-            try:
-                values = [_parse(row[name] or "") for name in metric_names]
-            except ValueError:
-                continue
-            yield index, values, row["error"] or ""
-
-
-class _Text:
-    """A text file opened for reading whose decoding errors name the file (``with`` and iteration, like a file)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle = path.open(newline="", encoding="utf-8")
-
-    def __enter__(self) -> _Text:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._handle.close()
-
-    def __iter__(self) -> _Text:
-        return self
-
-    def __next__(self) -> str:
-        try:
-            return next(self._handle)
-        except UnicodeDecodeError as error:
-            raise JournalError(f"{self.path} is not a pe-iqa CSV or journal (not UTF-8 text: {error.reason} at byte "
-                               f"{error.start}); delete it to start over") from None
 
 
 def _trusted(source: Path, records: Mapping[str, Provenance], is_csv: bool) -> bool:
@@ -296,54 +230,22 @@ def _trusted(source: Path, records: Mapping[str, Provenance], is_csv: bool) -> b
     found = read_sidecar(sidecar_path(source))
     if found is None:
         warnings.warn(f"{source} has no provenance file ({sidecar_path(source).name}): its scores cannot be "
-                      f"checked and are computed again", ResumeWarning, stacklevel=4)
+                      f"checked and are computed again", ResumeWarning, stacklevel=5)
         return False
     saved, run = found
     if is_csv and run.get("csv_sha256") != file_sha256(source):
         warnings.warn(f"{source} changed since its provenance file was written: its scores are computed again",
-                      ResumeWarning, stacklevel=4)
+                      ResumeWarning, stacklevel=5)
         return False
     unknown = combine_records(saved, records, str(source),
                               "resume with the same options, or delete it (and its .partial files) to start over")
     if unknown:
-        warnings.warn(f"{unknown}: its scores cannot be checked and are computed again", ResumeWarning, stacklevel=4)
+        warnings.warn(f"{unknown}: its scores cannot be checked and are computed again", ResumeWarning, stacklevel=5)
     return not unknown
 
 
-def read_previous_scores(csv_path: Path, pairs: Sequence[ScorePair], metric_names: Sequence[str],
-                         records: Mapping[str, Provenance] | None = None,
-                         check_values: Sequence[Callable[[float], str]] | None = None) -> ScoreTable:
-    """Scores of earlier runs of the same pairs: the previous final CSV and every journal (successes win).
-
-    Args:
-        csv_path: the run's CSV (its journals are found next to it).
-        pairs: this run's pairs.
-        metric_names: this run's metrics (output columns).
-        records: this run's provenance per metric; a file whose sidecar differs is refused, a file without a
-            sidecar ignored (its pairs are scored again). ``None``: no check (reading files of a known run).
-        check_values: per metric, ``value -> error`` (``""``: valid); a row with an invalid value is not taken.
-
-    Raises:
-        JournalError: a file lists other pairs or (journals) other metrics, or is not text.
-        ProvenanceError: a file was made under another configuration (the message names the difference).
-    """
-    table = ScoreTable(len(pairs), metric_names)
-    checks = list(check_values) if check_values is not None else [_finite] * len(metric_names)
-    sources = ([csv_path] if csv_path.is_file() else []) + existing_journals(csv_path)
-    for source in sources:
-        if records is not None and not _trusted(source, records, source == csv_path):
-            continue
-        rows = _read_final_csv if source == csv_path else _read_journal
-        for index, values, error in rows(source, pairs, metric_names):
-            if table.is_ok(index):
-                continue
-            if any(v is not None and check(v) for v, check in zip(values, checks, strict=True)):
-                continue  # an impossible value (inf, nan, out of range): scored again
-            table.record(index, values, error)
-    return table
-
-
-def _finite(value: float) -> str:
+def finite_check(value: float) -> str:
+    """``""`` for a finite value, else why not (the default value check of resumed rows)."""
     return "" if math.isfinite(value) else f"non-finite value {value!r}"
 
 
@@ -352,20 +254,3 @@ def remove_journals(csv_path: Path) -> None:
     for stale in existing_journals(csv_path):
         stale.unlink(missing_ok=True)
         sidecar_path(stale).unlink(missing_ok=True)
-
-
-def write_scores_csv(path: Path, pairs: Sequence[ScorePair], table: ScoreTable,
-                     records: Mapping[str, Provenance] | None = None) -> None:
-    """Write the final CSV in input order, atomically (see :func:`~pe_iqa.safe_files.atomic_write`), then its
-    provenance sidecar (``records`` and the CSV's SHA-256) when ``records`` are given."""
-    extras = extra_columns(pairs)
-    with atomic_write(path) as handle:
-        writer = csv.writer(handle)
-        writer.writerow(output_columns(extras, table.metric_names))
-        for index, pair in enumerate(pairs):
-            error = table.error_text(index)
-            cells = [_format(v, p) for v, p in zip(table.values[index], table.present[index], strict=True)]
-            writer.writerow([str(pair.distorted), str(pair.reference), *(pair.extra.get(c, "") for c in extras),
-                             *cells, error])
-    if records is not None:
-        write_sidecar(path, records, csv_sha256=file_sha256(path))

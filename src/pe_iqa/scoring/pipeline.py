@@ -1,90 +1,107 @@
 """The input side of a scoring run: decoding in ``DataLoader`` workers, same-size batches, reference features.
 
-* :class:`PairDataset` decodes one pair per item with :func:`pe_iqa.image_io.decode_pair` (the one reader); a
-  pair that cannot be read becomes an item carrying its error, so one bad file never stops the loader. Paths
-  are kept in one bytes buffer, not millions of Python objects, so forked workers do not copy them.
+* :class:`ShardDataset` reads one shard of the pairs as a stream and decodes them with
+  :func:`pe_iqa.image_io.decode_pair` (the one reader); a pair that cannot be read becomes an item carrying its
+  error, so one bad file never stops the loader. No list of paths is held: each worker reads the manifest itself.
 * :func:`pair_batches` yields lists of decoded items (``batch_size`` per list), decoded by ``workers``
-  processes, pinned in page-locked memory when the device is a GPU; :func:`same_size_groups` splits a list
-  into same-size groups that can be stacked into one batch.
+  processes through a bounded queue, pinned in page-locked memory when the device is a GPU;
+  :func:`same_size_groups` splits a list into same-size groups that can be stacked into one batch.
 * :class:`ReferenceFeatureCache` keeps reference features by path, least recently used first out, within a byte
   budget.
 """
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..image_io import decode_pair, to_float_image
-from .pairs import ScorePair
+from .pairs import PairSource
 
-__all__ = ["DecodedPair", "PairDataset", "ReferenceFeatureCache", "pair_batches", "same_size_groups", "stack_group"]
+__all__ = ["DecodedPair", "ReferenceFeatureCache", "ShardDataset", "decode_item", "image_stamp", "pair_batches",
+           "same_size_groups", "stack_group"]
 
 
-class _PathTable:
-    """Strings in one UTF-8 buffer plus offsets: cheap to share with forked workers (no per-item refcounts)."""
-
-    def __init__(self, texts: Sequence[str]) -> None:
-        encoded = [t.encode("utf-8", "surrogateescape") for t in texts]
-        self._offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in encoded], out=self._offsets[1:])
-        self._buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8) if encoded else np.zeros(0, np.uint8)
-
-    def __getitem__(self, index: int) -> str:
-        start, end = self._offsets[index], self._offsets[index + 1]
-        return self._buffer[start:end].tobytes().decode("utf-8", "surrogateescape")
+def image_stamp(path: str) -> str:
+    """``"<size>:<mtime_ns>"`` of an image file (what ties a score to the file's content), ``""`` if it cannot be
+    read."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return ""
+    return f"{info.st_size}:{info.st_mtime_ns}"
 
 
 @dataclass
 class DecodedPair:
-    """One item of :class:`PairDataset`: ``distorted``/``reference`` pixels, or ``error`` if it could not be read."""
+    """One decoded pair: ``distorted``/``reference`` pixels, or ``error`` if it could not be read.
+
+    ``dist_path``/``ref_path`` are the files and ``stamps`` their :func:`image_stamp` taken just before decoding.
+    """
 
     index: int
     distorted: torch.Tensor | None
     reference: torch.Tensor | None
     error: str = ""
+    dist_path: str = ""
+    ref_path: str = ""
+    stamps: tuple[str, str] = ("", "")
 
     def pin_memory(self) -> DecodedPair:
         """The same item in page-locked memory (called by the ``DataLoader``'s pinning thread)."""
         if self.distorted is None:
             return self
-        return DecodedPair(self.index, self.distorted.pin_memory(), self.reference.pin_memory(), self.error)
+        return DecodedPair(self.index, self.distorted.pin_memory(), self.reference.pin_memory(), self.error,
+                           self.dist_path, self.ref_path, self.stamps)
 
 
-class PairDataset(Dataset):
-    """Decodes the pairs ``indices`` of ``pairs`` (item ``k`` is pair ``indices[k]``).
+def decode_item(index: int, dist_path: str, ref_path: str, alpha: str) -> DecodedPair:
+    """Stamp and decode one pair with :func:`pe_iqa.image_io.decode_pair` (the one reader); a pair that cannot
+    be read becomes an item carrying its error (the message names the file), so one bad file never stops a run."""
+    stamps = (image_stamp(dist_path), image_stamp(ref_path))
+    try:
+        dist, ref = decode_pair(dist_path, ref_path, alpha=alpha)
+    except Exception as error:  # report the pair, keep the run
+        return DecodedPair(index, None, None, describe_error(error), dist_path, ref_path, stamps)
+    return DecodedPair(index, dist.pixels, ref.pixels, "", dist_path, ref_path, stamps)
 
-    Items keep the compact decoded pixels (uint8 for 8-bit files: 4× fewer bytes through the workers' shared
-    memory and the host-to-device copy); :func:`stack_group` scales them on the device, with the same operation as
-    :func:`~pe_iqa.image_io.read_image`.
 
-    Args:
-        pairs: all pairs of the run.
-        indices: which of them to decode, in order.
-        alpha: the reader's alpha policy (see :data:`pe_iqa.image_io.ALPHA_POLICIES`).
+class ShardDataset(IterableDataset):
+    """Batches of decoded pairs of one shard ``[start, stop)`` of a :class:`~pe_iqa.scoring.pairs.PairSource`,
+    read as a stream, skipping the pairs ``done`` marks (non-zero; ``done[k]`` is pair ``start + k``).
+
+    Each ``DataLoader`` worker reads the shard itself and decodes every ``num_workers``-th batch, so batches come
+    back in shard order and no list of paths is ever built or copied. Items keep the compact decoded pixels (uint8
+    for 8-bit files: 4× fewer bytes through the workers' shared memory and the host-to-device copy);
+    :func:`stack_group` scales them on the device, with the same operation as :func:`~pe_iqa.image_io.read_image`.
     """
 
-    def __init__(self, pairs: Sequence[ScorePair], indices: Sequence[int], alpha: str = "error") -> None:
-        self._indices = np.asarray(indices, dtype=np.int64)
-        self._distorted = _PathTable([str(pairs[i].distorted) for i in self._indices])
-        self._reference = _PathTable([str(pairs[i].reference) for i in self._indices])
-        self.alpha = alpha
+    def __init__(self, source: PairSource, start: int, stop: int, done: np.ndarray | None, batch_size: int,
+                 alpha: str = "error") -> None:
+        self.source, self.start, self.stop, self.done = source, start, stop, done
+        self.batch_size, self.alpha = batch_size, alpha
 
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    def __getitem__(self, item: int) -> DecodedPair:
-        index = int(self._indices[item])
-        try:
-            dist, ref = decode_pair(self._distorted[item], self._reference[item], alpha=self.alpha)
-        except Exception as error:  # report the pair, keep the run (the message names the file)
-            return DecodedPair(index, None, None, describe_error(error))
-        return DecodedPair(index, dist.pixels, ref.pixels)
+    def __iter__(self) -> Iterator[list[DecodedPair]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        batch: list[tuple[int, str, str]] = []
+        number = 0
+        for index, distorted, reference, _ in self.source.cells(self.start, self.stop):
+            if self.done is not None and self.done[index - self.start]:
+                continue
+            batch.append((index, distorted, reference))
+            if len(batch) == self.batch_size:
+                if number % workers == worker:
+                    yield [decode_item(*item, self.alpha) for item in batch]
+                batch, number = [], number + 1
+        if batch and number % workers == worker:
+            yield [decode_item(*item, self.alpha) for item in batch]
 
 
 def describe_error(error: BaseException, first_line: bool = False) -> str:
@@ -103,11 +120,12 @@ def _keep_list(items: list[DecodedPair]) -> list[DecodedPair]:
     return items
 
 
-def pair_batches(dataset: PairDataset, batch_size: int, workers: int, pin_memory: bool) -> Iterator[list[DecodedPair]]:
-    """Lists of ``batch_size`` decoded pairs, in dataset order, decoded by ``workers`` processes (0: here)."""
+def pair_batches(dataset: ShardDataset, workers: int, pin_memory: bool) -> Iterator[list[DecodedPair]]:
+    """The dataset's batches in order, decoded by ``workers`` processes (0: here); at most ``prefetch`` batches per
+    worker wait decoded (a bounded queue: memory does not grow when decoding outpaces the network)."""
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_keep_list,
-        prefetch_factor=max(2, 8 // batch_size) if workers > 0 else None, persistent_workers=False,
+        dataset, batch_size=None, num_workers=workers, collate_fn=_keep_list,
+        prefetch_factor=max(2, 8 // dataset.batch_size) if workers > 0 else None, persistent_workers=False,
         pin_memory=pin_memory,
     )
     yield from loader
