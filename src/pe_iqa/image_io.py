@@ -36,7 +36,6 @@ hidden files (names starting with ``.``, e.g. macOS ``._x.png`` metadata) are sk
 
 from __future__ import annotations
 
-import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ from types import MappingProxyType
 
 import numpy as np
 import torch
+
+from .env_options import env_number
 
 __all__ = [
     "ALPHA_POLICIES",
@@ -101,16 +102,10 @@ def max_image_pixels() -> int | None:
     Raises:
         ValueError: the environment variable is not a non-negative integer.
     """
-    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not text:
+    value = env_number(MAX_PIXELS_ENV)
+    if value is None:
         return _PILLOW_BOMB_ERROR_PIXELS
-    try:
-        value = int(text)
-        if value < 0:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"{MAX_PIXELS_ENV} must be a non-negative integer (0 = no limit), got {text!r}") from None
-    return value or None
+    return int(value) or None
 
 
 def to_float_image(pixels: torch.Tensor) -> torch.Tensor:

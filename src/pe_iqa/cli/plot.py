@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import CommandError, UsageError
 from .output import info, parse_device
 from .rank import add_backbone_options, check_backbone_options, chosen_layers
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["MAX_DPI", "add_parser", "run"]
 

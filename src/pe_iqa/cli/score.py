@@ -6,11 +6,13 @@ import argparse
 import math
 import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import EXIT_FAILED, UsageError
 from .output import format_value, info, parse_device, plural, print_table
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["SAMPLE_DIR", "add_parser", "default_workers", "run"]
 
@@ -46,10 +48,14 @@ def default_workers(device: torch.device | str = "cpu", n_pairs: int | None = No
     share (torchrun splits the machine) minus torch's threads; on a GPU all but one core of the share. At most 4
     (a worker decodes ≈100 LIVE-size pairs/s), and none for fewer than 64 pairs (starting one costs ≈0.5 s).
     """
+    import torch
+
+    from ..env_options import env_number
+
     if n_pairs is not None and n_pairs < 64:
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    share = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
+    share = max(1, cores // int(env_number("LOCAL_WORLD_SIZE") or 1))
     busy = torch.get_num_threads() if torch.device(device).type == "cpu" else 1
     return max(0, min(4, share - busy))
 
@@ -77,14 +83,13 @@ def _megabytes(text: str) -> float:
 
 
 def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    from ..image_io import ALPHA_POLICIES
-    from ..scoring.metrics import preset_names
+    from .choices import ALPHA_POLICIES, PRESET_NAMES
 
     parser = commands.add_parser(
         "score", help="score distorted images against references", parents=parents,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Score distorted images against their references (full-reference metrics).",
-        epilog=EXAMPLES.format(presets=", ".join(preset_names())),
+        epilog=EXAMPLES.format(presets=", ".join(PRESET_NAMES)),
     )
     parser.add_argument("metrics", nargs="*", metavar="METRIC", help="metrics to compute (default: pe_alex)")
     source = parser.add_argument_group("inputs (one of)")
