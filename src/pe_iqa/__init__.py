@@ -5,8 +5,9 @@ rankings → selected channels, exported per layer into the shipped selections (
 a :class:`DistanceSpec` → :mod:`~pe_iqa.resolver` (the network, and per layer the shipped selection, or the analysis
 run on a miss) → the Eq. 1 kernel (:mod:`~pe_iqa.feature_distance`) run by :class:`PEDistance`. The analysis is
 imported only when asked for (a key not shipped, rankings, explanations, plots): ``get_ranking``, ``measure_tuning``
-and the other analysis names below load it on first access (every public name is loaded on first access). The core imports neither pyiqa nor TorchMetrics; their
-adapters live in the ``pe_iqa_torchmetrics`` and ``pe_iqa_pyiqa`` plugin packages.
+and the other analysis names below load it on first access, as every public name does (``import pe_iqa`` imports no
+torch). The core imports neither pyiqa nor TorchMetrics; their adapters live in the ``pe_iqa_torchmetrics`` and
+``pe_iqa_pyiqa`` plugin packages.
 """
 
 from importlib import import_module

@@ -49,6 +49,13 @@ EXIT_TABLE: tuple[tuple[str, int], ...] = (
     ("pe_iqa_pyiqa.scoring_metrics:MetricDownloadError", EXIT_FAILED),
     ("builtins:FileNotFoundError", EXIT_USAGE),  # the command line names a file that is not there
     ("builtins:NotADirectoryError", EXIT_USAGE),
+    # the command ran and an input or a resource failed: exit status 1, though these are ValueErrors
+    ("pe_iqa.image_io:ImageReadError", EXIT_FAILED),
+    ("pe_iqa.memory:MemoryBudgetError", EXIT_FAILED),
+    ("pe_iqa.analysis.tuning_cache:CacheEntryError", EXIT_FAILED),
+    # any other ValueError/TypeError reaching a command's top comes from a check of a value it was given
+    ("builtins:ValueError", EXIT_USAGE),
+    ("builtins:TypeError", EXIT_USAGE),
     # the command ran and failed
     ("builtins:KeyboardInterrupt", EXIT_INTERRUPTED),
     ("builtins:BaseException", EXIT_FAILED),
