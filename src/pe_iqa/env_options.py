@@ -75,7 +75,7 @@ class NumericVariable:
 NUMERIC_VARIABLES: Mapping[str, NumericVariable] = MappingProxyType({row.name: row for row in (
     NumericVariable("PE_IQA_MEMORY_BUDGET_GB", "GiB", 0, 1e9, low_open=True),
     NumericVariable("PE_IQA_DIST_TIMEOUT_S", "seconds", 0, 1e9, low_open=True),
-    NumericVariable("PE_IQA_MAX_IMAGE_PIXELS", "pixels", 0, 2**53, integer=True, note="0 = no limit"),
+    NumericVariable("PE_IQA_MAX_IMAGE_PIXELS", "pixels", 0, 1e15, integer=True, note="0 = no limit"),
     NumericVariable("WORLD_SIZE", "processes", 1, 2**20, integer=True, note="torchrun sets it"),
     NumericVariable("LOCAL_WORLD_SIZE", "processes", 1, 2**20, integer=True, note="torchrun sets it"),
     NumericVariable("RANK", "processes", 0, 2**20, integer=True, note="torchrun sets it"),

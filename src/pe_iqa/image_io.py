@@ -60,6 +60,7 @@ __all__ = [
     "pair_images",
     "read_image",
     "read_pair",
+    "size_mismatch_error",
     "to_float_image",
 ]
 
@@ -332,12 +333,16 @@ def decode_pair(distorted: str | Path, reference: str | Path, *,
             f"pe-iqa scores images as displayed and cannot tell which is meant: make the orientations agree"
         )
     if dist.size != ref.size:
-        (dh, dw), (rh, rw) = dist.size, ref.size
-        raise ImageReadError(
-            f"distorted {distorted} is {dw}×{dh} but reference {reference} is {rw}×{rh} pixels; a full-reference "
-            f"metric needs equal sizes"
-        )
+        raise size_mismatch_error(distorted, reference, dist.size, ref.size)
     return dist, ref
+
+
+def size_mismatch_error(distorted: str | Path, reference: str | Path, distorted_size: tuple[int, int],
+                        reference_size: tuple[int, int]) -> ImageReadError:
+    """The error of a pair whose images differ in size (``(height, width)`` each, as displayed)."""
+    (dh, dw), (rh, rw) = distorted_size, reference_size
+    return ImageReadError(f"distorted {distorted} is {dw}×{dh} but reference {reference} is {rw}×{rh} pixels; a "
+                          f"full-reference metric needs equal sizes")
 
 
 def read_pair(distorted: str | Path, reference: str | Path, *,
