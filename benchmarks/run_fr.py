@@ -53,6 +53,8 @@ from benchmarks.fr_table import (
     reference_table_check,
 )
 from benchmarks.report import ReportPaths, environment_info, write_csv, write_report
+from pe_iqa.cli.errors import exit_status
+from pe_iqa.env_options import check_environment
 from pe_iqa.provenance import (
     Provenance,
     ProvenanceError,
@@ -387,6 +389,7 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
                              resume=args.resume, progress=not args.no_progress)
     command = "python -m benchmarks.run_fr " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
+        check_environment()
         run = run_fr(args.dataset, args.root, args.metrics, out_dir=args.out, name=args.name, layout=args.layout,
                      registry=registry, options=options, n_boot=args.boot, limit=args.limit,
                      reference_table=args.reference_table, command=command)
@@ -394,7 +397,7 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return exit_status(error)  # the command line's one exit table
     if run.errors:
         return 1
     if run.check is not None and not run.check[1]:

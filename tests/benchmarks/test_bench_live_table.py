@@ -65,5 +65,5 @@ def test_cli_writes_the_table_and_refuses_unknown_metrics(scored_tree, tmp_path:
     assert main(argv) == 0
     text = (tmp_path / "o" / "live_table.md").read_text(encoding="utf-8")
     assert "| good | native" in text and "baseline" in text
-    assert main([*argv, "--metrics", "vif"]) == 1
+    assert main([*argv, "--metrics", "vif"]) == 2  # a metric not scored: the exit table (issue 25.15)
     assert capsys.readouterr().err.startswith("error: ValueError: no scores for ['vif']")
