@@ -36,8 +36,9 @@ from benchmarks.protocols.bootstrap import PairedBootstrap, compare_srocc
 from benchmarks.protocols.correlation import safe_srocc
 from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
 from pe_iqa.cli.errors import exit_status
+from pe_iqa.provenance import Provenance, combine_records, read_sidecar, sidecar_path
 
-__all__ = ["load_engine_scores", "main", "score_downscaled", "table_rows"]
+__all__ = ["load_engine_scores", "load_score_files", "main", "score_downscaled", "table_rows"]
 
 BASELINE = ("pe_alex", 1.0)
 
@@ -75,6 +76,38 @@ def load_engine_scores(scores_csv: str | os.PathLike[str], records: Sequence[Liv
             raise ValueError(f"{path}: non-finite {metric} scores")
         out[(metric, 1.0)] = (array, lower_better)
     return out
+
+
+def load_score_files(paths: Sequence[str | os.PathLike[str]], records: Sequence[LiveRecord]
+                     ) -> dict[tuple[str, float], tuple[np.ndarray, bool]]:
+    """:func:`load_engine_scores` of several score files; a metric carried by two files must have been scored alike.
+
+    Each file's provenance sidecar (``<file>.provenance.json``, written by ``run_fr``) holds its metrics' records;
+    when two files carry the same metric, :func:`~pe_iqa.provenance.combine_records` compares them (the later file's
+    values are used when they agree).
+
+    Raises:
+        ProvenanceError: two files carry a metric scored under different configurations, or one of them has no
+            record for it (unknown: it cannot be told apart).
+    """
+    scores: dict[tuple[str, float], tuple[np.ndarray, bool]] = {}
+    held: dict[str, tuple[Path, Provenance | None]] = {}
+    for path in map(Path, paths):
+        found = read_sidecar(sidecar_path(path))
+        saved = found[0] if found else {}
+        loaded = load_engine_scores(path, records)
+        for metric, _ in loaded:
+            if metric in held:
+                first_path, first = held[metric]
+                remedy = f"give only one of {first_path} and {path} for {metric}, or score both alike"
+                if first is None:  # the earlier file's record is unknown
+                    combine_records(None, saved.get(metric) or Provenance(metric, kind="unrecorded"),
+                                    str(first_path), remedy, refuse_unknown=True)
+                else:
+                    combine_records(saved.get(metric), first, str(path), remedy, refuse_unknown=True)
+            held[metric] = (path, saved.get(metric))
+        scores.update(loaded)
+    return scores
 
 
 def score_downscaled(metrics: Sequence[str], records: Sequence[LiveRecord], scale: float, out_csv: Path,
@@ -175,9 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         index = load_live_index(args.root)
         records = list(index.records)
-        scores: dict[tuple[str, float], tuple[np.ndarray, bool]] = {}
-        for path in args.scores:
-            scores.update(load_engine_scores(path, records))
+        scores = load_score_files(args.scores, records)
         if args.downscaled:
             scores.update(score_downscaled(args.downscaled, records, args.scale,
                                            args.out / f"live_scores_x{args.scale:g}.csv", progress=args.progress))

@@ -57,8 +57,7 @@ from pe_iqa.cli.errors import exit_status
 from pe_iqa.env_options import check_environment
 from pe_iqa.provenance import (
     Provenance,
-    ProvenanceError,
-    describe_difference,
+    combine_records,
     read_sidecar,
     sidecar_path,
     write_sidecar,
@@ -309,18 +308,22 @@ def run_fr(
 def _table_provenance(out: Path, name: str, datasets: Sequence[str]) -> dict[str, Provenance]:
     """Each metric's provenance record, from the per-image score files' sidecars; one record per metric.
 
+    A metric whose record is missing for one of the datasets is unknown and left out (the table does not claim it).
+
     Raises:
         ProvenanceError: a metric was scored under different configurations for two datasets of one table.
     """
     records: dict[str, Provenance] = {}
-    for dataset in datasets:
-        found = read_sidecar(sidecar_path(out / f"{name}_scores_{dataset}.csv"))
-        for metric, record in (found[0] if found else {}).items():
-            if metric in records and records[metric] != record:
-                raise ProvenanceError(f"{metric} was scored under different configurations for the datasets of one "
-                                      f"table ({describe_difference(records[metric], record)}); score them again "
-                                      f"with the same options")
-            records.setdefault(metric, record)
+    for index, dataset in enumerate(datasets):
+        scores = out / f"{name}_scores_{dataset}.csv"
+        found = read_sidecar(sidecar_path(scores))
+        saved = found[0] if found else {}
+        if index == 0:
+            records = dict(saved)
+        for metric in list(records):
+            if combine_records(saved.get(metric), records[metric], str(scores),
+                               "score the datasets of one table with the same options"):
+                del records[metric]
     return records
 
 

@@ -42,7 +42,7 @@ GOOD = images(2, 3, 64, 64)
         (images(1, 2, 3, 64, 64), ValueError, r"preds must have 4 dimensions \(N, C, H, W\), got 5"),
         (images(2, 2, 64, 64), ValueError, r"preds must have 1 \(grayscale\) or 3 \(RGB\) channels in dim 1, got 2"),
         (images(2, 4, 64, 64), ValueError, r"got 4 .*drop alpha channels"),
-        (images(2, 64, 64, 3), ValueError, r"channels in dim 1, got 64 .*channels-last \(N, H, W, C\): use preds.permute\(0, 3, 1, 2\)"),
+        (images(2, 64, 64, 3), ValueError, r"got 64 .*channels-last \(N, H, W, C\): use preds.permute\(0, 3, 1, 2\)"),
         (images(0, 3, 64, 64), ValueError, r"preds is an empty batch \(N = 0"),
         ((GOOD * 255).to(torch.uint8), TypeError,
          r"preds must be a floating-point tensor.*torch.uint8.*preds.float\(\) / 255"),

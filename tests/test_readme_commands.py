@@ -20,10 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
-def _section_block(title: str) -> list[str]:
+def _section_block(title: str, level: int = 2) -> list[str]:
     """The command lines (no comments, no blanks) of the first fenced block under the README heading ``title``."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+    marks = "#" * level
+    section = text.split(f"\n{marks} {title}\n", 1)[1].split(f"\n{marks} ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert block, f"no bash block under '## {title}'"
     return [line.strip() for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
@@ -38,8 +39,12 @@ def _two_commands() -> tuple[str, list[str]]:
 
 
 def test_the_install_section_installs_what_the_test_command_needs_before_it() -> None:
+    """Issue 27: the CPU-or-GPU choice comes first (the CPU wheel index before pe-iqa), then the developer install."""
     install = _section_block("Install")
-    assert install[0] == 'pip install -e ".[test]"'  # the first install line a developer meets
+    assert install == ["pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu",
+                       'pip install -e ".[test]"'], install
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("\n## Install\n", 1)[1]
+    assert section.index("CPU only") < section.index("NVIDIA GPU") < section.index("```bash")
     text = (REPO / "README.md").read_text(encoding="utf-8")
     assert text.index('pip install -e ".[test]"') < text.index("python -m pytest")
     extras = (REPO / "pyproject.toml").read_text(encoding="utf-8").split('test = [', 1)[1].split("]", 1)[0]
@@ -55,7 +60,9 @@ def test_ci_runs_the_readme_test_command_verbatim_and_sets_no_environment() -> N
         assert command.startswith(full[0]), command  # a tier is the full command plus a selection
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert full[0] in ci  # a line of its own, exactly as the README writes it
-    assert any('-e ".[test]"' in line and not line.startswith("#") for line in ci)
+    installs = [re.search(r'-e "\.\[([a-z,]+)\]"', line) for line in ci if not line.startswith("#")]
+    extras = [set(found.group(1).split(",")) for found in installs if found]
+    assert extras and {"test", "docs"} <= extras[0], extras  # the tests' extra, and the docs build's
     exported = [line for line in ci if re.match(r"\s*export\s", line)]
     assert not exported, exported  # the test command must not need what only CI knows
 
@@ -94,3 +101,46 @@ def test_the_main_command_runs_as_written_on_the_bundled_sample(torch_home: Path
     assert header == ["image", "pe_alex", "lpips", "ssim"]
     assert re.search(r"^mean \(6 pairs\)(\s+\d\.\d{6}){3}$", result.stdout, re.MULTILINE), result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_ci_builds_the_documentation_site_with_warnings_as_errors() -> None:
+    ci = [line for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    build = [line for line in ci if line.startswith("python -m sphinx ")]
+    assert len(build) == 1, build
+    words = build[0].split()
+    assert "-W" in words and words[-2:] == ["docs", "docs/_build/html"] and "html" in words
+    assert ci.index(build[0]) < ci.index("python -m pytest -q")  # a broken site fails CI before the long tests
+    extras = (REPO / "pyproject.toml").read_text(encoding="utf-8").split("\ndocs = [", 1)[1].split("]", 1)[0]
+    for needed in ("sphinx", "myst-parser", "furo"):
+        assert f'"{needed}' in extras, needed
+    conf = (REPO / "docs" / "conf.py").read_text(encoding="utf-8")
+    assert "sphinx.ext.intersphinx" not in conf  # the build fetches nothing
+
+
+@pytest.mark.slow  # four commands on the bundled sample
+def test_the_command_line_quickstart_runs_as_written_on_the_sample_as_the_readers_folders(
+        torch_home: Path, tmp_path: Path) -> None:
+    """Issue 27: the README's command-line quickstart, run line by line where its folders and manifest are the
+    bundled sample's pairs."""
+    pytest.importorskip("pyiqa")
+    if not (torch_home / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth").is_file():
+        pytest.skip(f"pretrained AlexNet weights not in {torch_home}")
+    sample = REPO / "src" / "pe_iqa" / "sample"
+    for part in ("distorted", "reference"):
+        shutil.copytree(sample / part, tmp_path / part)
+    names = sorted(p.name for p in (sample / "distorted").glob("*.png"))
+    (tmp_path / "pairs.csv").write_text("distorted,reference\n" + "".join(f"distorted/{n},reference/{n}\n"
+                                                                        for n in names), encoding="utf-8")
+    lines = _section_block("Command line", level=3)
+    assert [shlex.split(line)[1] for line in lines] == ["score", "score", "explain", "rank"]
+    for line in lines:
+        words = shlex.split(line.split("  #", 1)[0])
+        program = shutil.which(words[0])
+        command = [program, *words[1:]] if program else [sys.executable, "-m", "pe_iqa", *words[1:]]
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, (line, result.stderr[-3000:])
+        assert "Traceback" not in result.stderr, line
+        for word in words:
+            if word.endswith(".csv") and word != "pairs.csv":
+                rows = (tmp_path / word).read_text(encoding="utf-8").splitlines()
+                assert len(rows) == 1 + len(names), (line, rows)

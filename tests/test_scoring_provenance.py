@@ -169,3 +169,48 @@ def test_pyiqa_metrics_record_their_version_and_options(transparent_pairs, tmp_p
     record = saved["ssim"]
     assert record.kind == "pyiqa" and record.version.startswith("pyiqa ")
     assert '"type": "SSIM"' in dict(record.options)["metric_opts"] and dict(record.options)["alpha"] == "drop"
+
+
+# --- issue 25: a partial or unreadable record is unknown, never trusted (pe_iqa.provenance.combine_records) ---
+
+def _edit_metrics(path: Path, metrics: dict) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["metrics"] = metrics
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+@pytest.mark.parametrize("partial", ["empty", "another metric"])
+def test_a_csv_sidecar_emptied_or_left_partial_is_not_trusted(transparent_pairs, pe_alex, tmp_path, partial) -> None:
+    """Issue 25, item 1: ``--alpha white``, empty the record, ``--alpha black --resume`` kept the white values."""
+    out = tmp_path / "s.csv"
+    white = score_pairs(transparent_pairs, [pe_alex], csv_path=out, alpha="white", progress=False)
+    black = score_pairs(transparent_pairs, [pe_alex], alpha="black", progress=False)
+    assert white.scores("pe_alex").tolist() != black.scores("pe_alex").tolist()
+    record = json.loads(sidecar_path(out).read_text(encoding="utf-8"))["metrics"]["pe_alex"]
+    _edit_metrics(sidecar_path(out), {} if partial == "empty" else {"lpips": {**record, "metric": "lpips"}})
+    with pytest.warns(ResumeWarning, match=r"s\.csv has no record for pe_alex"):
+        again = score_pairs(transparent_pairs, [pe_alex], csv_path=out, alpha="black", resume=True, progress=False)
+    assert again.resumed == 0 and again.scores("pe_alex").tolist() == black.scores("pe_alex").tolist()
+
+
+def test_a_journal_sidecar_left_partial_is_not_trusted(transparent_pairs, pe_alex, tmp_path) -> None:
+    """Issue 25, item 1, journals: an interrupted white run whose journal record was emptied, resumed black."""
+    out = tmp_path / "s.csv"
+    with pytest.raises(KeyboardInterrupt):
+        score_pairs(transparent_pairs, [_StopAfter(pe_alex, 3)], csv_path=out, alpha="white", progress=False)
+    _edit_metrics(sidecar_path(journal_path(out)), {})
+    black = score_pairs(transparent_pairs, [pe_alex], alpha="black", progress=False)
+    with pytest.warns(ResumeWarning, match=r"s\.csv\.partial has no record for pe_alex"):
+        again = score_pairs(transparent_pairs, [pe_alex], csv_path=out, alpha="black", resume=True, progress=False)
+    assert again.resumed == 0 and again.scores("pe_alex").tolist() == black.scores("pe_alex").tolist()
+
+
+def test_a_deeply_nested_sidecar_is_refused_in_one_line_naming_it(transparent_pairs, pe_alex, tmp_path) -> None:
+    """Issue 25, item 16: such a sidecar raised a RecursionError naming no file."""
+    out = tmp_path / "s.csv"
+    score_pairs(transparent_pairs, [pe_alex], csv_path=out, alpha="white", progress=False)
+    sidecar_path(out).write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
+    with pytest.raises(ProvenanceError) as caught:
+        score_pairs(transparent_pairs, [pe_alex], csv_path=out, alpha="white", resume=True, progress=False)
+    message = str(caught.value)
+    assert str(sidecar_path(out)) in message and "nested too deeply" in message and "\n" not in message

@@ -46,7 +46,7 @@ def test_a_layer_that_cannot_respond_is_refused_with_its_name(alexnet_state, tmp
     state["features.3.weight"] = alexnet_state["features.3.weight"] * change
     state["features.3.bias"] = alexnet_state["features.3.bias"] * change
     path = _save(tmp_path, state, f"x{change:g}.safetensors")
-    with pytest.raises(BrokenWeightsError, match=rf"layer relu2 responds to a test image with ({problem})"):
+    with pytest.raises(BrokenWeightsError, match=rf"layer relu2 responds to test images with ({problem})"):
         PEDistance("pe_alex", weights=path, layers=["relu2", "relu3"])
 
 
@@ -55,3 +55,15 @@ def test_sane_weights_load(alexnet_state, tmp_path) -> None:
     half = {k: v.half() for k, v in alexnet_state.items()}  # float16 files are floating point: accepted
     backbone = load_backbone("alexnet", ["relu1", "relu5"], weights=_save(tmp_path, half, "half.safetensors"))
     assert backbone(torch.rand(1, 3, 64, 64))["relu5"].abs().max() > 0
+
+
+def test_a_layer_whose_responses_ignore_the_image_is_refused(alexnet_state, tmp_path) -> None:
+    """Issue 25, item 3: zero ``features.6.weight`` with positive biases passed the probe (each channel constant,
+    channels different) and every pair scored 0.0."""
+    state = dict(alexnet_state)
+    state["features.6.weight"] = torch.zeros_like(alexnet_state["features.6.weight"])
+    state["features.6.bias"] = torch.linspace(0.1, 1.0, alexnet_state["features.6.bias"].numel())
+    path = _save(tmp_path, state, "constant_relu3.safetensors")
+    with pytest.raises(BrokenWeightsError, match=r"layer relu3 responds to test images with the same values "
+                                                 r"whatever the image"):
+        load_backbone("alexnet", ["relu1", "relu3"], weights=path)

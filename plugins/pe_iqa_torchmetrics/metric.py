@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+import json
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 from torchmetrics.metric import Metric
 from torchmetrics.utilities import dim_zero_cat
+from torchmetrics.utilities.distributed import gather_all_tensors
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from pe_iqa.backbones import Backbone
 from pe_iqa.distance import DISTANCE_OPTIONS, PEDistance
 from pe_iqa.presets import DEFAULT_METRIC
-from pe_iqa.provenance import Provenance, ProvenanceError, describe_difference, pe_provenance
+from pe_iqa.provenance import Provenance, combine_records, pe_provenance
 from pe_iqa.spec import DistanceSpec
 
 __all__ = ["IDENTITY_KEY", "PEFeatureDistance"]
@@ -22,6 +25,10 @@ _DISTANCE_PREFIX = "distance."
 _EXTRA_STATE = "_extra_state"
 #: The entry of :attr:`PEFeatureDistance.metric_state` holding the distance's provenance record (a dict).
 IDENTITY_KEY = "pe_provenance"
+#: The keyword arguments of ``torchmetrics.Metric`` (TorchMetrics rejects any other with a generic message).
+METRIC_OPTIONS = frozenset({"compute_on_cpu", "dist_sync_on_step", "process_group", "dist_sync_fn",
+                            "distributed_available_fn", "sync_on_compute", "compute_with_cache"})
+_REMEDY = "build the metric with the same options"
 
 
 def _split_options(kwargs: dict) -> tuple[dict, dict]:
@@ -29,6 +36,14 @@ def _split_options(kwargs: dict) -> tuple[dict, dict]:
     for name, hint in (("reduction", "use per_sample=True for per-image scores"), ("device", "use .to(device)")):
         if name in kwargs:
             raise TypeError(f"{name!r} is not accepted here: {hint}")
+    unknown = sorted(set(kwargs) - DISTANCE_OPTIONS - METRIC_OPTIONS)
+    if unknown:
+        valid = sorted(DISTANCE_OPTIONS) + sorted(METRIC_OPTIONS)
+        hints = [f"{name!r} → {close[0]!r}" for name in unknown
+                 if (close := difflib.get_close_matches(name, valid, n=1))]
+        raise ValueError(f"unknown option(s) {unknown}{' (did you mean ' + ', '.join(hints) + '?)' if hints else ''}; "
+                         f"PEFeatureDistance takes the distance options {sorted(DISTANCE_OPTIONS)} and the Metric "
+                         f"options {sorted(METRIC_OPTIONS)}")
     distance = {k: v for k, v in kwargs.items() if k in DISTANCE_OPTIONS}
     return distance, {k: v for k, v in kwargs.items() if k not in DISTANCE_OPTIONS}
 
@@ -48,9 +63,13 @@ class PEFeatureDistance(Metric):
     are not persistent (the default) adds nothing to a state dict — a Lightning checkpoint loads strictly into
     the model without the metric. Persistent states (``persistent(True)``) are saved with the distance's
     :class:`~pe_iqa.provenance.Provenance` record (``_extra_state``: spec digest, weights fingerprint, selected
-    channels, dtype, version, ``per_sample``). :meth:`load_state_dict` refuses states of a differently configured
-    metric, and states whose record was removed, with one ``ValueError``; so does :meth:`merge_state` (its
-    :attr:`metric_state` carries the record under :data:`IDENTITY_KEY`).
+    channels, dtype, version, ``per_sample``). Every load path checks that record with
+    :func:`~pe_iqa.provenance.combine_records`: :meth:`load_state_dict` (whether this metric's states are persistent
+    or not) refuses states of a differently configured metric, and states whose record was removed, with one
+    ``ValueError``; so does :meth:`merge_state` (its :attr:`metric_state` carries the record under
+    :data:`IDENTITY_KEY`); and a distributed sync all-gathers every process's record first and refuses a mix.
+    :meth:`compute` after loading states that hold data gives their value without TorchMetrics' "compute before
+    update" warning.
 
     Sharing one network (TorchMetrics' ``FeatureShare``): ``feature_network = "shared_network"``, the full backbone.
     Metrics on the same backbone, weights and layers share it, pruned or not (a pruned metric gives up pruning,
@@ -83,7 +102,8 @@ class PEFeatureDistance(Metric):
     Raises:
         TypeError: ``per_sample`` is not a bool, ``reduction``/``device`` is passed, or an option has the wrong
             type.
-        ValueError: unknown preset or invalid distance option; unknown ``Metric`` keyword argument.
+        ValueError: unknown preset or invalid distance option; an unknown keyword argument (the message lists the
+            valid ones and the closest match, e.g. ``top_precent`` → ``top_percent``).
 
     Example:
         >>> import torch
@@ -259,20 +279,9 @@ class PEFeatureDistance(Metric):
         name = self.metric if isinstance(self.metric, str) else None
         return pe_provenance(self.distance, name, per_sample=self.per_sample)
 
-    def _check_identity(self, saved: object, action: str) -> None:
-        ours = self.provenance()
-        if saved is None:
-            raise ProvenanceError(f"cannot {action}: the states carry no provenance record (their identity entry "
-                                  f"was removed), so they may come from another distance than this {ours.metric}")
-        try:
-            theirs = Provenance.from_dict(saved)
-        except ProvenanceError:
-            raise ProvenanceError(f"cannot {action}: the states carry no valid provenance record ({str(saved)[:120]})"
-                                  ) from None
-        if theirs != ours:
-            raise ProvenanceError(f"cannot {action}: these metric states were computed by another distance "
-                                  f"({describe_difference(theirs, ours)}; saved ≠ this metric); build the metric "
-                                  f"with the same options")
+    def _check_identity(self, saved: object, where: str) -> None:
+        """Refuse states whose record (``saved``) is not this metric's, or is missing or unreadable (unknown)."""
+        combine_records(saved, self.provenance(), where, _REMEDY, refuse_unknown=True)
 
     @property
     def metric_state(self) -> dict[str, object]:
@@ -293,7 +302,7 @@ class PEFeatureDistance(Metric):
         else:
             saved = None
         if isinstance(incoming_state, (dict, PEFeatureDistance)):
-            self._check_identity(saved, "merge")
+            self._check_identity(saved, "cannot merge: the incoming metric state")
         super().merge_state(incoming_state)
 
     def get_extra_state(self) -> dict[str, object] | None:
@@ -332,10 +341,39 @@ class PEFeatureDistance(Metric):
         # state_dict above) loads strictly, and one with them (another checkpoint) cannot change the network.
         for name, tensor in self.distance.state_dict(keep_vars=True).items():
             state_dict[prefix + _DISTANCE_PREFIX + name] = tensor
-        persistent = [name for name, kept in self._persistent.items() if kept]
-        if persistent and any(prefix + name in state_dict for name in persistent):
-            self._check_identity(state_dict.get(prefix + _EXTRA_STATE), "load these states")
+        # every load path: whatever the receiving states' persistence, incoming states or an incoming record are
+        # checked against this metric's record (non-persistent states are loaded by TorchMetrics all the same)
+        incoming = [name for name in self._defaults if prefix + name in state_dict]
+        if incoming or state_dict.get(prefix + _EXTRA_STATE) is not None:
+            self._check_identity(state_dict.get(prefix + _EXTRA_STATE), "cannot load: the state dict")
         state_dict.setdefault(prefix + _EXTRA_STATE, None)  # nothing saved for non-persistent states
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
+        if incoming:
+            self._computed = None
+            if self._holds_data():  # compute() of loaded data is no "compute before update"
+                self._update_count = max(self._update_count, 1)
+
+    def _holds_data(self) -> bool:
+        if self.per_sample:
+            scores = self.scores
+            return any(t.numel() for t in scores) if isinstance(scores, list) else scores.numel() > 0
+        return int(self.total) > 0
+
+    def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group: object | None = None) -> None:
+        """Refuse to sync with a process whose metric has another configuration, then sync (TorchMetrics).
+
+        Every process all-gathers its provenance record (its JSON bytes) and compares each other process's record
+        with its own; a mix is refused on every process with one line naming the first difference.
+        """
+        text = json.dumps(self.provenance().to_dict(), sort_keys=True).encode("utf-8")
+        mine = torch.tensor(list(text), dtype=torch.int32, device=self.sum_scores.device)
+        gathered = dist_sync_fn(mine, group=process_group or self.process_group)
+        for rank, theirs in enumerate(gathered):
+            try:
+                record: object = json.loads(bytes(theirs.cpu().tolist()).decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                record = None
+            self._check_identity(record, f"cannot sync: process {rank}")
+        super()._sync_dist(dist_sync_fn, process_group=process_group)

@@ -3,7 +3,10 @@
 A PE distance is a sum over the selected channels of every compared layer (:mod:`pe_iqa.feature_distance`), so a
 pair's score splits exactly into one contribution per channel::
 
-    score = mean_k Σ_{m ∈ S_k} c_km,     c_km = w_km · mean_{h,w} (φ_m(x) − φ_m(y))²  /  (number of layers)
+    score = Σ_k Σ_{m ∈ S_k} c_km,     c_km = λ_k · w_km · mean_{h,w} (φ_m(x) − φ_m(y))²
+
+where ``λ_k`` is layer ``k``'s share of the score, from the same combination as the score
+(:func:`~pe_iqa.feature_distance.combine_layers`): ``1 / (number of layers)``, or ``layer_weights``.
 
 :func:`explain_pair` returns, for one (distorted, reference) pair, the score, its distance maps
 (:meth:`pe_iqa.PEDistance.maps`), every selected channel's contribution joined with what the PE analysis measured of
@@ -25,7 +28,7 @@ import torch
 
 from .distance import PEDistance
 from .distance_maps import DistanceMaps, upsample_map
-from .feature_distance import channel_errors
+from .feature_distance import channel_errors, combine_layers
 
 if TYPE_CHECKING:
     pass
@@ -116,14 +119,16 @@ def explain_pair(metric: PEDistance, distorted: torch.Tensor, reference: torch.T
     size = (int(distorted.shape[-2]), int(distorted.shape[-1]))
     maps = metric.maps_from_features(preds_feats, target_feats, size)
     score = float(maps.scores[0])
-    n_layers = len(metric.layers)
+    # each layer's share of the score, from the same combination as the score (mean, or ``layer_weights``)
+    weights = None if metric.layer_weights is None else metric.layer_weights.detach().cpu()
+    layer_shares = combine_layers(torch.eye(len(metric.layers), dtype=torch.float64), weights)
     rows, sources = [], []
-    for head, a, b in zip(metric.heads, preds_feats, target_feats, strict=True):
+    for head, a, b, layer_share in zip(metric.heads, preds_feats, target_feats, layer_shares.tolist(), strict=True):
         ranking = metric.rankings[head.layer]
         rank_of = torch.empty(ranking.n_channels, dtype=torch.long)
         rank_of[ranking.order()] = torch.arange(1, ranking.n_channels + 1)
         tuning = ranking.tuning
-        contributions = (channel_errors(a, b)[0] * head.channel_weights.to(a.dtype)).double() / n_layers
+        contributions = (channel_errors(a, b)[0] * head.channel_weights.to(a.dtype)).double() * layer_share
         for j, channel in enumerate(head.channels.tolist()):
             rows.append(ChannelContribution(
                 layer=head.layer, channel=channel, contribution=float(contributions[j]),
@@ -134,7 +139,7 @@ def explain_pair(metric: PEDistance, distorted: torch.Tensor, reference: torch.T
                 preferred_orientation=float(torch.rad2deg(tuning.orientations[int(tuning.response_theta[channel]
                                                                                     .argmax())])),
             ))
-            sources.append((a[0, j], b[0, j], float(head.channel_weights[j])))
+            sources.append((a[0, j], b[0, j], float(head.channel_weights[j]) * layer_share))
     order = sorted(range(len(rows)), key=lambda i: -rows[i].contribution)
     channel_maps = {}
     for i in order[:top]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 
@@ -30,9 +31,20 @@ def _score_identity(spec: DistanceSpec) -> object:
     return score_function(spec.score)
 
 
+def _weights_identity(weights: str) -> tuple[str, int, int, int, int] | None:
+    """The identity of a weights file, checked on every use: ``(path, size, mtime_ns, ctime_ns, inode)``; ``None``
+    for a tag (``"DEFAULT"``, ``"random:3"`` …). A file rewritten in place (same path) is a new module."""
+    try:
+        stat = os.stat(weights)
+    except (OSError, ValueError):
+        return None
+    return os.path.abspath(weights), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
+
+
 def _cached_module(spec: DistanceSpec, device: torch.device, dtype: torch.dtype, check_range: bool) -> PEDistance:
-    # keyed on everything the module's values depend on: a re-registered score is a new module, never a stale one
-    key = (spec, _score_identity(spec), str(device), str(dtype), check_range)
+    # keyed on everything the module's values depend on: a re-registered score or a rewritten weights file is a new
+    # module, never a stale one
+    key = (spec, _score_identity(spec), _weights_identity(spec.weights), str(device), str(dtype), check_range)
     with _MODULES_LOCK:
         module = _MODULES.get(key)
         if module is not None:
@@ -61,7 +73,8 @@ def pe_distance(
 
     The module for a given spec is built once per device and dtype of the inputs and reused (up to 8 kept): the
     backbone runs on the inputs' device in their dtype (e.g. float16 inputs on a GPU run a float16 network); the
-    distance head and the result are float32 (float64 for float64 inputs).
+    distance head and the result are float32 (float64 for float64 inputs). A weights file is identified by its path,
+    size, modification times and inode, checked on every call: a file rewritten in place gets a new module.
 
     Args:
         preds: distorted images, ``(N, 3, H, W)`` or ``(N, 1, H, W)``, float in ``[0, data_range]``.

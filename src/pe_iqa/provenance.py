@@ -16,6 +16,10 @@ Records are plain data (:meth:`Provenance.to_dict` / :meth:`Provenance.from_dict
 next to results: the CSV's sidecar ``<csv>.provenance.json`` (:func:`write_sidecar`), the journal's sidecar, the
 TorchMetrics states, the ``--maps`` PNG text chunk, the benchmarks' result files. :meth:`Provenance.diff` names the
 fields that differ, so a refusal is one line (:func:`describe_difference`).
+
+Where results meet — ``--resume`` over a CSV or journals, the benchmark tables, TorchMetrics' ``load_state_dict``,
+``merge_state`` and ``sync`` — they go through one function, :func:`combine_records`: same configuration → combine;
+different → one-line refusal; missing, partial or unreadable record → unknown, never trusted.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ __all__ = [
     "SIDECAR_SUFFIX",
     "Provenance",
     "ProvenanceError",
-    "check_same_provenance",
+    "combine_records",
     "describe_difference",
     "pe_provenance",
     "read_sidecar",
@@ -133,15 +137,79 @@ def describe_difference(saved: Provenance, current: Provenance, limit: int = 3) 
     return "; ".join(found[:limit]) + more
 
 
-def check_same_provenance(saved: Provenance, current: Provenance, where: str, remedy: str) -> None:
-    """Raise one line naming the difference when ``saved`` (from ``where``) is not ``current``.
+def _as_record(saved: object) -> Provenance | None:
+    """``saved`` as a record (a :class:`Provenance` or its :meth:`~Provenance.to_dict`), ``None`` if it is not one."""
+    if isinstance(saved, Provenance):
+        return saved
+    try:
+        return Provenance.from_dict(saved)
+    except ProvenanceError:
+        return None
+
+
+def combine_records(saved: object, current: Provenance | Mapping[str, Provenance], where: str, remedy: str,
+                    *, refuse_unknown: bool = False) -> str:
+    """The one place where two results' records meet: may results made under ``saved`` be combined with ``current``?
+
+    Every combination of results calls it (``--resume`` and journal sidecars, the benchmark tables, the TorchMetrics
+    metric's ``load_state_dict``, ``merge_state`` and ``sync``); no other code compares records
+    (``tests/test_combiner.py::test_only_the_combiner_compares_records``).
+
+    * Same configuration: returns ``""`` (combine).
+    * Different configuration: raises one line naming the first differences and the ``remedy``.
+    * Unknown — ``saved`` missing (``None``), unreadable (not a record), or, when ``current`` is a mapping (output
+      column → record), ``saved`` lacks a record for one of ``current``'s columns (``{"metrics": {}}``, only another
+      metric's record): returns why, one phrase naming ``where``. Unknown is never the same: the caller scores
+      again, or refuses (``refuse_unknown=True`` raises that phrase and the ``remedy``).
+
+    Args:
+        saved: the record stored with the earlier results (a :class:`Provenance`, its dict, or a mapping of them by
+            column when ``current`` is a mapping).
+        current: this run's record, or this run's records by output column.
+        where: what holds the saved results (a file, "the incoming states", "rank 1"), for the message.
+        remedy: what to do, for the message (``"resume with the same options, or delete it to start over"``).
+        refuse_unknown: raise instead of returning when the saved record is unknown.
+
+    Returns:
+        ``""`` when the records agree, else why the saved record is unknown.
 
     Raises:
-        ProvenanceError: ``"<where> was made by <metric> with <difference> (saved ≠ now); <remedy>"``.
+        ProvenanceError: the records differ (or are unknown with ``refuse_unknown``).
+
+    Example:
+        >>> a = Provenance("pe_alex", spec="1f", options={"alpha": "white"})
+        >>> combine_records(a.to_dict(), a, "s.csv", "delete it")
+        ''
+        >>> combine_records({}, {"pe_alex": a}, "s.csv", "delete it")
+        's.csv has no record for pe_alex'
+        >>> try:
+        ...     combine_records(a.with_options(alpha="black"), a, "s.csv", "delete it")
+        ... except ProvenanceError as error:
+        ...     print(error)  # doctest: +ELLIPSIS
+        s.csv holds pe_alex scores made under another configuration (options.alpha: black ≠ white; ...): delete it
     """
-    if saved != current:
-        raise ProvenanceError(f"{where} holds {saved.metric} results made under another configuration "
-                              f"({describe_difference(saved, current)}; saved ≠ now): {remedy}")
+    if isinstance(current, Provenance):
+        pairs = {current.metric: (saved, current)}
+    else:
+        given = saved if isinstance(saved, Mapping) else {}
+        pairs = {name: (given.get(name), record) for name, record in current.items()}
+    unknown, differences = [], []
+    for name, (theirs, ours) in pairs.items():
+        record = _as_record(theirs)
+        if record is None:
+            unknown.append(f"{where} has no record for {name}" if theirs is None
+                           else f"{where} holds no valid record for {name} ({str(theirs)[:120]})")
+        elif record != ours:
+            differences.append((record.metric if isinstance(current, Provenance) else name,
+                                describe_difference(record, ours)))
+    if differences:
+        name, difference = differences[0]
+        others = f" (and {', '.join(n for n, _ in differences[1:])})" if len(differences) > 1 else ""
+        raise ProvenanceError(f"{where} holds {name} scores made under another configuration{others} "
+                              f"({difference}; saved ≠ now): {remedy}")
+    if unknown and refuse_unknown:
+        raise ProvenanceError(f"{'; '.join(unknown)}, so it may come from another configuration: {remedy}")
+    return "; ".join(unknown)
 
 
 def selection_digest(channels: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor]) -> str:
@@ -212,6 +280,7 @@ def read_sidecar(path: str | Path) -> tuple[dict[str, Provenance], dict[str, str
             raise ProvenanceError(f"format {data.get('format') if isinstance(data, dict) else '?'}")
         records = {str(name): Provenance.from_dict(record) for name, record in data["metrics"].items()}
         return records, {str(k): str(v) for k, v in data.get("run", {}).items()}
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, AttributeError) as error:
-        raise ProvenanceError(f"{path} is not a readable pe-iqa provenance file ({error}); delete it (and the results "
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, AttributeError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else error
+        raise ProvenanceError(f"{path} is not a readable pe-iqa provenance file ({reason}); delete it (and the results "
                               f"it describes) to start over") from None

@@ -209,8 +209,16 @@ def test_engine_scores_presets_and_registry_metrics(tmp_path: Path, datasets_roo
     live = sidecar_path(tmp_path / "fr_scores_live.csv")
     live.write_text(live.read_text(encoding="utf-8").replace('"alpha": "error"', '"alpha": "white"'),
                     encoding="utf-8")
-    with pytest.raises(ProvenanceError, match=r"pe_alex was scored under different configurations"):
+    with pytest.raises(ProvenanceError, match=r"fr_scores_live\.csv holds pe_alex scores made under another "
+                                              r"configuration \(options\.alpha: white ≠ error"):
         run_fr_module._table_provenance(tmp_path, "fr", ["tid2013", "live"])
+    # a dataset whose record of a metric is missing makes that metric's table record unknown: not claimed
+    import json
+
+    data = json.loads(live.read_text(encoding="utf-8").replace('"alpha": "white"', '"alpha": "error"'))
+    del data["metrics"]["planted_engine"]
+    live.write_text(json.dumps(data), encoding="utf-8")
+    assert set(run_fr_module._table_provenance(tmp_path, "fr", ["tid2013", "live"])) == {"pe_alex"}
 
 
 def test_one_error_type_for_a_metric_the_registry_cannot_give(datasets_root: Path) -> None:

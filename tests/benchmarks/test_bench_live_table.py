@@ -67,3 +67,30 @@ def test_cli_writes_the_table_and_refuses_unknown_metrics(scored_tree, tmp_path:
     assert "| good | native" in text and "baseline" in text
     assert main([*argv, "--metrics", "vif"]) == 2  # a metric not scored: the exit table (issue 25.15)
     assert capsys.readouterr().err.startswith("error: ValueError: no scores for ['vif']")
+
+
+def test_two_score_files_with_one_metric_scored_differently_are_refused(scored_tree, tmp_path: Path, capsys) -> None:
+    """Issue 25, item 4: two files carrying ``pe_alex`` under different configurations → the last silently won."""
+    import shutil
+
+    from pe_iqa.provenance import Provenance, sidecar_path, write_sidecar
+
+    tree, _, _, out = scored_tree
+    shutil.copy(out / "run.csv", out / "other.csv")
+    shutil.copy(out / "run_scores_live.csv", out / "other_scores_live.csv")
+    record = Provenance("pe_alex", spec="1f", weights_id="ab", options={"alpha": "error"})
+    write_sidecar(out / "run_scores_live.csv", {"pe_alex": record, "good": Provenance("good", kind="pyiqa")})
+    argv = ["--root", str(tree.root), "--scores", str(out / "run_scores_live.csv"),
+            str(out / "other_scores_live.csv"), "--out", str(tmp_path / "o"), "--boot", "20", "--no-progress"]
+    assert main(argv) == 1  # the second file has no record: unknown, never trusted
+    assert "other_scores_live.csv has no record for pe_alex" in capsys.readouterr().err
+    write_sidecar(out / "other_scores_live.csv", {"pe_alex": record.with_options(alpha="white"),
+                                                  "good": Provenance("good", kind="pyiqa")})
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ProvenanceError" in err
+    assert "other_scores_live.csv holds pe_alex scores made under another configuration (options.alpha: white ≠ " \
+           "error" in err
+    write_sidecar(out / "other_scores_live.csv", {"pe_alex": record, "good": Provenance("good", kind="pyiqa")})
+    assert main(argv) == 0
+    assert sidecar_path(out / "other_scores_live.csv").is_file()

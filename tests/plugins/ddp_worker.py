@@ -35,3 +35,24 @@ def score_shard(
         torch.save(result, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
+
+
+def mixed_shard(
+    rank: int, world_size: int, init_file: str, out_dir: str, shards: list[tuple[torch.Tensor, torch.Tensor]]
+) -> None:
+    """Like :func:`score_shard`, but rank 1's metric keeps another share of channels: the synced ``compute``
+    must be refused on every rank; each rank writes its error message (or ``"no error"``) to ``rank{rank}.txt``."""
+    from pe_iqa_torchmetrics import PEFeatureDistance
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        metric = PEFeatureDistance("pe_alex", weights="random", layers=["relu1"], top_percent=(25, 50)[rank])
+        metric.update(*shards[rank])
+        try:
+            metric.compute()
+            message = "no error"
+        except ValueError as error:
+            message = str(error)
+        (Path(out_dir) / f"rank{rank}.txt").write_text(message, encoding="utf-8")
+    finally:
+        dist.destroy_process_group()

@@ -28,24 +28,45 @@ MAX_PROBE_RESPONSE = 1e15
 
 
 class BrokenWeightsError(ValueError):
-    """A network whose responses to a fixed probe image are unusable (all zero, constant, non-finite, huge)."""
+    """A network whose responses to probe images are unusable (all zero, constant, non-finite, huge, or the same
+    whatever the image)."""
 
 
-def _probe_image(size: int) -> torch.Tensor:
-    """A deterministic ``(1, 3, size, size)`` image in ``[0, 1]``: gratings and ramps, different per channel."""
+def _probe_images(size: int) -> torch.Tensor:
+    """Two deterministic, different ``(3, size, size)`` images in ``[0, 1]`` as a batch: gratings and ramps,
+    different per channel, and the same turned a quarter with the channels rotated."""
     axis = torch.linspace(0, 1, size)
     y, x = torch.meshgrid(axis, axis, indexing="ij")
     red = 0.5 + 0.5 * torch.sin(2 * torch.pi * 6 * x)
     green = 0.5 + 0.5 * torch.sin(2 * torch.pi * (4 * x + 9 * y))
     blue = (x + y) / 2
-    return torch.stack([red, green, blue])[None]
+    first = torch.stack([red, green, blue])
+    return torch.stack([first, first.transpose(-1, -2).flip(-1).roll(1, dims=0)])
+
+
+def _problem(response: torch.Tensor) -> str | None:
+    """What makes a tapped layer's responses to the two probe images (``(2, C, H, W)``, float32) unusable."""
+    if not bool(torch.isfinite(response).all()):
+        return "non-finite values"
+    largest = float(response.abs().max())
+    if largest > MAX_PROBE_RESPONSE:
+        return f"values up to {largest:.3g} (weights scaled far out of range?)"
+    if largest == 0:
+        return "all zeros"
+    if float(response.max() - response.min()) == 0:
+        return "one constant value"
+    if float((response[0] - response[1]).abs().max()) <= 1e-6 * largest:
+        return "the same values whatever the image (each channel constant)"
+    return None
 
 
 def check_responses(backbone: Backbone, source: str) -> None:
-    """Refuse a network whose responses to a fixed probe image are all zero, constant, non-finite or above
-    :data:`MAX_PROBE_RESPONSE` at a tapped layer (broken weights would make every pair score the same).
+    """Refuse a network whose responses to two different probe images are all zero, constant, non-finite, above
+    :data:`MAX_PROBE_RESPONSE` or the same for both images at a tapped layer (broken weights would make every pair
+    score the same).
 
-    One forward pass on a 64×64 probe (224×224 for networks that need larger inputs), on the backbone's device.
+    One forward pass of the two 64×64 probes (224×224 for networks that need larger inputs), on the backbone's
+    device.
 
     Raises:
         BrokenWeightsError: naming the layer and what is wrong.
@@ -53,23 +74,14 @@ def check_responses(backbone: Backbone, source: str) -> None:
     device, dtype = backbone.mean.device, backbone.mean.dtype
     with torch.no_grad():
         try:
-            taps = backbone(_probe_image(64).to(device, dtype))
+            taps = backbone(_probe_images(64).to(device, dtype))
         except RuntimeError:  # too small for this network
-            taps = backbone(_probe_image(224).to(device, dtype))
+            taps = backbone(_probe_images(224).to(device, dtype))
     for layer in backbone.layers:
-        response = taps[layer].detach().float()
-        problem = None
-        if not bool(torch.isfinite(response).all()):
-            problem = "non-finite values"
-        elif float(response.abs().max()) > MAX_PROBE_RESPONSE:
-            problem = f"values up to {float(response.abs().max()):.3g} (weights scaled far out of range?)"
-        elif float(response.abs().max()) == 0:
-            problem = "all zeros"
-        elif float(response.max() - response.min()) == 0:
-            problem = "one constant value"
+        problem = _problem(taps[layer].detach().float())
         if problem:
             raise BrokenWeightsError(
-                f"{backbone.spec.name} with weights {source}: layer {layer} responds to a test image with {problem}; "
+                f"{backbone.spec.name} with weights {source}: layer {layer} responds to test images with {problem}; "
                 f"these weights cannot measure image differences (a damaged or wrongly converted file?)")
 
 

@@ -34,7 +34,7 @@ from typing import IO
 
 import numpy as np
 
-from ..provenance import Provenance, ProvenanceError, describe_difference, read_sidecar, sidecar_path, write_sidecar
+from ..provenance import Provenance, combine_records, read_sidecar, sidecar_path, write_sidecar
 from ..safe_files import atomic_write, create_exclusive
 from .pairs import ScorePair, extra_columns
 
@@ -307,13 +307,11 @@ def _trusted(source: Path, records: Mapping[str, Provenance], is_csv: bool) -> b
         warnings.warn(f"{source} changed since its provenance file was written: its scores are computed again",
                       ResumeWarning, stacklevel=4)
         return False
-    for name, current in records.items():
-        if name in saved and saved[name] != current:
-            raise ProvenanceError(
-                f"{source} holds {name} scores made under another configuration "
-                f"({describe_difference(saved[name], current)}; saved ≠ now): resume with the same options, or "
-                f"delete it (and its .partial files) to start over")
-    return True
+    unknown = combine_records(saved, records, str(source),
+                              "resume with the same options, or delete it (and its .partial files) to start over")
+    if unknown:
+        warnings.warn(f"{unknown}: its scores cannot be checked and are computed again", ResumeWarning, stacklevel=4)
+    return not unknown
 
 
 def read_previous_scores(csv_path: Path, pairs: Sequence[ScorePair], metric_names: Sequence[str],
