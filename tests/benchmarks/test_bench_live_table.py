@@ -82,11 +82,11 @@ def test_two_score_files_with_one_metric_scored_differently_are_refused(scored_t
     write_sidecar(out / "run_scores_live.csv", {"pe_alex": record, "good": Provenance("good", kind="pyiqa")})
     argv = ["--root", str(tree.root), "--scores", str(out / "run_scores_live.csv"),
             str(out / "other_scores_live.csv"), "--out", str(tmp_path / "o"), "--boot", "20", "--no-progress"]
-    assert main(argv) == 1  # the second file has no record: unknown, never trusted
+    assert main(argv) == 2  # no record: unknown, never trusted; 2 from the exit table (25.15)
     assert "other_scores_live.csv has no record for pe_alex" in capsys.readouterr().err
     write_sidecar(out / "other_scores_live.csv", {"pe_alex": record.with_options(alpha="white"),
                                                   "good": Provenance("good", kind="pyiqa")})
-    assert main(argv) == 1
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ProvenanceError" in err
     assert "other_scores_live.csv holds pe_alex scores made under another configuration (options.alpha: white ≠ " \
