@@ -11,22 +11,27 @@ from pe_iqa.explain import explain_pair
 from pe_iqa.explain_figures import explanation_figure
 
 
+def _drawn_figure(size: tuple[int, int], channels: int, seed: int, noise: float):
+    """The explanation figure of a random pair (pe_alex), drawn: ``(figure, renderer)``."""
+    gen = torch.Generator().manual_seed(seed)
+    reference = torch.rand(1, 3, *size, generator=gen)
+    distorted = (reference + noise * torch.rand(1, 3, *size, generator=gen)).clamp(0, 1)
+    metric = PEDistance("pe_alex", device="cpu")
+    with torch.no_grad():
+        why = explain_pair(metric, distorted, reference, top=channels)
+    figure = explanation_figure(why, metric, distorted, reference, n=channels)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return figure, canvas.get_renderer()
+
+
 @pytest.mark.parametrize("size", [(64, 160), (128, 64)])  # a wide and a tall image
 @pytest.mark.slow  # quick-tier run after the merge: >= 0.8 s on 2 shared cores
 def test_colour_bars_are_as_tall_as_their_image_and_clear_of_every_title(alexnet_weights_available: bool,
                                                                         size: tuple[int, int]) -> None:
     if not alexnet_weights_available:
         pytest.skip("pretrained AlexNet weights not in $TORCH_HOME")
-    gen = torch.Generator().manual_seed(0)
-    reference = torch.rand(1, 3, *size, generator=gen)
-    distorted = (reference + 0.2 * torch.rand(1, 3, *size, generator=gen)).clamp(0, 1)
-    metric = PEDistance("pe_alex", device="cpu")
-    with torch.no_grad():
-        why = explain_pair(metric, distorted, reference, top=2)
-    figure = explanation_figure(why, metric, distorted, reference, n=2)
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    renderer = canvas.get_renderer()
+    figure, renderer = _drawn_figure(size, 2, seed=0, noise=0.2)
     titles = [figure._suptitle, *(ax.title for ax in figure.axes)]
     title_boxes = [t.get_window_extent(renderer) for t in titles if t is not None and t.get_text()]
     with_bars = [ax for ax in figure.axes if ax.child_axes]
@@ -47,16 +52,7 @@ def test_the_figure_has_no_empty_slot_a_clear_legend_labels_and_maps_over_the_im
     curves, channel maps without the image under them."""
     if not alexnet_weights_available:
         pytest.skip("pretrained AlexNet weights not in $TORCH_HOME")
-    gen = torch.Generator().manual_seed(1)
-    reference = torch.rand(1, 3, 96, 96, generator=gen)
-    distorted = (reference + 0.3 * torch.rand(1, 3, 96, 96, generator=gen)).clamp(0, 1)
-    metric = PEDistance("pe_alex", device="cpu")
-    with torch.no_grad():
-        why = explain_pair(metric, distorted, reference, top=4)
-    figure = explanation_figure(why, metric, distorted, reference, n=4)
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    renderer = canvas.get_renderer()
+    figure, renderer = _drawn_figure((96, 96), 4, seed=1, noise=0.3)
     frequency_axes = [ax for ax in figure.axes if ax.get_xlabel().startswith("frequency")]
     orientation_axes = [ax for ax in figure.axes if ax.get_xlabel().startswith("orientation")]
     map_axes = [ax for ax in figure.axes if ax.get_title() == "its weighted squared difference"]
