@@ -6,7 +6,8 @@ For each dataset (pyiqa's keys: ``live``, ``livem``, ``csiq``, ``tid2008``, ``ti
 release is read too), scored by the scoring engine of ``pe-iqa score`` (:func:`pe_iqa.scoring.score_pairs`:
 manifests, workers, reference reuse, resumable per-image CSV), and correlated with the human scores.
 
-Outputs (``--out``, stem ``--name``, default ``fr``):
+Outputs (``--out``, default ``benchmarks/results``; with ``--limit``, a smoke run, a new temporary folder unless
+``--out`` names one, as the other quick modes; stem ``--name``, default ``fr``):
 
 * ``<name>.md``: environment, one section per dataset with PLCC/SRCC/KRCC, the SRCC's 95 % bootstrap interval,
   the PLCC after the 5-parameter logistic, and **pyiqa's published PLCC/SRCC/KRCC** for the same metric beside
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -364,8 +366,9 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
     parser.add_argument("--layout", choices=("auto", "pyiqa", "official"), default="auto",
                         help="dataset layout under --root: pyiqa's, LIVE's official release, or auto = whichever "
                              "is there (default: %(default)s)")
-    parser.add_argument("--out", default="benchmarks/results",
-                        help="folder for the tables and per-image score CSVs (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="folder for the tables and per-image score CSVs; with --limit (a smoke run) a new "
+                             "temporary folder unless given (default: benchmarks/results)")
     parser.add_argument("--name", default="fr", help="output file stem (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=0,
@@ -376,7 +379,8 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
     parser.add_argument("--boot", type=int, default=1000,
                         help="bootstrap resamples of the SRCC confidence interval (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help="score only the first N pairs of each dataset (default: all)")
+                        help="score only the first N pairs of each dataset, a smoke run that writes to a new "
+                             "temporary folder unless --out is given (default: all)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from the per-image score CSVs (default: off)")
     parser.add_argument("--reference-table", default=None, metavar="CSV",
@@ -393,6 +397,8 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
     command = "python -m benchmarks.run_fr " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         check_environment()
+        if args.out is None:  # a smoke run (--limit) never replaces the committed results by default
+            args.out = tempfile.mkdtemp(prefix="pe_run_fr_") if args.limit is not None else "benchmarks/results"
         run = run_fr(args.dataset, args.root, args.metrics, out_dir=args.out, name=args.name, layout=args.layout,
                      registry=registry, options=options, n_boot=args.boot, limit=args.limit,
                      reference_table=args.reference_table, command=command)

@@ -113,6 +113,7 @@ def compute_backbone_distances(
     scale: float = 1.0,
     progress: bool = False,
     extra_rankings: Mapping[str, Mapping[str, ChannelRanking]] | None = None,
+    all_sets: bool = False,
 ) -> BackboneDistances:
     """Distances of F, H-x/L-x of every selector and random-x sets, normalised and raw, for every image and layer.
 
@@ -126,6 +127,9 @@ def compute_backbone_distances(
         progress: show a progress bar.
         extra_rankings: selectors ranked by explicit scores (e.g.
             :func:`~benchmarks.selection.chromatic.chromatic_rankings`), ``{selector: {layer: ranking}}``.
+        all_sets: score all sets of a layer at once with the channels × sets indicator matrix
+            (:func:`benchmarks.channel_sets.indicator_set_distances`; equal to the per-set kernel to float64
+            rounding) — what makes VGG-16 at native resolution fit.
 
     Returns:
         A :class:`BackboneDistances`; selectors in the order ``selectors`` then ``extra_rankings``.
@@ -150,7 +154,7 @@ def compute_backbone_distances(
     sets = _channel_sets(by_selector, percents, seeds)
     variants = {(name, norm): Variant(channels, norm) for name, channels in sets.items() for norm in (True, False)}
     values = evaluate_variants(net, records, variants, scale=scale, progress=progress,
-                               desc=f"{net.spec.name}: {len(sets)} channel sets")
+                               desc=f"{net.spec.name}: {len(sets)} channel sets", all_sets=all_sets)
     return BackboneDistances(
         backbone=net.spec.name, layers=layers, scale=float(scale), selectors=tuple(by_selector),
         percents=tuple(float(x) for x in percents), seeds=seeds,

@@ -12,15 +12,23 @@ Over the cells of one (backbone, scale) two combined tests are reported:
 * **Fisher's method** on the per-cell permutation p-values (``−2 Σ ln p ~ χ²(2·cells)``).
 
 Both treat the cells as independent; they are not (the same 99 images in every cell, the x of one layer nested), so
-both p-values are optimistic — a count near chance is evidence of no effect, a small p-value is weaker evidence of
-one than it looks. H-x is also compared with L-x and F (:func:`benchmarks.protocols.bootstrap.compare_srocc`):
-intervals resampling images and resampling references (5 references on the shared LIVE subset), and the exact
-sign-flip test over references, whose smallest attainable two-sided p-value with 5 references is .0625.
+both p-values are optimistic: a small p-value is weaker evidence of an effect than it looks, and a count near chance
+says that H-x is not *distinguishable* from random subsets on these images — not that PE has no effect (20
+dependent cells have little power for a small one). H-x is also compared with L-x and F
+(:func:`benchmarks.protocols.bootstrap.compare_srocc`): intervals resampling images and resampling references (5
+references on the shared LIVE subset; with 5 the reference bootstrap is too narrow), and the exact two-sided
+sign-flip test over references, whose smallest attainable p-value with 5 references is .0625 (one-sided, for a
+direction fixed in advance: 1/32 = .031).
+
+``--all-sets`` (for VGG-16 at native resolution) scores all channel sets of a layer at once
+(:func:`benchmarks.channel_sets.indicator_set_distances`, three products of the per-position features with the
+channels × sets indicator matrix; equal to the per-set kernel to float64 rounding); ``--append`` adds such a row to
+the committed files and keeps the rows computed set by set byte-identical.
 
 Usage::
 
     python -m benchmarks.selection.percentiles [--root LIVE] [--configs alexnet:1 alexnet:0.5 vgg16:0.5 vgg16:1]
-        [--random 100] [--boot 1000] [--out benchmarks/results] [--quick] [--cache DIR]
+        [--random 100] [--boot 1000] [--out benchmarks/results] [--quick] [--cache DIR] [--all-sets] [--append]
 
 ``--quick`` (6 images per reference, AlexNet at native size and ×0.5, x ∈ {10, 50}, 20 random subsets) writes to a
 new temporary folder unless ``--out`` names one: it never replaces the committed results by default.
@@ -29,7 +37,7 @@ new temporary folder unless ``--out`` names one: it never replaces the committed
 from __future__ import annotations
 
 import argparse
-import hashlib
+import csv
 import math
 import os
 import statistics
@@ -49,15 +57,24 @@ from benchmarks.protocols.bootstrap import PairedBootstrap, compare_srocc
 from benchmarks.protocols.correlation import safe_srocc
 from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
 from benchmarks.selection.distances import DEFAULT_PERCENTS, BackboneDistances, compute_backbone_distances, set_name
+from benchmarks.selection.percentile_cache import (
+    assemble_shards,
+    cache_file,
+    load_distances,
+    save_distances,
+    shard_records,
+)
 from pe_iqa.backbones import canonical_name, load_backbone
 from pe_iqa.cli.errors import exit_status
 
 __all__ = [
     "DEFAULT_CONFIGS",
     "PercentileStudy",
+    "append_to_earlier",
     "combined_tests",
     "main",
     "percentile_cells",
+    "read_earlier_rows",
     "run_percentile_study",
     "write_percentile_outputs",
 ]
@@ -180,41 +197,24 @@ def _records(root: str | os.PathLike[str], quick: bool) -> tuple[list[LiveRecord
     return records, f"{index.summary()}; {len(records)} images used"
 
 
-def _cache_file(cache_dir: Path, backbone: str, scale: float, records: Sequence[LiveRecord],
-                percents: Sequence[float], n_random: int, weights: str) -> Path:
-    """A cache file named by everything the distances depend on (images, sets, backbone, weights, scale)."""
-    key = "|".join([backbone, weights, f"{scale:g}", ",".join(f"{x:g}" for x in percents), str(n_random),
-                    *(f"{Path(r.dist_path).resolve()}>{Path(r.ref_path).resolve()}" for r in records)])
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir / f"percentile_distances_{backbone}_x{scale:g}_{digest}.npz"
-
-
 def _distances(net_name: str, scale: float, records: Sequence[LiveRecord], percents: Sequence[float], n_random: int,
-               weights: str, cache_dir: Path | None, progress: bool) -> BackboneDistances:
-    """Distances of H/L-x (PE), F and the random subsets; read from / written to ``cache_dir`` when given."""
-    cache = _cache_file(cache_dir, net_name, scale, records, percents, n_random, weights) if cache_dir else None
+               weights: str, cache_dir: Path | None, progress: bool, all_sets: bool = False,
+               shards: int = 0) -> BackboneDistances:
+    """Distances of H/L-x (PE), F and the random subsets; read from / written to ``cache_dir`` when given (and
+    assembled from ``shards`` shard caches there, :mod:`benchmarks.selection.percentile_cache`)."""
+    cache = cache_file(cache_dir, net_name, scale, records, percents, n_random, weights) if cache_dir else None
     if cache is not None and cache.exists():
-        with np.load(cache, allow_pickle=False) as data:
-            names = [str(n) for n in data["names"]]
-            layers = tuple(str(x) for x in data["layers"])
-            sizes_arr, channels = data["sizes"], data["n_channels"]
-            return BackboneDistances(
-                backbone=net_name, layers=layers, scale=scale, selectors=("pe",), percents=tuple(percents),
-                seeds=n_random, n_channels={layer: int(c) for layer, c in zip(layers, channels, strict=True)},
-                sizes={n: {layer: int(s) for layer, s in zip(layers, row, strict=True)}
-                       for n, row in zip(names, sizes_arr, strict=True)},
-                norm={n: data["norm"][q] for q, n in enumerate(names)}, raw={}, seconds=float(data["seconds"]))
+        return load_distances(cache, net_name, scale, percents, n_random)
+    if cache is not None and shards:
+        dist = assemble_shards(cache.parent, net_name, scale, records, percents, n_random, weights, shards)
+        if dist is None:
+            raise ValueError(f"--shards {shards}: not every shard cache of {net_name} ×{scale:g} is in {cache.parent}")
+        save_distances(dist, cache)
+        return dist
     net = load_backbone(net_name, weights=weights)
-    dist = compute_backbone_distances(net, records, ("pe",), percents, n_random, scale, progress)
+    dist = compute_backbone_distances(net, records, ("pe",), percents, n_random, scale, progress, all_sets=all_sets)
     if cache is not None:
-        names = list(dist.norm)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial.npz")
-        np.savez_compressed(partial, names=np.array(names), layers=np.array(dist.layers),
-                            sizes=np.array([[dist.sizes[n][layer] for layer in dist.layers] for n in names]),
-                            n_channels=np.array([dist.n_channels[layer] for layer in dist.layers]),
-                            norm=np.stack([dist.norm[n] for n in names]), seconds=dist.seconds)
-        partial.replace(cache)
+        save_distances(dist, cache)
     return dist
 
 
@@ -229,6 +229,8 @@ def run_percentile_study(
     quick: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    all_sets: bool = False,
+    shards: int = 0,
 ) -> PercentileStudy:
     """Run the study on a LIVE copy (see the module docstring); nothing is written but the optional cache.
 
@@ -242,6 +244,10 @@ def run_percentile_study(
         quick: 6 images per reference, x ∈ {10, 50}, at most 20 random subsets and 200 resamples.
         cache_dir: keep the per-image distances there (keyed by images, sets, weights and scale).
         progress: progress bars.
+        all_sets: score all channel sets of a layer at once (:func:`benchmarks.channel_sets.indicator_set_distances`,
+            equal to the per-set kernel to float64 rounding); the VGG-16 native row was computed this way.
+        shards: assemble each configuration's distances from this many shard caches in ``cache_dir``
+            (``--shard K/N`` runs) when its full cache is not there.
 
     Raises:
         ValueError: on an out-of-range argument or fewer than 2 references.
@@ -265,7 +271,7 @@ def run_percentile_study(
         start = time.perf_counter()
         name = canonical_name(backbone)
         dist = _distances(name, float(scale), records, percents, n_random, weights,
-                          Path(cache_dir) if cache_dir is not None else None, progress)
+                          Path(cache_dir) if cache_dir is not None else None, progress, all_sets, shards)
         cells += percentile_cells(dist, labels, groups, image_boot, reference_boot, _resolution(dist, records))
         timings[f"{name} ×{float(scale):g} (distances computed or read, cells)"] = time.perf_counter() - start
         if progress:
@@ -292,14 +298,66 @@ def _conclusion(study: PercentileStudy) -> str:
                      f"{row['above p95']}/{row['cells']} cells (chance: {0.05 * int(row['cells']):.0f}; binomial "
                      f"p = {p_value:.2g}), median percentile {float(row['median percentile']):.2f}; "
                      f"H > L {row['H>L']}; H > F {row['H>F']}.")
-    lines.append(f"- With {study.n_references} references the exact sign-flip test over references cannot go below "
-                 f"p = {2 / 2 ** study.n_references:.3g} (two-sided): no single cell is significant by it at 5 %.")
+    lines.append(f"- With {study.n_references} references the exact two-sided sign-flip test over references cannot "
+                 f"go below p = {2 / 2 ** study.n_references:.3g}: no single cell is significant by it at 5 %; "
+                 f"one-sided (a direction fixed in advance) the floor is {1 / 2 ** study.n_references:.3g}.")
     return "\n".join(lines)
 
 
+def _typed(text: str) -> object:
+    """A CSV field as :func:`~benchmarks.report.write_csv` wrote it, back to its int, float or text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_earlier_rows(out_dir: str | os.PathLike[str], name: str = "selection_percentiles",
+                      ) -> tuple[list[dict[str, object]], list[dict[str, object]], str]:
+    """The cells, combined rows and environment text of a committed study, to append a configuration to.
+
+    Ints and floats read back from their ``repr`` are the same numbers, so rewritten rows are byte-identical.
+
+    Returns:
+        ``(cells, combined, environment markdown)``; empty when ``<name>.csv`` does not exist.
+    """
+    out = Path(out_dir)
+    if not (out / f"{name}.csv").exists():
+        return [], [], ""
+    tables = []
+    for stem in (name, f"{name}_combined"):
+        with open(out / f"{stem}.csv", newline="", encoding="utf-8") as handle:
+            tables.append([{k: _typed(v) for k, v in row.items()} for row in csv.DictReader(handle)])
+    text = (out / f"{name}.md").read_text(encoding="utf-8") if (out / f"{name}.md").exists() else ""
+    environment = text.split("## Environment\n\n", 1)[-1].split("\n\n## ", 1)[0] if "## Environment" in text else ""
+    return tables[0], tables[1], environment
+
+
+def append_to_earlier(study: PercentileStudy, out_dir: str | os.PathLike[str],
+                      name: str = "selection_percentiles") -> str:
+    """Put a committed study's rows before ``study``'s (in place) and return its environment text.
+
+    Raises:
+        ValueError: if a (backbone, scale) of ``study`` is already among the committed rows.
+    """
+    cells, combined, environment = read_earlier_rows(out_dir, name)
+    done = {(str(c["backbone"]), float(c["scale"])) for c in combined}  # type: ignore[arg-type]
+    again = sorted(done & {(str(c["backbone"]), float(c["scale"])) for c in study.combined})  # type: ignore[arg-type]
+    if again:
+        raise ValueError(f"--append: {again} already in {Path(out_dir) / name}.csv; remove those rows first")
+    study.cells[:0], study.combined[:0] = cells, combined
+    return environment
+
+
 def write_percentile_outputs(study: PercentileStudy, out_dir: str | os.PathLike[str], command: str,
-                             name: str = "selection_percentiles") -> list[Path]:
-    """Write ``<name>.csv`` (cells), ``<name>_combined.csv`` and ``<name>.md`` (environment, tables, reading)."""
+                             name: str = "selection_percentiles", earlier_environment: str = "") -> list[Path]:
+    """Write ``<name>.csv`` (cells), ``<name>_combined.csv`` and ``<name>.md`` (environment, tables, reading).
+
+    ``earlier_environment``: the environment table of the rows appended to (:func:`append_to_earlier`), kept
+    beside this run's.
+    """
     out = Path(out_dir)
     files = [write_csv(study.cells, out / f"{name}.csv"), write_csv(study.combined, out / f"{name}_combined.csv")]
     env = environment_info("cpu", {"LIVE": study.index_summary}, {
@@ -307,7 +365,9 @@ def write_percentile_outputs(study: PercentileStudy, out_dir: str | os.PathLike[
         **{f"time: {k}": f"{v:.1f} s" for k, v in study.timings.items()}, "command": command})
     text = "\n\n".join([
         "# Is H-x better than random subsets of the same size? (PE selector, unit-normalised)",
-        "## Environment\n\n" + markdown_table([{"key": k, "value": v} for k, v in env.items()]),
+        ("## Environment (rows added by the last run)\n\n" if earlier_environment else "## Environment\n\n")
+        + markdown_table([{"key": k, "value": v} for k, v in env.items()]),
+        *(["## Environment of the earlier rows\n\n" + earlier_environment] if earlier_environment else []),
         "## How to read this\n\n" + (__doc__ or "").split("Usage::")[0].split("\n\n", 1)[1].strip(),
         f"## Combined over cells\n\n`H>L`, `H>F`: cells with a higher SROCC (point), then cells whose 95 % "
         f"interval resampling the {study.n_references} references (`ref`) or the images (`image`, shown for "
@@ -329,6 +389,26 @@ def _config(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"expected backbone:scale, e.g. vgg16:0.5, got {text!r}") from error
 
 
+def _fill_shard(args: argparse.Namespace, configs: Sequence[tuple[str, float]]) -> int:
+    """``--shard K/N``: compute one shard's distances into ``--cache``; nothing else is written."""
+    try:
+        shard, _, shards = str(args.shard).partition("/")
+        if args.cache is None:
+            raise ValueError("--shard needs --cache")
+        records, _ = _records(args.root, args.quick)
+        part = shard_records(records, int(shard), int(shards))
+        percents, n_random = (QUICK_PERCENTS, min(args.random, QUICK_RANDOM)) if args.quick else (DEFAULT_PERCENTS,
+                                                                                                   args.random)
+        for backbone, scale in configs:
+            _distances(canonical_name(backbone), float(scale), part, percents, n_random, args.weights, args.cache,
+                       args.progress, args.all_sets)
+    except Exception as error:  # a CLI user sees one line
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(f"shard {args.shard}: distances of {len(part)} images in {args.cache}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring); exit 2 on a usage error, 1 on any other error."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.selection.percentiles",
@@ -342,6 +422,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="output folder (default benchmarks/results; with --quick a new temporary folder)")
     parser.add_argument("--quick", action="store_true", help="smoke run: few images, x in {10, 50}, 20 subsets")
     parser.add_argument("--cache", type=Path, default=None, help="keep per-image distances here for reruns")
+    parser.add_argument("--all-sets", action="store_true",
+                        help="score all channel sets of a layer at once (indicator-matrix products)")
+    parser.add_argument("--append", action="store_true",
+                        help="add the configurations' rows to the study already in --out, keeping its rows")
+    parser.add_argument("--shard", default=None, metavar="K/N",
+                        help="only fill --cache with the distances of every N-th reference from the K-th (0-based)")
+    parser.add_argument("--shards", type=int, default=0, metavar="N",
+                        help="assemble missing distances from N --shard caches in --cache")
     parser.add_argument("--weights", default="DEFAULT")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--progress", action="store_true")
@@ -353,12 +441,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("every scale must be in (0, 1]")
     out = args.out or (Path(tempfile.mkdtemp(prefix="pe_percentiles_")) if args.quick else Path("benchmarks/results"))
     torch.set_num_threads(args.threads)
+    if args.shard is not None:
+        return _fill_shard(args, configs)
     command = "python -m benchmarks.selection.percentiles " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         study = run_percentile_study(args.root, configs, n_random=args.random, n_boot=args.boot,
                                      weights=args.weights, quick=args.quick, cache_dir=args.cache,
-                                     progress=args.progress)
-        files = write_percentile_outputs(study, out, command.strip())
+                                     progress=args.progress, all_sets=args.all_sets, shards=args.shards)
+        earlier = append_to_earlier(study, out) if args.append else ""
+        files = write_percentile_outputs(study, out, command.strip(), earlier_environment=earlier)
     except Exception as error:  # a CLI user sees one line
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return exit_status(error)  # the command line's one exit table

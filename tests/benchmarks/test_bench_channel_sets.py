@@ -11,6 +11,7 @@ from benchmarks.channel_sets import (
     Variant,
     downscale,
     evaluate_variants,
+    indicator_set_distances,
     mean_over_layers,
     random_channel_sets,
     selected_scores,
@@ -20,6 +21,7 @@ from benchmarks.channel_sets import (
 from benchmarks.datasets.live import load_live_index
 from tests.fixtures.planted import LiveFixture
 
+from benchmarks import channel_sets
 from pe_iqa import PEDistance, get_rankings, load_backbone
 from pe_iqa.feature_distance import channel_weights, layer_distance, prepare_features
 from pe_iqa.image_io import read_image
@@ -212,6 +214,62 @@ def test_set_distances_equal_the_one_set_kernel_for_many_sets(channel_norm: bool
     assert got.dtype == torch.float64 and float(got[-1]) == float(got[2])
     identical = set_distances(a, a, sets, channel_norm)
     assert bool((identical.abs() < 1e-12).all())
+
+
+def _mixed_sets(n_channels: int, channel_norm: bool, seed: int) -> list[ChannelSet]:
+    """Sets of 1…C channels, uniform and score-weighted (one with a zero score), one repeated."""
+    gen = torch.Generator().manual_seed(seed)
+    sets = []
+    for k in (1, 2, 3, 5, 5, 8, n_channels):
+        channels = torch.sort(torch.randperm(n_channels, generator=gen)[:k]).values
+        scores = torch.rand(k, generator=gen) if k % 2 else None
+        if k == 5 and scores is not None:
+            scores[0] = 0.0
+        sets.append(ChannelSet(channels, channel_weights(k, channel_norm, scores)))
+    return [*sets, sets[3]]
+
+
+@pytest.mark.parametrize("channel_norm", [True, False])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("uniform", [False, True])
+def test_all_sets_at_once_equal_the_per_set_kernel(channel_norm: bool, signed: bool, uniform: bool) -> None:
+    a, b = activations(6, shape=(1, 16, 9, 11), signed=signed)
+    a[:, :, :3] = 0.0  # positions where a set's channels are all 0 in one image (the kernel's ε matters)...
+    b[:, :, 1:4] = 0.0  # ...or in both: distance 0 there
+    sets = _mixed_sets(16, channel_norm, seed=2)
+    if uniform:
+        sets = [ChannelSet(s.channels, channel_weights(s.channels.numel(), channel_norm)) for s in sets]
+    for chunk in (1024, 7):  # one block, and blocks that do not divide the 99 positions
+        got = indicator_set_distances(a, b, sets, channel_norm, chunk=chunk)
+        assert got.dtype == torch.float64 and got.shape == (len(sets),)
+        for q, channel_set in enumerate(sets):
+            kernel = layer_distance(prepare_features(a, channel_set.channels, channel_norm, torch.float64),
+                                    prepare_features(b, channel_set.channels, channel_norm, torch.float64),
+                                    channel_set.weights)
+            assert float(got[q]) == pytest.approx(float(kernel), rel=1e-12, abs=1e-14)
+        torch.testing.assert_close(got, set_distances(a, b, sets, channel_norm), rtol=1e-12, atol=1e-14)
+    assert bool((indicator_set_distances(a, a, sets, channel_norm).abs() < 1e-12).all())
+    with pytest.raises(ValueError, match="distinct and in"):
+        indicator_set_distances(a, b, [ChannelSet(torch.tensor([1, 1]), channel_weights(2, True))], True)
+
+
+@pytest.mark.parametrize("keep_reference_norms", [True, False])
+def test_all_sets_path_of_evaluate_variants_equals_the_per_set_path(net, records, keep_reference_norms: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    if not keep_reference_norms:  # as for VGG-16 relu1_2 at 768×512: recomputed for every distorted image
+        monkeypatch.setattr(channel_sets, "REFERENCE_NORMS_MAX", 0)
+    gen = torch.Generator().manual_seed(3)
+    channels = {f"s{k}": {layer: torch.sort(torch.randperm(64, generator=gen)[:k]).values for layer in net.layers}
+                for k in (3, 17, 64)}
+    scores = {layer: torch.rand(17, generator=gen) for layer in net.layers}
+    variants = {(name, norm, weighted): Variant(c, norm, scores if weighted else None)
+                for name, c in channels.items() for norm in (True, False)
+                for weighted in ((False, True) if name == "s17" else (False,))}
+    per_set = evaluate_variants(net, records[:5], variants, progress=False)
+    at_once = evaluate_variants(net, records[:5], variants, progress=False, all_sets=True)
+    for key, values in per_set.items():
+        assert values.mean() > 1e-3
+        np.testing.assert_allclose(at_once[key], values, rtol=1e-12, atol=1e-15)
 
 
 def test_set_distances_reject_bad_sets() -> None:

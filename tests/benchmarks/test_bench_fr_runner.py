@@ -257,3 +257,24 @@ def test_a_name_that_leaves_the_output_folder_is_refused_before_writing(tmp_path
     with pytest.raises(ValueError, match="plain file stem"):
         run_fr(["tid2013"], datasets_root, ["planted"], out_dir=out, name=name, scorer=planted_scorer)
     assert not out.exists() and not list(tmp_path.rglob("*escaped*"))
+
+
+def test_a_limited_smoke_run_writes_to_a_temporary_folder_unless_out_is_given(
+        tmp_path: Path, datasets_root: Path, monkeypatch, capsys: pytest.CaptureFixture) -> None:
+    """Issue 28 item 7: ``--limit`` without ``--out`` never writes into benchmarks/results."""
+    import tempfile
+
+    work, temp = tmp_path / "work", tmp_path / "temp"
+    (work / "benchmarks" / "results").mkdir(parents=True)
+    temp.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(run_fr_module, "score_with_engine", planted_scorer)
+    argv = ["--dataset", "tid2013", "--root", str(datasets_root), "--metrics", "planted", "--boot", "20",
+            "--no-progress", "--limit", "4"]
+    assert run_fr_module.main(argv) == 0
+    assert not any((work / "benchmarks" / "results").iterdir())
+    (smoke,) = temp.glob("pe_run_fr_*")
+    assert (smoke / "fr.md").exists() and str(smoke) in capsys.readouterr().out
+    assert run_fr_module.main([*argv, "--out", str(tmp_path / "chosen")]) == 0
+    assert (tmp_path / "chosen" / "fr.md").exists() and len(list(temp.glob("pe_run_fr_*"))) == 1

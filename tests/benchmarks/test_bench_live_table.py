@@ -50,8 +50,14 @@ def test_rows_state_resolution_and_compare_with_both_units(scored_tree) -> None:
     good, base = rows["good"], rows["pe_alex"]
     assert good["srocc"] > 0.95 and good["resolution"] == "native 96×64"
     assert good["diff to baseline"] == pytest.approx(good["srocc"] - base["srocc"])
-    assert good["diff ref low"] > 0 and good["significant (references)"]
-    assert good["sign-flip p"] >= 2 / 2 ** 3  # 3 references: never below .25
+    assert good["diff ref low"] > 0 and good["within-ref diff"] > 0
+    assert good["within-ref t low"] < good["within-ref diff"] < good["within-ref t high"]
+    # 3 references: the t-interval (2 degrees of freedom) is wider than the reference bootstrap, and it is the one
+    # that decides significance
+    assert good["within-ref t high"] - good["within-ref t low"] > good["diff ref high"] - good["diff ref low"]
+    assert good["significant (references)"] == (good["within-ref t low"] > 0 or good["within-ref t high"] < 0)
+    assert good["sign-flip p"] == 2 / 2 ** 3  # 3 references, all higher: the two-sided floor .25
+    assert good["sign-flip p higher"] == 1 / 2 ** 3 and good["sign-flip p lower"] == 1.0  # one-sided: 1/8
     assert "diff to baseline" not in base
     for row in rows.values():
         assert row["srocc reference low"] <= row["srocc reference high"]
@@ -65,6 +71,7 @@ def test_cli_writes_the_table_and_refuses_unknown_metrics(scored_tree, tmp_path:
     assert main(argv) == 0
     text = (tmp_path / "o" / "live_table.md").read_text(encoding="utf-8")
     assert "| good | native" in text and "baseline" in text
+    assert "− pe_alex by reference [t 95 %] | sign-flip p (2-sided) | p (1-sided, higher)" in text
     assert main([*argv, "--metrics", "vif"]) == 2  # a metric not scored: the exit table (issue 25.15)
     assert capsys.readouterr().err.startswith("error: ValueError: no scores for ['vif']")
 

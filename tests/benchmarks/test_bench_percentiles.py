@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from benchmarks.protocols.bootstrap import PairedBootstrap
 from benchmarks.selection.distances import BackboneDistances, set_name
-from benchmarks.selection.percentiles import combined_tests, percentile_cells
+from benchmarks.selection.percentiles import (
+    PercentileStudy,
+    append_to_earlier,
+    combined_tests,
+    percentile_cells,
+    write_percentile_outputs,
+)
 from scipy import stats
 
 
@@ -49,3 +55,31 @@ def test_combined_tests_count_cells_above_the_95th_percentile():
     assert row["fisher p"] == pytest.approx(stats.combine_pvalues([0.01, 0.04, 0.5, 0.05, 0.9]).pvalue)
     assert row["median percentile"] == 0.95
     assert row["H>L"] == "5/5 (ref 5+ / 0−; image 5+ / 0−)" and row["H>F"] == "0/5 (ref 0+ / 0−; image 0+ / 5−)"
+
+
+def _study(backbone: str, seed: int) -> PercentileStudy:
+    dist, labels, groups = _planted(seed=seed)
+    dist.backbone = backbone
+    image = PairedBootstrap(labels, n_boot=50, seed=0)
+    reference = PairedBootstrap(labels, n_boot=50, seed=0, groups=groups)
+    cells = percentile_cells(dist, labels, groups, image, reference, "native 10×10")
+    return PercentileStudy(cells, combined_tests(cells, 4), 30, 50, "planted", 4, {"t": 1.0})
+
+
+def test_append_keeps_the_committed_rows_byte_identical(tmp_path):
+    write_percentile_outputs(_study("net", 0), tmp_path, "first run")
+    before = {name: (tmp_path / name).read_text(encoding="utf-8").splitlines()
+              for name in ("selection_percentiles.csv", "selection_percentiles_combined.csv")}
+    table_before = (tmp_path / "selection_percentiles.md").read_text(encoding="utf-8").split("## Every cell")[1]
+    added = _study("other", 1)
+    earlier = append_to_earlier(added, tmp_path)
+    write_percentile_outputs(added, tmp_path, "second run", earlier_environment=earlier)
+    for name, lines in before.items():
+        after = (tmp_path / name).read_text(encoding="utf-8").splitlines()
+        assert after[:len(lines)] == lines and len(after) == len(lines) + 1  # one new cell / combined row
+        assert after[-1].startswith("other,")
+    text = (tmp_path / "selection_percentiles.md").read_text(encoding="utf-8")
+    assert table_before.strip().splitlines()[2] in text  # the earlier cell's row, as it was
+    assert "## Environment of the earlier rows" in text and "first run" in text and "second run" in text
+    with pytest.raises(ValueError, match="already in"):
+        append_to_earlier(_study("other", 2), tmp_path)

@@ -63,3 +63,28 @@ def test_selection_quick_writes_to_a_temporary_folder(sandbox: Path) -> None:
     assert code == 0
     assert _snapshot(results) == before  # old code wrote the quick run over benchmarks/results
     assert list((sandbox / "temp").glob("pe_selection_*/selection_srocc.csv"))
+
+
+@pytest.mark.slow
+def test_percentiles_in_shards_by_reference_give_the_same_table(sandbox: Path) -> None:
+    """``--shard K/N`` runs fill the cache per reference; ``--shards N`` assembles them: the same cells as one run
+    (all sets at once in the shards, set by set in the direct run: equal to float64 rounding)."""
+    tree, _, _ = _quick_tree(sandbox, n_per_type=3, seed=2)
+    common = ["--quick", "--root", str(tree.root), "--weights", "random", "--configs", "alexnet:1", "--random", "5",
+              "--boot", "20"]
+    assert percentiles.main([*common, "--out", str(sandbox / "direct")]) == 0
+    cache = sandbox / "cache"
+    for k in range(2):
+        assert percentiles.main([*common, "--cache", str(cache), "--shard", f"{k}/2", "--all-sets"]) == 0
+    assert percentiles.main([*common, "--cache", str(cache), "--shards", "2", "--out", str(sandbox / "sharded")]) == 0
+
+    def cells(folder: str) -> list[dict[str, str]]:
+        with open(sandbox / folder / "selection_percentiles.csv", newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    direct, sharded = cells("direct"), cells("sharded")
+    assert len(direct) == len(sharded) == 10
+    for a, b in zip(direct, sharded, strict=True):
+        assert a["percentile"] == b["percentile"] and a["layer"] == b["layer"]
+        assert float(a["h_srocc"]) == pytest.approx(float(b["h_srocc"]), abs=1e-12)
+    assert percentiles.main([*common, "--cache", str(sandbox / "empty"), "--shards", "3"]) == 1

@@ -117,6 +117,44 @@ def test_within_group_srocc_and_compare_srocc():
     c = compare_srocc(a, b, labels, image, reference, list(groups))
     assert c.diff == pytest.approx(c.srocc_a - c.srocc_b)
     assert c.n_references == 5 and c.sign_flip_min_p == pytest.approx(0.0625)
-    assert c.significant == (c.reference_low > 0 or c.reference_high < 0)
+    assert c.significant == (c.t_low > 0 or c.t_high < 0)
     with pytest.raises(ValueError, match="resample"):
         compare_srocc(a, b, labels, reference, image, list(groups))
+
+
+def test_one_sided_sign_flip_reaches_one_in_32_with_five_references():
+    """Correction 1: only the two-sided test has the .0625 floor; one-sided, 5/5 references give 1/32."""
+    higher = sign_flip_test([0.01, 0.2, 0.03, 0.4, 0.05])
+    assert higher.p_value == pytest.approx(2 / 32) and higher.p_greater == pytest.approx(1 / 32)
+    assert higher.p_greater < 0.05 < higher.p_value
+    assert higher.p_less == 1.0 and higher.one_sided(True) == higher.p_greater
+    lower = sign_flip_test([-0.01, -0.2, -0.03, -0.4, -0.05])
+    assert lower.p_less == pytest.approx(1 / 32) and lower.one_sided(False) == lower.p_less
+
+
+def test_one_sided_sign_flip_equals_a_hand_enumeration():
+    d = np.array([0.3, -0.1, 0.2, 0.25, 0.05])
+    means = [np.mean(np.array(signs) * d) for signs in itertools.product((1, -1), repeat=5)]
+    result = sign_flip_test(d)
+    # by hand: of the 32 sign patterns, the flipped means at least the observed .14: (+,+,+,+,+) .14,
+    # (+,−,+,+,+) .18 (flipping −.1), (+,+,+,+,−) .12 no, (+,−,+,+,−) .16 → 3 patterns
+    assert sum(m >= d.mean() - 1e-15 for m in means) == 3
+    assert result.p_greater == pytest.approx(3 / 32)
+    assert result.p_less == pytest.approx(sum(m <= d.mean() + 1e-15 for m in means) / 32) == pytest.approx(30 / 32)
+
+
+def test_compare_srocc_primary_interval_is_the_t_interval_over_references():
+    """Correction 2: the primary interval is a t-interval over per-reference within-reference SROCC differences."""
+    labels, groups, a, b = _clustered()
+    image = PairedBootstrap(labels, n_boot=200, seed=0)
+    reference = PairedBootstrap(labels, n_boot=200, seed=0, groups=list(groups))
+    c = compare_srocc(a, b, labels, image, reference, list(groups))
+    per_reference = np.array([spearmanr(a[groups == g], labels[groups == g]).statistic
+                              - spearmanr(b[groups == g], labels[groups == g]).statistic for g in np.unique(groups)])
+    test = stats.ttest_1samp(per_reference, 0.0)
+    ci = test.confidence_interval(0.95)
+    assert c.within_diff == pytest.approx(per_reference.mean())
+    assert (c.t_low, c.t_high, c.t_p) == pytest.approx((ci.low, ci.high, test.pvalue))
+    flip = sign_flip_test(per_reference)
+    assert (c.sign_flip_p, c.sign_flip_p_greater, c.sign_flip_p_less) == (flip.p_value, flip.p_greater, flip.p_less)
+    assert c.within_diff != pytest.approx(c.diff)  # not the pooled SROCC difference of the secondary columns
