@@ -40,6 +40,7 @@ from benchmarks.datasets.live import DEFAULT_ROOT, LiveRecord, load_live_index
 from benchmarks.protocols.bootstrap import PairedBootstrap, compare_srocc
 from benchmarks.protocols.correlation import safe_srocc
 from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
+from pe_iqa.cli.errors import exit_status
 from pe_iqa.provenance import Provenance, combine_records, read_sidecar, sidecar_path
 from pe_iqa.safe_files import DestinationError, OutputPlan, check_file_stem
 
@@ -275,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = table_rows(scores, records, _resolutions(records, [1.0, args.scale]), n_boot=args.boot)
     except Exception as error:  # a CLI user sees one line
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        return exit_status(error)  # the command line's one exit table
     write_csv(rows, args.out / f"{args.name}.csv")
     n_refs = len({r.ref_name for r in records})
     env = environment_info("cpu", {"LIVE": index.summary()}, {

@@ -55,6 +55,8 @@ from benchmarks.fr_table import (
     reference_table_check,
 )
 from benchmarks.report import ReportPaths, environment_info, write_csv, write_report
+from pe_iqa.cli.errors import exit_status
+from pe_iqa.env_options import check_environment
 from pe_iqa.provenance import (
     Provenance,
     combine_records,
@@ -426,6 +428,7 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
                              resume=args.resume, progress=not args.no_progress)
     command = "python -m benchmarks.run_fr " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
+        check_environment()
         if args.out is None:  # a smoke run (--limit) never replaces the committed results by default
             args.out = tempfile.mkdtemp(prefix="pe_run_fr_") if args.limit is not None else "benchmarks/results"
         run = run_fr(args.dataset, args.root, args.metrics, out_dir=args.out, name=args.name, layout=args.layout,
@@ -435,7 +438,7 @@ def main(argv: Sequence[str] | None = None, registry: MetricRegistry = BENCHMARK
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return exit_status(error)  # the command line's one exit table
     if run.errors:
         return 1
     if run.check is not None and not run.check[1]:

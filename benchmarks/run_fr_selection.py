@@ -52,6 +52,7 @@ from benchmarks.selection import (
     win_counts,
 )
 from pe_iqa.backbones import load_backbone
+from pe_iqa.cli.errors import exit_status
 from pe_iqa.safe_files import DestinationError, OutputPlan, check_file_stem
 
 __all__ = ["SelectionRun", "main", "run_fr_selection", "select_per_reference"]
@@ -281,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return exit_status(error)  # the command line's one exit table
     print(markdown_table(run.wins_total, ["backbone", "selector", *COMPARISONS]))
     print(f"\nwrote {len(files)} files to {args.out} in {run.timings['total']:.0f} s")
     return 0

@@ -178,7 +178,7 @@ def test_csv_onto_an_input_is_refused_before_scoring(tmp_path: Path, capsys, fol
     shutil.copy(ref / "a_ref.png", tmp_path / "r.png")
     before = (tmp_path / "r.png").read_bytes()
     assert main(["score", "-t", str(dist / "a.png"), "-r", str(tmp_path / "r.png"), "--csv",
-                 str(tmp_path / "r.png"), "--device", "cpu"]) == 1
+                 str(tmp_path / "r.png"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "is one of the inputs" in err and "loaded" not in err  # refused before any metric was loaded
     assert (tmp_path / "r.png").read_bytes() == before
@@ -251,7 +251,7 @@ def test_rank_table_on_stdout_and_files_match_the_registry(tmp_path: Path, capsy
     assert {row["layer"] for row in written} == {"relu1"}
     capsys.readouterr()
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "photo.json", format="PNG")
-    assert main([*args, "--out", str(tmp_path / "photo.json")]) == 1  # an image under a .json name: kept
+    assert main([*args, "--out", str(tmp_path / "photo.json")]) == 2  # an image under a .json name: kept
     assert "holds an image" in capsys.readouterr().err
 
 

@@ -70,9 +70,9 @@ CASES = [
     (["explain"], "-t DIST", 2),
     (["score", "--sample", "--reference-cache-mb", "-5"], "--reference-cache-mb must be a number", 2),
     (["score", "--sample", "--reference-cache-mb", "nan"], "--reference-cache-mb must be a number", 2),
-    # the run failed: exit status 1
-    (["score", "-t", "{tmp}/missing.png", "-r", "{tmp}/missing.png"], "no such file or folder", 1),
-    (["score", "--pairs", "{tmp}/none.csv"], "no such pairs manifest", 1),
+    # issue 25.15: a file the command line names that is not there is a wrong command line (were exit status 1)
+    (["score", "-t", "{tmp}/missing.png", "-r", "{tmp}/missing.png"], "no such file or folder", 2),
+    (["score", "--pairs", "{tmp}/none.csv"], "no such pairs manifest", 2),
 ]
 
 

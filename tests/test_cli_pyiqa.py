@@ -101,7 +101,7 @@ def test_pyiqa_command_runs_pyiqa_cli_with_pe_metrics(capsys, pair) -> None:
     ([], "usage: pe-iqa pyiqa METRIC", 2),
     (["pe_foo", "-t", "{d}"], "unknown metric(s) 'pe_foo'", 2),
     (["pe_alex"], "give the images to score with -t DIST", 2),
-    (["pe_alex", "-t", "{tmp}/none.png"], "-t {tmp}/none.png: no such file or folder", 1),
+    (["pe_alex", "-t", "{tmp}/none.png"], "-t {tmp}/none.png: no such file or folder", 2),  # issue 25.15
 ])
 def test_pyiqa_command_errors_are_one_line(capsys, tmp_path, pair, args, message, code) -> None:
     """Issue 10.7: ``pe-iqa pyiqa pe_foo`` ended in an AssertionError, ``pe-iqa pyiqa`` in a TypeError."""

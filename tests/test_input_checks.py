@@ -42,7 +42,7 @@ GOOD = images(2, 3, 64, 64)
         (images(1, 2, 3, 64, 64), ValueError, r"preds must have 4 dimensions \(N, C, H, W\), got 5"),
         (images(2, 2, 64, 64), ValueError, r"preds must have 1 \(grayscale\) or 3 \(RGB\) channels in dim 1, got 2"),
         (images(2, 4, 64, 64), ValueError, r"got 4 .*drop alpha channels"),
-        (images(2, 64, 64, 3), ValueError, r"channels in dim 1, got 64 .*channels-first"),
+        (images(2, 64, 64, 3), ValueError, r"got 64 .*channels-last \(N, H, W, C\): use preds.permute\(0, 3, 1, 2\)"),
         (images(0, 3, 64, 64), ValueError, r"preds is an empty batch \(N = 0"),
         ((GOOD * 255).to(torch.uint8), TypeError,
          r"preds must be a floating-point tensor.*torch.uint8.*preds.float\(\) / 255"),
@@ -286,3 +286,23 @@ def test_a_backbone_name_in_the_preset_slot_gets_a_hint() -> None:
         PEDistance("vgg16")
     with pytest.raises(ValueError, match=r"metric must be one of \['pe_alex', 'pe_alex_f', 'pe_vgg'\]"):
         pe_distance(GOOD, GOOD, "pe_foo")
+
+
+@pytest.mark.parametrize(("shape", "fix"), [
+    ((256, 256, 3), "preds.permute(2, 0, 1).unsqueeze(0)"),
+    ((64, 48, 4), "preds[..., :3].permute(2, 0, 1).unsqueeze(0)"),
+    ((2, 64, 48, 3), "preds.permute(0, 3, 1, 2)"),
+    ((64, 48), "preds.unsqueeze(0).unsqueeze(0)"),
+    ((3, 64, 48), ".unsqueeze(0)"),
+])
+def test_a_wrong_layout_gets_the_call_that_fixes_it(shape, fix) -> None:
+    """Issue 27: a channels-last (H, W, 3) tensor got "add a batch dimension with .unsqueeze(0)"."""
+    from pe_iqa import PEDistance
+
+    metric = PEDistance("pe_alex", weights="random")
+    with pytest.raises(ValueError) as error:
+        metric(torch.rand(shape), torch.rand(shape))
+    assert str(error.value).endswith(fix)
+    if len(shape) == 3 and shape[0] != 3:
+        fixed = eval(fix.replace("preds", "x"), {"x": torch.rand(shape)})  # the suggested call works
+        assert fixed.shape[:2] == (1, 3)

@@ -91,6 +91,6 @@ def test_the_maps_destination_is_checked_before_scoring(tmp_path, where, capsys)
     (tmp_path / "file").write_text("x")
     maps = tmp_path / "file" / "maps" if where == "under_a_file" else Path("/proc/pe_iqa_maps")
     csv_path = tmp_path / "s.csv"
-    assert main(["score", "--sample", "pe_alex", "--maps", str(maps), "--csv", str(csv_path), "--no-progress"]) == 1
+    assert main(["score", "--sample", "pe_alex", "--maps", str(maps), "--csv", str(csv_path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "--maps" in err and "scored" not in err and not csv_path.exists()

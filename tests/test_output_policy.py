@@ -34,18 +34,18 @@ def test_no_writer_overwrites_an_image_the_reader_decodes(images, name, capsys) 
     """Item 8: ``--csv``, ``explain --figure`` and ``explain --csv`` overwrote TGA and PBM images."""
     target = images[name]
     before = target.read_bytes()
-    assert main(["score", *_sample(), "--csv", str(target), "--no-progress"]) == 1
-    assert main(["explain", *_sample(), "--csv", str(target)]) == 1
-    assert main(["explain", *_sample(), "--figure", str(target)]) == 1
+    assert main(["score", *_sample(), "--csv", str(target), "--no-progress"]) == 2
+    assert main(["explain", *_sample(), "--csv", str(target)]) == 2
+    assert main(["explain", *_sample(), "--figure", str(target)]) == 2
     assert capsys.readouterr().err.count("holds an image") == 3
     assert target.read_bytes() == before
 
 
 def test_the_name_must_say_what_is_written(tmp_path: Path, capsys) -> None:
     """Item 8: ``explain --figure f.txt`` wrote a PNG under that name."""
-    assert main(["explain", *_sample(), "--figure", str(tmp_path / "f.txt")]) == 1
-    assert main(["explain", *_sample(), "--csv", str(tmp_path / "c.png")]) == 1
-    assert main(["score", *_sample(), "--csv", str(tmp_path / "s.json"), "--no-progress"]) == 1
+    assert main(["explain", *_sample(), "--figure", str(tmp_path / "f.txt")]) == 2
+    assert main(["explain", *_sample(), "--csv", str(tmp_path / "c.png")]) == 2
+    assert main(["score", *_sample(), "--csv", str(tmp_path / "s.json"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "would hold PNG data under a .txt name" in err and "CSV data under a .png name" in err
     assert not list(tmp_path.iterdir())

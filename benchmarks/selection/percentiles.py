@@ -65,6 +65,7 @@ from benchmarks.selection.percentile_cache import (
     shard_records,
 )
 from pe_iqa.backbones import canonical_name, load_backbone
+from pe_iqa.cli.errors import exit_status
 
 __all__ = [
     "DEFAULT_CONFIGS",
@@ -451,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = write_percentile_outputs(study, out, command.strip(), earlier_environment=earlier)
     except Exception as error:  # a CLI user sees one line
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        return exit_status(error)  # the command line's one exit table
     print(markdown_table(study.combined, _COMBINED_COLUMNS, digits=3))
     print(f"\nwrote {len(files)} files to {out}" + (" (quick)" if args.quick else ""))
     return 0 if all(math.isfinite(float(r["binomial p"])) for r in study.combined) else 1

@@ -162,7 +162,10 @@ def plot_matched_offsets(rows: Sequence[Mapping], path, metric: str = "lpips"):
     ax.set_ylabel(f"{metric} difference at matched PSNR (< 0: loss better)")
     ax.set_title("×4 SR, 5 held-out images: 95 % t-interval over images; hollow = not supported by runs", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if chosen:  # a legend of nothing warns "No artists with labels found"
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, f"no finite {metric} difference at matched PSNR", transform=ax.transAxes, ha="center")
     fig.tight_layout()
     save_figure(fig, path, dpi=120)
     plt.close(fig)

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.report import write_text_atomic
+from pe_iqa.cli.errors import exit_status
 
 from ..report import environment_info, markdown_table, write_csv
 from . import inference
@@ -284,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
+        return exit_status(error)  # the command line's one exit table
     for name, message in failures.items():
         print(f"run {name} failed: {message}", file=sys.stderr)
     print(f"{len(results)} runs in {out} ({len(failures)} failed); report: {out / 'sr.md'}")

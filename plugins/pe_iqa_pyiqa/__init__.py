@@ -3,7 +3,8 @@
 :func:`register` adds one entry per preset of :data:`pe_iqa.presets.PRESETS` to pyiqa's model configs
 (``pyiqa.default_model_configs.DEFAULT_CONFIGS``: full-reference, ``lower_better=True``, ``score_range="0, 1"``,
 see :func:`~pe_iqa_pyiqa.model_configs.score_range`) and registers :class:`~pe_iqa_pyiqa.arch.PEDistanceArch`
-in ``pyiqa.utils.registry.ARCH_REGISTRY``. It is idempotent and runs
+in ``pyiqa.utils.registry.ARCH_REGISTRY`` (and gives the presets pe-iqa's input-range message,
+:mod:`.input_range`). It is idempotent and runs
 
 * when this package is imported (``import pe_iqa_pyiqa``),
 * when called directly (``pe_iqa_pyiqa.register()``),
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import warnings
 
+from . import input_range
 from .arch import PEDistanceArch
 from .model_configs import ARCH_NAME, model_config, model_configs, score_range
 
@@ -56,6 +58,7 @@ def register() -> None:
     from pyiqa.utils.registry import ARCH_REGISTRY
 
     ARCH_REGISTRY.register(PEDistanceArch, override=True)
+    input_range.install()  # pe-iqa's message for [0, 255] input before pyiqa's bare AssertionError
     for name, config in model_configs().items():
         existing = DEFAULT_CONFIGS.get(name)
         if existing is not None and existing.get("metric_opts", {}).get("type") != ARCH_NAME:

@@ -2,8 +2,8 @@
 
 Declared as ``[project.entry-points."pe_iqa.commands"] pyiqa = "pe_iqa_pyiqa.command:run"``. The arguments are
 pyiqa's (``METRIC ... -t DIST [-r REF] [-v] [--device D] [-ls]``); they are checked first so that a missing
-metric, image or argument is one line (exit status 2 or 1), not pyiqa's traceback. pyiqa reads the image files
-itself, with its own reader (see the README on where it differs from pe-iqa's).
+metric, image, option or argument is one line (exit status 2), not pyiqa's traceback or a silent default. pyiqa
+reads the image files itself, with its own reader (see the README on where it differs from pe-iqa's).
 """
 
 from __future__ import annotations
@@ -23,16 +23,24 @@ _USAGE = ("pe-iqa pyiqa METRIC [METRIC ...] -t DIST [-r REF] [-v] [--device D] "
 
 
 def _known_arguments(arguments: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(add_help=False)
+    """The arguments as pyiqa's command line reads them (its options, mirrored); pyiqa itself ignores unknown
+    options (``parse_known_args``), so a misspelled one (``--devcie``) would run with the default: refused here."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("metric", nargs="*")
     parser.add_argument("-t", "--target")
     parser.add_argument("-r", "--ref")
+    parser.add_argument("--isc_splits", type=int)
+    parser.add_argument("--fid_mode")
+    parser.add_argument("--device")
+    parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("-ls", "--list_models", action="store_true")
     parser.add_argument("-h", "--help", action="store_true")
     try:
-        known, _ = parser.parse_known_args(arguments)
+        known, unknown = parser.parse_known_args(arguments)
     except SystemExit:
         raise UsageError(f"usage: {_USAGE}") from None
+    if unknown:
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)}; usage: {_USAGE}")
     return known
 
 
@@ -52,7 +60,7 @@ def _check(arguments: list[str]) -> None:
         raise UsageError(f"give the images to score with -t DIST; usage: {_USAGE}")
     for option, path in (("-t", known.target), ("-r", known.ref)):
         if path is not None and not os.path.exists(path):
-            raise CommandError(f"{option} {path}: no such file or folder")
+            raise UsageError(f"{option} {path}: no such file or folder")
 
 
 def run(arguments: list[str]) -> int:
@@ -62,8 +70,8 @@ def run(arguments: list[str]) -> int:
         pyiqa's exit status (0 on success).
 
     Raises:
-        UsageError: no arguments, no or unknown metric, no ``-t``.
-        CommandError: a missing image path, a weight file that cannot be downloaded, or pyiqa failing.
+        UsageError: no arguments, no or unknown metric or option, no ``-t``, a missing image path.
+        CommandError: a weight file that cannot be downloaded, or pyiqa failing.
     """
     from pyiqa import pyiqa_cmd  # importing this package already registered the presets
 

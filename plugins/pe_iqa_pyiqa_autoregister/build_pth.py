@@ -12,7 +12,8 @@ start-up (see :mod:`pe_iqa_pyiqa_autoregister`):
   and is uninstalled with it.
 
 The line is guarded: if the hook package is gone, start-up goes on silently; if it is broken (a SyntaxError, any
-other exception), start-up goes on after one line on standard error, never a traceback.
+other exception), start-up goes on after one line on standard error, never a traceback, and that line is printed
+once per process even where ``site`` processes the file twice (Python 3.11 with a ``lib64 → lib`` link).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ __all__ = ["PTH_LINE", "PTH_NAME", "BuildPyWithPth"]
 PTH_NAME = "pe_iqa_pyiqa.pth"
 PTH_LINE = ('import sys; exec("try:\\n import pe_iqa_pyiqa_autoregister as _h\\n _h.install()\\n'
             'except ImportError:\\n pass\\nexcept Exception as _e:\\n'
-            ' sys.stderr.write(\'pe-iqa: pyiqa hook disabled (%s: %s)\\\\n\' % (type(_e).__name__, _e))")\n')
+            ' if not getattr(sys, \'_pe_iqa_hook_said\', 0):\\n'
+            '  sys._pe_iqa_hook_said = 1\\n'
+            '  sys.stderr.write(\'pe-iqa: pyiqa hook disabled (%s: %s)\\\\n\' % (type(_e).__name__, _e))")\n')
 
 
 class BuildPyWithPth(build_py):

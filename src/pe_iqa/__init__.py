@@ -5,23 +5,29 @@ rankings → selected channels, exported per layer into the shipped selections (
 a :class:`DistanceSpec` → :mod:`~pe_iqa.resolver` (the network, and per layer the shipped selection, or the analysis
 run on a miss) → the Eq. 1 kernel (:mod:`~pe_iqa.feature_distance`) run by :class:`PEDistance`. The analysis is
 imported only when asked for (a key not shipped, rankings, explanations, plots): ``get_ranking``, ``measure_tuning``
-and the other analysis names below load it on first access. The core imports neither pyiqa nor TorchMetrics; their
-adapters live in the ``pe_iqa_torchmetrics`` and ``pe_iqa_pyiqa`` plugin packages.
+and the other analysis names below load it on first access, as every public name does (``import pe_iqa`` imports no
+torch). The core imports neither pyiqa nor TorchMetrics; their adapters live in the ``pe_iqa_torchmetrics`` and
+``pe_iqa_pyiqa`` plugin packages.
 """
 
 from importlib import import_module
 from types import MappingProxyType
 
-from .analysis_config import AnalysisConfig
-from .backbones import Backbone, WeightsMismatchError, WeightsNotFoundError, list_layers, load_backbone
-from .distance import PEDistance, PELoss
-from .presets import PRESETS
-from .spec import DistanceSpec
-
 __version__ = "0.2.0"
 
-#: Public names loaded on first access (module ``__getattr__``): the PE analysis, and the other entry points.
+#: Public names, each loaded from its module on first access (module ``__getattr__``): ``import pe_iqa`` alone
+#: imports no torch, so the command line's ``--help`` and usage errors answer at once.
 _LAZY_NAMES = MappingProxyType({
+    "AnalysisConfig": ".analysis_config",
+    "Backbone": ".backbones",
+    "DistanceSpec": ".spec",
+    "PEDistance": ".distance",
+    "PELoss": ".distance",
+    "PRESETS": ".presets",
+    "WeightsMismatchError": ".backbones",
+    "WeightsNotFoundError": ".backbones",
+    "list_layers": ".backbones",
+    "load_backbone": ".backbones",
     "ChannelRanking": ".analysis.ranking",
     "TuningCurves": ".analysis.tuning",
     "get_ranking": ".analysis.ranking_lookup",

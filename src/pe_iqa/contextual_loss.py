@@ -353,6 +353,19 @@ class PEContextualLoss(nn.Module):
             feats.append(out[layer] if channels is None else out[layer].index_select(1, channels))
         return feats
 
+    def _check_memory(self, images: torch.Tensor) -> None:
+        """Refuse, before the network runs, a call above the memory budget (:mod:`pe_iqa.memory`), as every PE
+        call does: the backbone's activations of both batches plus each layer's sampled ``P × Q`` similarities."""
+        from .memory import check_memory_budget, estimate_call_bytes
+
+        shape = tuple(images.shape)
+        estimate = estimate_call_bytes(self.backbone.activation_bytes_per_pixel(), shape)
+        positions = self.heads[0].max_positions if self.heads else None
+        if positions is not None:  # distance, relative distance, softmax: three (N, P, Q) float32 buffers a layer
+            estimate += 3 * 4 * shape[0] * positions**2 * len(self.heads)
+        check_memory_budget(estimate, images.device,
+                            f"{self.spec.backbone} contextual loss on {shape[0]} {shape[-1]}×{shape[-2]} pair(s)")
+
     def forward(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss between predictions and targets, ``(N, 3, H, W)`` (or 1-channel) in ``[0, data_range]``.
 
@@ -361,6 +374,7 @@ class PEContextualLoss(nn.Module):
         """
         preds, target = check_image_pair(preds, target, self.spec.data_range, self.check_range,
                                          self.backbone.min_input_size, self.backbone.mean.device)
+        self._check_memory(preds)
         with torch.no_grad():
             target_feats = self._layer_features(target)
         pred_feats = self._layer_features(preds)

@@ -74,9 +74,31 @@ def map_figure(maps: DistanceMaps, reference: torch.Tensor, title: str, index: i
     return figure
 
 
+def _grey(image: torch.Tensor) -> torch.Tensor:
+    """``(1, C, H, W)`` in [0, 1] → ``(H, W)`` grey levels."""
+    return _as_image(image).mean(dim=2)
+
+
+def _tuning_axis(ax, x: torch.Tensor, response: torch.Tensor, colour, xlabel: str, ylabel: str,
+                 top: float = 1.08) -> None:
+    """One channel's tuning curve, scaled to its peak (curves end at 1: an axis reaching ``top`` > 1.3 leaves a
+    band above them free for a legend)."""
+    scale = float(response.abs().max()) or 1.0
+    ax.plot(x.numpy(), (response / scale).numpy(), color=colour, lw=1.8, label="channel")
+    ax.set_ylim(min(-0.05, float((response / scale).min()) - 0.05), top)
+    ax.set_yticks([0, 0.5, 1])
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+
+
 def explanation_figure(explanation: Explanation, metric: PEDistance, distorted: torch.Tensor,
                        reference: torch.Tensor, n: int = 4, title: str = "") -> Figure:
     """The heat map over the image, and the ``n`` top channels' tuning curves and difference maps.
+
+    The top row holds the two images and the heat map, spread over the figure's width; below, one column per
+    channel: its frequency tuning (with the CSF), its orientation tuning (both scaled to their peak, labelled on
+    the first column, legends above the curves) and its weighted squared difference over the greyed reference.
 
     Args:
         explanation: from :func:`~pe_iqa.explain.explain_pair`.
@@ -90,42 +112,44 @@ def explanation_figure(explanation: Explanation, metric: PEDistance, distorted: 
         The figure (write it with :func:`pe_iqa.plotting.save_figure`).
     """
     shown = [c for c in explanation.contributions if (c.layer, c.channel) in explanation.channel_maps][:max(1, n)]
-    figure = new_figure(figsize=(3.6 * max(3, len(shown)), 3.3 * 4), layout="constrained")
+    columns = max(3, len(shown))
+    figure = new_figure(figsize=(3.6 * columns, 3.3 * 4), layout="constrained")
     from matplotlib import colormaps  # present: new_figure checked
-    grid = figure.add_gridspec(4, max(3, len(shown)))
+    grid = figure.add_gridspec(4, columns)
+    top = grid[0, :].subgridspec(1, 3)  # three panels over the whole width: no empty slot beside them
     for column, (image, label) in enumerate(((distorted, "distorted"), (reference, "reference"))):
-        ax = figure.add_subplot(grid[0, column])
+        ax = figure.add_subplot(top[0, column])
         ax.imshow(_as_image(image).numpy())
         ax.set_title(label)
         ax.axis("off")
-    ax = figure.add_subplot(grid[0, 2])
+    ax = figure.add_subplot(top[0, 2])
     draw_heatmap(figure, ax, reference, explanation.maps.combined[0], "distance per position")
     ax.set_title(f"where they differ\n(mean = score {explanation.score:.4f})")
     colours = colormaps["tab10"]
+    grey = _grey(reference).numpy()
     for column, contribution in enumerate(shown):
         ranking = metric.rankings[contribution.layer]
         tuning, colour = ranking.tuning, colours(column % 10)
         label = (f"{contribution.layer} ch {contribution.channel}: {100 * contribution.share:.1f} % of the score\n"
                  f"PE rank {contribution.pe_rank}/{ranking.n_channels}")
+        ylabel = "response (1 = its peak)" if column == 0 else ""
         ax_f = figure.add_subplot(grid[1, column])
-        response = tuning.response_f[contribution.channel]
-        scale = float(response.abs().max()) or 1.0
-        ax_f.plot(tuning.frequencies.numpy(), (response / scale).numpy(), color=colour, lw=1.8)
+        _tuning_axis(ax_f, tuning.frequencies, tuning.response_f[contribution.channel], colour,
+                     "frequency (cycles/degree)", ylabel, top=1.45)
         csf = get_csf(ranking.config.csf)(tuning.frequencies)
         ax_f.plot(tuning.frequencies.numpy(), (csf / csf.max()).numpy(), color="0.6", lw=1, ls="--", label="CSF")
         ax_f.set_xscale("log")
-        ax_f.set_xlabel("frequency (cycles/degree)")
         ax_f.set_title(label, fontsize=9)
-        ax_f.legend(fontsize=7, loc="lower center")
+        ax_f.legend(fontsize=7, loc="upper center", ncol=2, frameon=False)  # above the curves (they end at 1)
         ax_t = figure.add_subplot(grid[2, column])
-        response = tuning.response_theta[contribution.channel]
-        scale = float(response.abs().max()) or 1.0
-        ax_t.plot(torch.rad2deg(tuning.orientations).numpy(), (response / scale).numpy(), color=colour, lw=1.8)
-        ax_t.set_xlabel(f"orientation (degrees), {peak_frequency(ranking.config):.1f} cpd")
+        _tuning_axis(ax_t, torch.rad2deg(tuning.orientations), tuning.response_theta[contribution.channel], colour,
+                     f"orientation (degrees), {peak_frequency(ranking.config):.1f} cpd", ylabel)
         ax_t.set_xticks([0, 45, 90, 135, 180])
         ax_d = figure.add_subplot(grid[3, column])
-        difference = explanation.channel_maps[(contribution.layer, contribution.channel)]
-        shown_map = ax_d.imshow(difference.cpu().numpy(), cmap=HEATMAP, vmin=0)
+        difference = explanation.channel_maps[(contribution.layer, contribution.channel)].detach().float().cpu()
+        extent = (0, grey.shape[1], grey.shape[0], 0)  # the map over the image, whatever its resolution
+        ax_d.imshow(grey, cmap="gray", vmin=0, vmax=1, extent=extent)
+        shown_map = ax_d.imshow(difference.numpy(), cmap=HEATMAP, vmin=0, alpha=0.65, extent=extent)
         _colorbar_beside(figure, ax_d, shown_map)
         ax_d.set_title("its weighted squared difference", fontsize=9)
         ax_d.axis("off")

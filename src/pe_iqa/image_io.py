@@ -36,7 +36,6 @@ hidden files (names starting with ``.``, e.g. macOS ``._x.png`` metadata) are sk
 
 from __future__ import annotations
 
-import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ from types import MappingProxyType
 
 import numpy as np
 import torch
+
+from .env_options import env_number
 
 __all__ = [
     "ALPHA_POLICIES",
@@ -59,6 +60,7 @@ __all__ = [
     "pair_images",
     "read_image",
     "read_pair",
+    "size_mismatch_error",
     "to_float_image",
 ]
 
@@ -101,16 +103,10 @@ def max_image_pixels() -> int | None:
     Raises:
         ValueError: the environment variable is not a non-negative integer.
     """
-    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not text:
+    value = env_number(MAX_PIXELS_ENV)
+    if value is None:
         return _PILLOW_BOMB_ERROR_PIXELS
-    try:
-        value = int(text)
-        if value < 0:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"{MAX_PIXELS_ENV} must be a non-negative integer (0 = no limit), got {text!r}") from None
-    return value or None
+    return int(value) or None
 
 
 def to_float_image(pixels: torch.Tensor) -> torch.Tensor:
@@ -337,12 +333,16 @@ def decode_pair(distorted: str | Path, reference: str | Path, *,
             f"pe-iqa scores images as displayed and cannot tell which is meant: make the orientations agree"
         )
     if dist.size != ref.size:
-        (dh, dw), (rh, rw) = dist.size, ref.size
-        raise ImageReadError(
-            f"distorted {distorted} is {dw}×{dh} but reference {reference} is {rw}×{rh} pixels; a full-reference "
-            f"metric needs equal sizes"
-        )
+        raise size_mismatch_error(distorted, reference, dist.size, ref.size)
     return dist, ref
+
+
+def size_mismatch_error(distorted: str | Path, reference: str | Path, distorted_size: tuple[int, int],
+                        reference_size: tuple[int, int]) -> ImageReadError:
+    """The error of a pair whose images differ in size (``(height, width)`` each, as displayed)."""
+    (dh, dw), (rh, rw) = distorted_size, reference_size
+    return ImageReadError(f"distorted {distorted} is {dw}×{dh} but reference {reference} is {rw}×{rh} pixels; a "
+                          f"full-reference metric needs equal sizes")
 
 
 def read_pair(distorted: str | Path, reference: str | Path, *,

@@ -43,20 +43,39 @@ def check_image_structure(name: str, images: object) -> torch.Tensor:
             f"convert 8-bit images with `{name}.float() / 255` (or `.float()` and data_range=255)"
         )
     if images.ndim != 4:
-        hint = " — add a batch dimension with .unsqueeze(0)" if images.ndim == 3 else ""
-        raise ValueError(
-            f"{name} must have 4 dimensions (N, C, H, W), got {images.ndim} (shape {tuple(images.shape)}){hint}"
-        )
+        raise ValueError(f"{name} must have 4 dimensions (N, C, H, W), got {images.ndim} (shape "
+                         f"{tuple(images.shape)}){_layout_hint(name, tuple(images.shape))}")
     if images.shape[1] not in (1, 3):
+        hint = _layout_hint(name, tuple(images.shape))
         raise ValueError(
             f"{name} must have 1 (grayscale) or 3 (RGB) channels in dim 1, got {images.shape[1]} "
-            f"(shape {tuple(images.shape)}); drop alpha channels and use channels-first (N, C, H, W)"
+            f"(shape {tuple(images.shape)})" + (hint or "; drop alpha channels and use channels-first (N, C, H, W)")
         )
     if images.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (N = 0, shape {tuple(images.shape)}); pass at least one image")
     if images.device.type == "meta":
         raise ValueError(f"{name} is a meta tensor (shape only, no data): a distance needs real values")
     return images
+
+
+def _layout_hint(name: str, shape: tuple[int, ...]) -> str:
+    """How to turn a tensor of ``shape`` into ``(N, C, H, W)``: a batch dimension, or channels moved first.
+
+    Example:
+        >>> _layout_hint("preds", (256, 256, 3))
+        ' — it looks channels-last (H, W, C): use preds.permute(2, 0, 1).unsqueeze(0)'
+    """
+    channels_last = len(shape) in (3, 4) and shape[-1] in (1, 3, 4) and shape[-3] not in (1, 3)
+    alpha = "[..., :3]" if channels_last and shape[-1] == 4 else ""
+    if len(shape) == 3 and channels_last:
+        return f" — it looks channels-last (H, W, C): use {name}{alpha}.permute(2, 0, 1).unsqueeze(0)"
+    if len(shape) == 4 and channels_last:
+        return f" — it looks channels-last (N, H, W, C): use {name}{alpha}.permute(0, 3, 1, 2)"
+    if len(shape) == 3:
+        return " — add a batch dimension with .unsqueeze(0)"
+    if len(shape) == 2:
+        return f" — a grayscale (H, W) image: use {name}.unsqueeze(0).unsqueeze(0)"
+    return ""
 
 
 def _check_size(images: torch.Tensor, min_size: int) -> None:

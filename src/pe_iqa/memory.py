@@ -20,8 +20,8 @@ import torch
 
 from .env_options import positive_number
 
-__all__ = ["MEMORY_BUDGET_ENV", "MemoryBudgetError", "describe_bytes", "device_memory_bytes", "estimate_call_bytes",
-           "memory_budget"]
+__all__ = ["MEMORY_BUDGET_ENV", "MemoryBudgetError", "check_memory_budget", "describe_bytes", "device_memory_bytes",
+           "estimate_call_bytes", "memory_budget"]
 
 #: Environment variable setting the memory budget of one distance call, in GiB.
 MEMORY_BUDGET_ENV = "PE_IQA_MEMORY_BUDGET_GB"
@@ -78,3 +78,22 @@ def estimate_call_bytes(bytes_per_pixel: float, shape: tuple[int, ...], images: 
 def describe_bytes(count: float) -> str:
     """``count`` bytes in GiB (``"7.3 GiB"``)."""
     return f"{count / 1024**3:.1f} GiB"
+
+
+def check_memory_budget(estimate: int, device: torch.device | str, what: str) -> None:
+    """Refuse a call whose estimated peak ``estimate`` (bytes) exceeds :func:`memory_budget` of ``device``.
+
+    Args:
+        estimate: the call's estimated peak memory, e.g. from :func:`estimate_call_bytes`.
+        device: where the call runs.
+        what: the call, for the message (``"vgg16 on 1 4000×3000 pair(s)"``).
+
+    Raises:
+        MemoryBudgetError: naming the estimate, the budget and how to change either.
+        ValueError: ``$PE_IQA_MEMORY_BUDGET_GB`` is set to a value it does not accept.
+    """
+    budget = memory_budget(device)
+    if estimate > budget:
+        raise MemoryBudgetError(
+            f"{what} needs about {describe_bytes(estimate)}, above the memory budget of {describe_bytes(budget)}; "
+            f"downscale the images, use smaller batches, or set {MEMORY_BUDGET_ENV}")

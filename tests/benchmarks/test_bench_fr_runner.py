@@ -155,7 +155,7 @@ def test_cli_exit_statuses_and_one_line_errors(tmp_path: Path, datasets_root: Pa
     assert run_fr_module.main(argv) == 0
     assert run_fr_module.main([*argv[:2], "tid2008", *argv[2:]]) == 2
     capsys.readouterr()
-    assert run_fr_module.main([*argv, "--limit", "0"]) == 1
+    assert run_fr_module.main([*argv, "--limit", "0"]) == 2  # a wrong value: the exit table (issue 25.15)
     err = capsys.readouterr().err
     assert err.strip() == "error: limit must be >= 1, got 0"
 

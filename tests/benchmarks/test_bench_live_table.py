@@ -72,7 +72,7 @@ def test_cli_writes_the_table_and_refuses_unknown_metrics(scored_tree, tmp_path:
     text = (tmp_path / "o" / "live_table.md").read_text(encoding="utf-8")
     assert "| good | native" in text and "baseline" in text
     assert "− pe_alex by reference [t 95 %] | sign-flip p (2-sided) | p (1-sided, higher)" in text
-    assert main([*argv, "--metrics", "vif"]) == 1
+    assert main([*argv, "--metrics", "vif"]) == 2  # a metric not scored: the exit table (issue 25.15)
     assert capsys.readouterr().err.startswith("error: ValueError: no scores for ['vif']")
 
 
@@ -89,11 +89,11 @@ def test_two_score_files_with_one_metric_scored_differently_are_refused(scored_t
     write_sidecar(out / "run_scores_live.csv", {"pe_alex": record, "good": Provenance("good", kind="pyiqa")})
     argv = ["--root", str(tree.root), "--scores", str(out / "run_scores_live.csv"),
             str(out / "other_scores_live.csv"), "--out", str(tmp_path / "o"), "--boot", "20", "--no-progress"]
-    assert main(argv) == 1  # the second file has no record: unknown, never trusted
+    assert main(argv) == 2  # no record: unknown, never trusted; 2 from the exit table (25.15)
     assert "other_scores_live.csv has no record for pe_alex" in capsys.readouterr().err
     write_sidecar(out / "other_scores_live.csv", {"pe_alex": record.with_options(alpha="white"),
                                                   "good": Provenance("good", kind="pyiqa")})
-    assert main(argv) == 1
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ProvenanceError" in err
     assert "other_scores_live.csv holds pe_alex scores made under another configuration (options.alpha: white ≠ " \

@@ -111,3 +111,18 @@ def test_report_only_rebuilds_the_committed_tables(tmp_path: Path) -> None:
     assert {float(r["psnr offset (dB)"]) for r in rows} == {-0.1, -0.25, -0.5}
     assert all(r["verdict"] in ("", "not supported by runs", "not reached by every curve") for r in rows)
     assert not any(math.isnan(float(r["supported"])) for r in rows)
+
+
+@pytest.mark.parametrize("metric", ["lpips", "no_such_metric"])
+def test_the_offsets_plot_warns_nothing_even_with_nothing_to_show(tmp_path: Path, metric: str) -> None:
+    """Issue 27: a test warned "No artists with labels found" from this plot (no row for the metric)."""
+    import warnings
+
+    from benchmarks.sr.inference import plot_matched_offsets
+
+    rows = [{"metric": "lpips", "comparison": "pe vs l2", "psnr offset (dB)": 0.5, "diff": -0.01, "t low": -0.02,
+             "t high": 0.0, "verdict": ""}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = plot_matched_offsets(rows, tmp_path / "offsets.png", metric=metric)
+    assert path.stat().st_size > 0

@@ -160,6 +160,22 @@ def test_a_broken_hook_package_costs_one_line_not_a_traceback(tmp_path: Path) ->
     assert "Traceback" not in done.stderr
 
 
+def test_a_broken_hook_says_so_once_when_site_reads_the_pth_twice(tmp_path: Path) -> None:
+    """Issue 25.16: the line appeared twice on Python 3.11, whose ``site`` processes the file twice where
+    site-packages is reached through two paths (``lib64 → lib``)."""
+    site_dir, linked = tmp_path / "lib", tmp_path / "lib64"
+    broken = site_dir / "pe_iqa_pyiqa_autoregister"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise RuntimeError('half installed')\n", encoding="utf-8")
+    (site_dir / PTH_NAME).write_text(PTH_LINE, encoding="utf-8")
+    linked.symlink_to(site_dir, target_is_directory=True)
+    code = f"import site; site.addsitedir({str(site_dir)!r}); site.addsitedir({str(linked)!r}); print('started')"
+    done = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "started"
+    assert done.stderr == "pe-iqa: pyiqa hook disabled (RuntimeError: half installed)\n"
+
+
 @pytest.mark.slow
 def test_a_wheel_carries_the_pth_and_its_hook(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info next to pyproject.toml

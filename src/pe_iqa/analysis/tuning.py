@@ -100,7 +100,8 @@ class TuningCurves:
 
 
 def phase_mean_responses(
-    backbone: Backbone, images: torch.Tensor, n_phases: int, batch_size: int, device: torch.device | str
+    backbone: Backbone, images: torch.Tensor, n_phases: int, batch_size: int, device: torch.device | str,
+    bar: tqdm | None = None,
 ) -> dict[str, torch.Tensor]:
     """Spatially averaged responses of every tapped layer to stimuli, averaged over phases.
 
@@ -110,6 +111,7 @@ def phase_mean_responses(
         n_phases: phases per stimulus.
         batch_size: stimuli per forward pass.
         device: where to run.
+        bar: a progress bar advanced by the images of each forward pass.
 
     Returns:
         ``{layer: (M, S)}`` float64 CPU tensors.
@@ -119,6 +121,8 @@ def phase_mean_responses(
         batch = images[start:start + batch_size].to(device)
         for layer, act in backbone(batch).items():
             chunks[layer].append(act.float().mean(dim=(2, 3)).double().cpu())
+        if bar is not None:
+            bar.update(batch.shape[0])
     result = {}
     for layer, parts in chunks.items():
         acts = torch.cat(parts)  # (S·P, M)
@@ -140,7 +144,7 @@ def measure_tuning(
         config: the stimulus set (default :class:`AnalysisConfig`).
         device: where to run (default: the backbone's device).
         batch_size: stimuli per forward pass, ``>= 1``.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (stimuli measured, rate and time left).
 
     Returns:
         ``{layer: TuningCurves}`` with float64 CPU tensors.
@@ -158,16 +162,17 @@ def measure_tuning(
     thetas = config.orientations()
     groups = [("radial", freqs), ("oriented", thetas)]
     outputs: dict[str, dict[str, torch.Tensor]] = {}
-    with torch.inference_mode():
-        bar = tqdm(groups, desc=f"PE stimuli {backbone.spec.name}", disable=not progress, leave=False)
-        for kind, values in bar:
+    total = (len(freqs) + len(thetas)) * config.n_phases
+    with torch.inference_mode(), tqdm(total=total, desc=f"PE stimuli {backbone.spec.name}", unit="image",
+                                      disable=not progress, leave=False, dynamic_ncols=True) as bar:
+        for kind, values in groups:
             if kind == "radial":
                 images = radial_gratings(freqs, config.viewing, config.n_phases, config.contrast)
             else:
                 images = oriented_gratings(
                     peak_frequency(config), thetas, config.viewing, config.n_phases, config.contrast
                 )
-            outputs[kind] = phase_mean_responses(backbone, images, config.n_phases, batch_size, run_device)
+            outputs[kind] = phase_mean_responses(backbone, images, config.n_phases, batch_size, run_device, bar)
             del images, values
     curves = {
         layer: TuningCurves(freqs, outputs["radial"][layer], thetas, outputs["oriented"][layer])

@@ -7,8 +7,6 @@ import csv
 import json
 from pathlib import Path
 
-import torch
-
 from .errors import UsageError
 from .output import format_value, info, parse_device, print_table
 
@@ -24,14 +22,14 @@ the PE analysis measured of it (PE, its rank by PE in the layer, preferred frequ
 
 
 def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    from ..presets import DEFAULT_METRIC, PRESETS
+    from .choices import DEFAULT_METRIC, PRESET_NAMES
 
     parser = commands.add_parser(
         "explain", help="where two images differ and which channels carry the distance", parents=parents,
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Explain one pair's PE distance: its distance map and the channels that carry it.",
     )
-    parser.add_argument("metric", nargs="?", default=DEFAULT_METRIC, choices=sorted(PRESETS),
+    parser.add_argument("metric", nargs="?", default=DEFAULT_METRIC, choices=sorted(PRESET_NAMES),
                         help=f"the PE preset (default: {DEFAULT_METRIC})")
     parser.add_argument("-t", "--target", metavar="DIST", help="the distorted image file")
     parser.add_argument("-r", "--ref", metavar="REF", help="the reference image file")
@@ -63,6 +61,8 @@ def _inputs(args: argparse.Namespace) -> tuple[Path, Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Print the top channels (stdout); write the CSV/JSON/figure asked for (checked before any work)."""
+    import torch
+
     from ..distance import PEDistance
     from ..explain import explain_pair
     from ..explain_figures import explanation_figure

@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["format_value", "info", "parse_device", "plural", "print_table"]
 
@@ -55,6 +57,8 @@ def parse_device(name: str | None) -> torch.device:
         UsageError: not a device name, a device type that holds no data (``meta``) or pe-iqa does not run on,
             or a device this machine does not have.
     """
+    import torch
+
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import CommandError, UsageError
 from .output import info, parse_device
-from .rank import add_backbone_options, check_backbone_options, chosen_layers
+from .rank import add_backbone_options, check_backbone_options, chosen_layers, loading_weights
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["MAX_DPI", "add_parser", "run"]
 
@@ -68,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out-dir {out_dir} is a file, not a folder")
     check_destination(out_dir / ".pe_iqa_write_check", what="--out-dir")
     start = time.perf_counter()
-    net = load_backbone(args.backbone, chosen_layers(args), weights=args.weights, device=device)
+    with loading_weights():
+        net = load_backbone(args.backbone, chosen_layers(args), weights=args.weights, device=device)
     rankings = get_rankings(net, list(net.layers), score=args.score, device=device,
                             use_cache=not args.no_cache, progress=True)
     safe = path_safe_name(net.spec.name)

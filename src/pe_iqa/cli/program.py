@@ -17,6 +17,7 @@ from .errors import (
     CommandError,
     UsageError,
     debug_requested,
+    exit_status,
     one_line,
     show_warnings_as_lines,
     usage_errors,
@@ -41,9 +42,11 @@ def _plugin_commands() -> dict[str, metadata.EntryPoint]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``pe-iqa`` (plugin commands are listed, and dispatched before parsing)."""
-    import torch
+    """The argument parser of ``pe-iqa`` (plugin commands are listed, and dispatched before parsing).
 
+    Building it imports no torch (the command modules import it in ``run``), so ``--help`` and usage errors
+    answer at once.
+    """
     from .. import __version__
     from . import explain, layers, plot, rank, score
 
@@ -53,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="run `pe-iqa COMMAND --help` for the options of a command; --debug shows tracebacks",
     )
     parser.add_argument("--version", action="version",
-                        version=f"pe-iqa {__version__} (torch {torch.__version__}, python {sys.version.split()[0]})")
+                        version=f"pe-iqa {__version__} (torch {_torch_version()}, python {sys.version.split()[0]})")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -68,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
                                           help=f"the {name} plugin's command line (pe-iqa {name} --help)")
         placeholder.set_defaults(func=_misplaced(name))
     return parser
+
+
+def _torch_version() -> str:
+    """The installed torch's version, read from its metadata (importing torch takes seconds)."""
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _misplaced(name: str):
@@ -92,6 +103,7 @@ def _dispatch(arguments: list[str]) -> int:
     command = arguments[0] if arguments else None
     plugins = _plugin_commands() if command and not command.startswith("-") else {}
     if command in plugins:
+        check_environment()
         return _run_plugin(plugins[command], arguments[1:])
     parser = build_parser()
     try:
@@ -111,24 +123,16 @@ def _dispatch(arguments: list[str]) -> int:
 def check_environment() -> None:
     """Refuse malformed values of the environment variables pe-iqa reads, as a usage error (exit status 2).
 
-    Checked before any work, so a wrong ``PE_IQA_MAX_IMAGE_PIXELS`` is one line, not one failure per pair.
+    Checked before any work (and before torch loads), so a wrong ``PE_IQA_MAX_IMAGE_PIXELS`` is one line, not one
+    failure per pair; every numeric variable is a row of :data:`pe_iqa.env_options.NUMERIC_VARIABLES`.
 
     Raises:
         UsageError: naming the variable and what it accepts.
     """
-
-    from ..env_options import positive_number
-    from ..image_io import max_image_pixels
-    from ..scoring.distributed import TIMEOUT_ENV
+    from ..env_options import check_environment as check_numbers
 
     with usage_errors():
-        max_image_pixels()
-    with usage_errors():
-        positive_number(TIMEOUT_ENV, "seconds")
-    for name in ("LOCAL_WORLD_SIZE", "WORLD_SIZE"):  # set by torchrun
-        text = os.environ.get(name, "").strip()
-        if text and not (text.isdigit() and int(text) >= 1):
-            raise UsageError(f"{name} must be a whole number >= 1 (torchrun sets it), got {text!r}")
+        check_numbers()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,9 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     while arguments[:1] == ["--debug"]:
         arguments = arguments[1:]
     saved_showwarning = warnings.showwarning
-    if not debug:
-        show_warnings_as_lines(prefix)
     try:
+        if not debug:
+            show_warnings_as_lines(prefix)
         return _dispatch(arguments)
     except KeyboardInterrupt:
         print(f"{prefix}: interrupted", file=sys.stderr, flush=True)
@@ -166,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if debug:
             raise
-        status = EXIT_USAGE if isinstance(error, UsageError) or _is_usage(error) else EXIT_FAILED
+        status = exit_status(error)
         hint = "" if isinstance(error, (CommandError, ValueError, OSError, ImportError)) else \
             " (run with --debug for the traceback)"
         print(f"{prefix}: error: {one_line(error)}{hint}", file=sys.stderr, flush=True)
@@ -174,9 +178,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         warnings.showwarning = saved_showwarning
 
-
-def _is_usage(error: Exception) -> bool:
-    """Errors that mean the command line asked for something that does not exist or cannot be."""
-    from ..scoring import JournalError, MetricUnavailableError
-
-    return isinstance(error, (MetricUnavailableError, JournalError))

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import json
+import re
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import UsageError, usage_errors
+from .errors import CommandError, UsageError, usage_errors
 from .output import info, parse_device, print_table
 
-__all__ = ["add_backbone_options", "add_parser", "check_backbone_options", "run"]
+__all__ = ["add_backbone_options", "add_parser", "check_backbone_options", "loading_weights", "run"]
 
 EXAMPLES = """examples:
   pe-iqa rank alexnet                                 every default layer, top/bottom 5 channels
@@ -56,6 +60,56 @@ def check_backbone_options(args: argparse.Namespace) -> None:
         check_weights(spec, args.weights)
     if args.score not in SCORE_NAMES:
         raise UsageError(f"--score must be one of {sorted(SCORE_NAMES)}, got {args.score!r}")
+
+
+class _HeldDownloadNotice:
+    """A standard stream, except that torch hub's ``Downloading: …`` line (which it prints on standard output) is
+    held back until something else is written (the download's progress bar: the connection worked), and then goes
+    to standard error. Offline, the user sees the one-line error, not a download that never was, and a table on
+    standard output never holds the line."""
+
+    def __init__(self, stream, held: list[str], stderr) -> None:
+        self.stream, self.held, self.stderr = stream, held, stderr
+
+    def write(self, text: str) -> int:
+        if text.startswith("Downloading: "):
+            self.held[:] = [text]
+            return len(text)
+        if self.held:
+            self.stderr.write(self.held.pop())
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def _command_line_wording(message: str) -> str:
+    """A weights error as the command line's options say it (``--weights random``, not ``weights='random'``)."""
+    message = message.replace(" (loaded with pretrained_cfg_overlay=dict(file=...))", "")
+    return re.sub(r"\bweights='([^']*)'", r"--weights \1", message)
+
+
+@contextlib.contextmanager
+def loading_weights() -> Iterator[None]:
+    """Around anything that may download a backbone's weights: offline, one line naming ``--weights random``.
+
+    Raises:
+        CommandError: the weights are neither cached nor downloadable (exit status 1).
+    """
+    from ..backbones import WeightsNotFoundError
+
+    held: list[str] = []
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (_HeldDownloadNotice(stream, held, saved[1]) for stream in saved)
+    try:
+        yield
+    except WeightsNotFoundError as error:
+        held.clear()  # the download did not happen: do not claim it
+        raise CommandError(_command_line_wording(str(error))) from None
+    finally:
+        sys.stdout, sys.stderr = saved
+        if held:
+            saved[1].write(held.pop())
 
 
 def chosen_layers(args: argparse.Namespace) -> list[str] | None:
@@ -137,8 +191,9 @@ def run(args: argparse.Namespace) -> int:
         check_destination(out, [args.weights] if Path(args.weights).suffix else [], "--out",
                           kind=out.suffix.lower().lstrip("."))
     start = time.perf_counter()
-    rankings = get_rankings(args.backbone, chosen_layers(args), weights=args.weights, score=args.score,
-                            device=device, use_cache=not args.no_cache, progress=True)
+    with loading_weights():
+        rankings = get_rankings(args.backbone, chosen_layers(args), weights=args.weights, score=args.score,
+                                device=device, use_cache=not args.no_cache, progress=True)
     elapsed = time.perf_counter() - start
     extra = [] if args.score == "pe" else ["score"]
     for layer, ranking in rankings.items():

@@ -6,11 +6,13 @@ import argparse
 import math
 import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import EXIT_FAILED, UsageError
 from .output import format_value, info, parse_device, plural, print_table
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["SAMPLE_DIR", "add_parser", "default_workers", "run"]
 
@@ -46,10 +48,14 @@ def default_workers(device: torch.device | str = "cpu", n_pairs: int | None = No
     share (torchrun splits the machine) minus torch's threads; on a GPU all but one core of the share. At most 4
     (a worker decodes ≈100 LIVE-size pairs/s), and none for fewer than 64 pairs (starting one costs ≈0.5 s).
     """
+    import torch
+
+    from ..env_options import env_number
+
     if n_pairs is not None and n_pairs < 64:
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    share = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
+    share = max(1, cores // int(env_number("LOCAL_WORLD_SIZE") or 1))
     busy = torch.get_num_threads() if torch.device(device).type == "cpu" else 1
     return max(0, min(4, share - busy))
 
@@ -77,14 +83,13 @@ def _megabytes(text: str) -> float:
 
 
 def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    from ..image_io import ALPHA_POLICIES
-    from ..scoring.metrics import preset_names
+    from .choices import ALPHA_POLICIES, PRESET_NAMES
 
     parser = commands.add_parser(
         "score", help="score distorted images against references", parents=parents,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Score distorted images against their references (full-reference metrics).",
-        epilog=EXAMPLES.format(presets=", ".join(preset_names())),
+        epilog=EXAMPLES.format(presets=", ".join(PRESET_NAMES)),
     )
     parser.add_argument("metrics", nargs="*", metavar="METRIC", help="metrics to compute (default: pe_alex)")
     source = parser.add_argument_group("inputs (one of)")
@@ -252,21 +257,44 @@ def _write_maps(args: argparse.Namespace, pairs, result, metric_name: str, devic
     return len(report.failures)
 
 
+def _failures_before_loading(args: argparse.Namespace, pairs, names: list[str], device) -> int | None:
+    """Report the pairs whose headers show they cannot be scored before any metric loads (about 8 s earlier).
+
+    When no pair can be scored, only PE presets are asked for and nothing is to be written, the run ends here
+    with the report it would have ended with (exit status 1); otherwise the failures are named now, and the
+    engine reports them again in the table, summary and CSV as usual. Returns the exit status, or ``None`` to go on.
+    """
+    from ..presets import PRESETS
+    from ..scoring.engine import ScoringResult
+    from ..scoring.output import ScoreTable
+    from .precheck import header_failures
+
+    failures = header_failures(pairs, args.alpha)
+    if not failures:
+        return None
+    first = min(failures)
+    if len(failures) < len(pairs) or args.csv or args.maps or not set(names) <= set(PRESETS):
+        info(f"{plural(len(failures), 'pair')} of {len(pairs)} cannot be scored (first: pair {first} "
+             f"({pairs[first].distorted} | {pairs[first].reference}): {failures[first]}); loading the metrics")
+        return None
+    table = ScoreTable(len(pairs), names)
+    for index, message in failures.items():
+        table.record(index, [None] * len(names), message)
+    result = ScoringResult(pairs=list(pairs), metric_names=names, metric_directions=dict.fromkeys(names, True),
+                           table=table, device=str(device))
+    _print_results(result, args.verbose, sample=False)
+    _summary(result, listed_live=False)
+    return EXIT_FAILED
+
+
 def run(args: argparse.Namespace) -> int:
     """Score, print the means table (stdout) and a summary (stderr); exit status 1 if any pair failed."""
-    from ..image_io import max_image_pixels
-    from ..memory import memory_budget
     from ..presets import DEFAULT_METRIC
     from ..scoring import check_metric_names, score_pairs
     from ..scoring.distributed import launch_rank
 
     names = list(dict.fromkeys(args.metrics or [DEFAULT_METRIC]))
-    device = parse_device(args.device)
-    try:
-        max_image_pixels()  # the environment's reading rules and budget, validated once (not as every pair's failure)
-        memory_budget(device)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    device = parse_device(args.device)  # the environment was checked before (program.check_environment)
     pairs, protect = _pairs(args)
     check_metric_names(names)
     maps_metric = _maps_metric(args, names)
@@ -283,6 +311,10 @@ def run(args: argparse.Namespace) -> int:
     workers = default_workers(device, len(pairs)) if args.workers is None else args.workers
     batch_size = args.batch_size or (1 if device.type == "cpu" else 16)
     progress = not args.no_progress
+    if world_size == 1 and not args.pairs and not args.sample:  # files named on the command line: check them now
+        early = _failures_before_loading(args, pairs, names, device)
+        if early is not None:
+            return early
     result = score_pairs(
         pairs, names, device=device, workers=workers, batch_size=batch_size, reuse_references=not args.no_reuse,
         csv_path=args.csv, resume=args.resume, progress=progress, alpha=args.alpha,

@@ -12,14 +12,13 @@ touches ``torch.distributed``.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
 
-from ..env_options import positive_number
+from ..env_options import env_number, positive_number
 
 __all__ = ["TIMEOUT_ENV", "ProcessGroup", "launch_rank", "process_group", "shard_range"]
 
@@ -74,10 +73,8 @@ def launch_rank() -> tuple[int, int]:
 
 
 def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
+    value = env_number(name)  # validated (pe_iqa.env_options); malformed is an error, never a silent default
+    return default if value is None else int(value)
 
 
 def _process_device(device: torch.device, local_rank: int, world_size: int) -> torch.device:
