@@ -128,7 +128,7 @@ def score_downscaled(metrics: Sequence[str], records: Sequence[LiveRecord], scal
             return {(m, scale): (np.array([float(r[m]) for r in rows]), rows[0][f"{m} lower_better"] == "True")
                     for m in metrics}
     from benchmarks.channel_sets import downscale
-    from benchmarks.comparison import build_metric, score_pairs
+    from benchmarks.comparison import BENCHMARK_METRICS, score_one_by_one
     from pe_iqa.image_io import read_image
 
     refs: dict[Path, object] = {}
@@ -139,8 +139,8 @@ def score_downscaled(metrics: Sequence[str], records: Sequence[LiveRecord], scal
         pairs.append((downscale(read_image(record.dist_path), scale).to(device), refs[record.ref_path]))
     out: dict[tuple[str, float], tuple[np.ndarray, bool]] = {}
     for name in metrics:
-        metric = build_metric(name, device)
-        values, _ = score_pairs(metric, pairs, progress=progress)
+        metric = BENCHMARK_METRICS.build(name, device)
+        values, _ = score_one_by_one(metric, pairs, warmup=False, progress=progress)
         out[(name, scale)] = (values, metric.lower_better)
     table = [{"dist_name": r.dist_name, "ref_name": r.ref_name, "scale": scale,
               **{m: out[(m, scale)][0][i] for m in metrics},

@@ -101,3 +101,17 @@ def test_two_score_files_with_one_metric_scored_differently_are_refused(scored_t
     write_sidecar(out / "other_scores_live.csv", {"pe_alex": record, "good": Provenance("good", kind="pyiqa")})
     assert main(argv) == 0
     assert sidecar_path(out / "other_scores_live.csv").is_file()
+
+
+def test_downscaled_metrics_are_scored_and_then_reused(scored_tree, tmp_path: Path) -> None:
+    """``--downscaled`` scored nothing: it imported names ``benchmarks.comparison`` no longer has (ImportError)."""
+    from benchmarks.live_table import score_downscaled
+
+    _, records, _, _ = scored_tree
+    out_csv = tmp_path / "x" / "live_scores_x0.5.csv"
+    out_csv.parent.mkdir()
+    first = score_downscaled(["l2"], records, 0.5, out_csv, progress=False)
+    values, lower_better = first[("l2", 0.5)]
+    assert values.shape == (len(records),) and np.isfinite(values).all() and (values > 0).all() and lower_better
+    again = score_downscaled(["l2"], records, 0.5, out_csv, progress=False)  # read back from the CSV it wrote
+    np.testing.assert_allclose(again[("l2", 0.5)][0], values, rtol=1e-12)
