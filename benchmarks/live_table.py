@@ -41,8 +41,9 @@ from benchmarks.protocols.bootstrap import PairedBootstrap, compare_srocc
 from benchmarks.protocols.correlation import safe_srocc
 from benchmarks.report import environment_info, markdown_table, write_csv, write_text_atomic
 from pe_iqa.cli.errors import exit_status
-from pe_iqa.provenance import Provenance, combine_records, read_sidecar, sidecar_path
+from pe_iqa.provenance import Provenance, combine_records, read_sidecar, sidecar_path, write_sidecar
 from pe_iqa.safe_files import DestinationError, OutputPlan, check_file_stem
+from pe_iqa.scoring.output import file_sha256
 
 __all__ = ["load_engine_scores", "load_score_files", "main", "score_downscaled", "table_rows"]
 
@@ -118,17 +119,32 @@ def load_score_files(paths: Sequence[str | os.PathLike[str]], records: Sequence[
 
 def score_downscaled(metrics: Sequence[str], records: Sequence[LiveRecord], scale: float, out_csv: Path,
                      device: str = "cpu", progress: bool = True) -> dict[tuple[str, float], tuple[np.ndarray, bool]]:
-    """Score ``metrics`` on images downscaled by ``scale`` and write ``out_csv`` (reused when it has them)."""
+    """Score ``metrics`` on images downscaled by ``scale`` and write ``out_csv`` with its provenance sidecar.
+
+    An earlier ``out_csv`` is reused only when it holds these metrics for these images at this scale and its sidecar
+    holds, for every metric, the record of the metric as built now (:func:`~pe_iqa.provenance.combine_records`);
+    a file without one, or with a partial one, is unknown and scored again; another configuration is refused.
+    """
+    from benchmarks.comparison import BENCHMARK_METRICS
+
+    built = {name: BENCHMARK_METRICS.build(name, device) for name in metrics}
+    current = {name: metric.record().with_options(scale=scale) for name, metric in built.items()}
     if out_csv.exists():
         with out_csv.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         have = [m for m in metrics if rows and f"{m}" in rows[0]]
-        if len(have) == len(metrics) and [r["dist_name"] for r in rows] == [r.dist_name for r in records] and \
+        found = read_sidecar(sidecar_path(out_csv))
+        unknown = combine_records(found[0] if found else None, current, str(out_csv),
+                                  "delete it to score the downscaled images again")
+        if found and found[1].get("csv_sha256") != file_sha256(out_csv):
+            unknown = f"{out_csv} changed after its provenance file was written"
+        if not unknown and len(have) == len(metrics) and \
+                [r["dist_name"] for r in rows] == [r.dist_name for r in records] and \
                 all(float(r["scale"]) == scale for r in rows):
             return {(m, scale): (np.array([float(r[m]) for r in rows]), rows[0][f"{m} lower_better"] == "True")
                     for m in metrics}
     from benchmarks.channel_sets import downscale
-    from benchmarks.comparison import BENCHMARK_METRICS, score_one_by_one
+    from benchmarks.comparison import score_one_by_one
     from pe_iqa.image_io import read_image
 
     refs: dict[Path, object] = {}
@@ -139,13 +155,14 @@ def score_downscaled(metrics: Sequence[str], records: Sequence[LiveRecord], scal
         pairs.append((downscale(read_image(record.dist_path), scale).to(device), refs[record.ref_path]))
     out: dict[tuple[str, float], tuple[np.ndarray, bool]] = {}
     for name in metrics:
-        metric = BENCHMARK_METRICS.build(name, device)
+        metric = built[name]
         values, _ = score_one_by_one(metric, pairs, warmup=False, progress=progress)
         out[(name, scale)] = (values, metric.lower_better)
     table = [{"dist_name": r.dist_name, "ref_name": r.ref_name, "scale": scale,
               **{m: out[(m, scale)][0][i] for m in metrics},
               **{f"{m} lower_better": out[(m, scale)][1] for m in metrics}} for i, r in enumerate(records)]
     write_csv(table, out_csv)
+    write_sidecar(out_csv, current, csv_sha256=file_sha256(out_csv))
     return out
 
 

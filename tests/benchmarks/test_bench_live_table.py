@@ -115,3 +115,24 @@ def test_downscaled_metrics_are_scored_and_then_reused(scored_tree, tmp_path: Pa
     assert values.shape == (len(records),) and np.isfinite(values).all() and (values > 0).all() and lower_better
     again = score_downscaled(["l2"], records, 0.5, out_csv, progress=False)  # read back from the CSV it wrote
     np.testing.assert_allclose(again[("l2", 0.5)][0], values, rtol=1e-12)
+
+
+def test_a_downscaled_csv_without_its_record_or_changed_since_is_scored_again(scored_tree, tmp_path: Path) -> None:
+    """Issue 25 (combining unchecked): the x0.5 CSV was reused on its column names alone."""
+    from benchmarks.live_table import score_downscaled
+
+    from pe_iqa.provenance import sidecar_path
+
+    _, records, _, _ = scored_tree
+    out_csv = tmp_path / "live_scores_x0.5.csv"
+    values = score_downscaled(["l2"], records, 0.5, out_csv, progress=False)[("l2", 0.5)][0]
+    text = out_csv.read_text(encoding="utf-8")
+    forged = text.replace(repr(float(values[0])), "0.123456789", 1)
+    assert forged != text
+    for damage in ("edit the CSV", "drop the sidecar"):
+        out_csv.write_text(forged, encoding="utf-8")
+        if damage == "drop the sidecar":
+            sidecar_path(out_csv).unlink()
+        again = score_downscaled(["l2"], records, 0.5, out_csv, progress=False)[("l2", 0.5)][0]
+        np.testing.assert_allclose(again, values, rtol=1e-12)  # scored again, not the forged 0.123456789
+        assert sidecar_path(out_csv).is_file()
