@@ -50,7 +50,8 @@ import numpy as np
 
 from benchmarks.process_memory import rss_status
 from benchmarks.report import environment_info, markdown_table, write_report
-from pe_iqa.safe_files import check_destination, write_text_atomic
+from pe_iqa.env_options import env_number
+from pe_iqa.safe_files import check_destination, write_image, write_text_atomic
 
 __all__ = ["main", "run_cell", "write_manifest"]
 
@@ -62,14 +63,12 @@ def write_manifest(folder: Path, rows: int, images: int, size: int, scored: int 
     once); row ``i`` pairs distorted ``i % images`` with reference ``(i // 10) % images``. With ``scored``, rows from
     ``scored`` on name a distorted file that does not exist (``pairs_<rows>_scored<scored>.csv``): they go through
     the whole engine (stream, shard, journal, merge) as failed pairs, without decoding or network."""
-    from PIL import Image
-
     rng = np.random.default_rng(0)
     for k in range(images):
         for kind in ("d", "r"):
             path = folder / f"{kind}{k}.png"
             if not path.exists():
-                Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
+                write_image(path, rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
     manifest = folder / (f"pairs_{rows}.csv" if scored is None else f"pairs_{rows}_scored{scored}.csv")
     if not manifest.exists():
         limit = rows if scored is None else scored
@@ -106,7 +105,7 @@ def _worker(argv: Sequence[str]) -> int:
     read_s = time.perf_counter() - started
     result = score_pairs(source, [metric], device=args.device, workers=args.workers,
                          batch_size=args.batch_size, csv_path=args.csv, resume=args.resume, progress=False)
-    rank = int(os.environ.get("RANK", "0"))
+    rank = int(env_number("RANK") or 0)
     memory = rss_status() or {}
     stats = {"rank": rank, "world_size": result.world_size, "score_s": result.score_s, "load_s": result.load_s,
              "wall_s": time.perf_counter() - started, "t_read": read_s, "scored_total": result.scored,

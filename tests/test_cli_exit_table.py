@@ -102,7 +102,7 @@ def test_the_contextual_loss_honours_the_memory_budget(monkeypatch) -> None:
 
 
 #: Environment variables read directly that hold no number (paths, switches).
-NOT_NUMERIC = {"PE_IQA_DEBUG", "PE_IQA_CACHE", "XDG_CACHE_HOME", "PE_IQA_LIVE_ROOT", "OPT_OUT_ENV"}
+NOT_NUMERIC = {"PE_IQA_DEBUG", "PE_IQA_CACHE", "XDG_CACHE_HOME", "PE_IQA_LIVE_ROOT", "OPT_OUT_ENV", "PYTHONPATH"}
 
 
 def _environment_reads(tree: ast.AST) -> list[tuple[int, str]]:

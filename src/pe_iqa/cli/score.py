@@ -267,6 +267,7 @@ def _failures_before_loading(args: argparse.Namespace, pairs, names: list[str], 
     from ..presets import PRESETS
     from ..scoring.engine import ScoringResult
     from ..scoring.output import ScoreTable
+    from ..scoring.resume import RunSummary
     from .precheck import header_failures
 
     failures = header_failures(pairs, args.alpha)
@@ -277,11 +278,13 @@ def _failures_before_loading(args: argparse.Namespace, pairs, names: list[str], 
         info(f"{plural(len(failures), 'pair')} of {len(pairs)} cannot be scored (first: pair {first} "
              f"({pairs[first].distorted} | {pairs[first].reference}): {failures[first]}); loading the metrics")
         return None
-    table = ScoreTable(len(pairs), names)
-    for index, message in failures.items():
+    table, summary = ScoreTable(len(pairs), names), RunSummary(names)
+    for index, pair in enumerate(pairs):
+        message = failures[index]
         table.record(index, [None] * len(names), message)
+        summary.add(index, str(pair.distorted), str(pair.reference), [None] * len(names), message)
     result = ScoringResult(pairs=list(pairs), metric_names=names, metric_directions=dict.fromkeys(names, True),
-                           table=table, device=str(device))
+                           summary=summary, table=table, device=str(device))
     _print_results(result, args.verbose, sample=False)
     _summary(result, listed_live=False)
     return EXIT_FAILED

@@ -37,6 +37,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO
 
 import numpy as np
@@ -62,7 +63,7 @@ __all__ = [
 JOURNAL_SUFFIX = ".partial"
 _FSYNC_EVERY_S = 5.0
 #: How every result file is encoded: UTF-8, a name's undecodable bytes kept as they were (lossless round trip).
-ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
+ENCODING: Mapping[str, str] = MappingProxyType({"encoding": "utf-8", "errors": "surrogateescape"})
 
 
 class JournalError(ValueError):
