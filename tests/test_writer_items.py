@@ -204,3 +204,11 @@ def test_the_percentile_cache_round_trips_through_the_writer(tmp_path: Path) -> 
     assert back.sizes == dist.sizes and back.n_channels == dist.n_channels and back.seconds == 1.5
     assert all(np.array_equal(back.norm[name], norm[name]) for name in norm)
     assert sorted(p.name for p in path.parent.iterdir()) == ["d.npz"]  # no temporary file left
+
+
+def test_an_empty_maps_folder_is_refused_not_ignored(tmp_path: Path, monkeypatch, capsys) -> None:
+    """``--maps ""`` was taken as no ``--maps``: the run went on without the maps the user asked for, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["score", *_sample(), "psnr", "--maps", "", "--no-progress"]) == 2
+    assert "--maps is empty; give the folder to write the maps into" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -230,6 +230,8 @@ def _maps_metric(args: argparse.Namespace, names: list[str]) -> str | None:
     """The preset drawn by ``--maps`` (checked before any scoring)."""
     from ..presets import PRESETS
 
+    if args.maps is not None and not args.maps.strip():
+        raise UsageError("--maps is empty; give the folder to write the maps into")
     if not args.maps:
         if args.maps_metric:
             raise UsageError("--maps-metric goes with --maps DIR")
