@@ -74,18 +74,3 @@ def live_root() -> Path:
     if not (root / "databaserelease2").is_dir() or not (root / "labels" / "live_dmos.csv").is_file():
         pytest.skip(f"real LIVE data not found at {root}")
     return root
-
-
-@pytest.fixture(autouse=True)
-def _torch_threads_restored() -> Iterator[None]:
-    """A benchmark's ``main`` sets torch's thread count for its process (``--threads``); called in-process by a test
-    it changed the count for every later test, and float32 results of later in-process scores then differed from a
-    fresh interpreter's in the 7th digit (``test_cli_in_process_and_fresh_interpreter_equal_the_core``)."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else None
-    yield
-    torch = sys.modules.get("torch")
-    if torch is not None and before is not None and torch.get_num_threads() != before:
-        torch.set_num_threads(before)
